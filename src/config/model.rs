@@ -1,0 +1,236 @@
+//! Validated runtime configuration: the types the rest of veer works with.
+//!
+//! Everything here has already been checked (names resolve, weights sum to
+//! 100, durations parsed, defaults filled in), so no consumer re-validates.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::HeaderName;
+
+/// A whole, valid configuration file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this was read from (reload watches its directory).
+    pub source: PathBuf,
+    pub proxy: ProxySettings,
+    pub admin: AdminSettings,
+    pub listeners: Vec<ListenerSpec>,
+    pub pools: Vec<PoolSpec>,
+    pub routes: Vec<RouteSpec>,
+}
+
+/// `[proxy]`: process-wide behaviour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxySettings {
+    /// Worker threads; already resolved: never 0 (0 in the file = one per core).
+    pub workers: usize,
+    pub shutdown_grace: Duration,
+    pub shutdown_delay: Duration,
+    pub drain_timeout: Duration,
+    /// Resolved against the config file's directory when relative.
+    pub state_dir: PathBuf,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// Largest request head (request line + headers) accepted; larger gets 431.
+    pub max_header_bytes: usize,
+    /// One structured log line per request when true.
+    pub access_log: bool,
+}
+
+/// `[admin]`: the control-plane listener.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    /// Name of the environment variable holding the bearer token, if any.
+    pub token_env: Option<String>,
+}
+
+/// One `[[listener]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerSpec {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub tls: Option<TlsSpec>,
+}
+
+/// `tls = { cert = "...", key = "..." }` on a listener; paths resolved
+/// against the config file's directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsSpec {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// One `[[pool]]`: a named set of endpoints running one version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolSpec {
+    pub name: String,
+    pub version: Option<String>,
+    /// Never empty.
+    pub endpoints: Vec<Endpoint>,
+    pub balance: Balance,
+    pub connect_timeout: Duration,
+    /// Pooled upstream connections idle longer than this are closed. Kept
+    /// below common upstream keep-alive timeouts (Node 5s, Apache 5s).
+    pub idle_timeout: Duration,
+    pub health: Option<HealthSpec>,
+}
+
+/// An upstream endpoint, `host:port` (a name or an IP literal).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    /// `host:port` exactly as written (used as the `Host` of health checks
+    /// and as the endpoint label in metrics).
+    pub authority: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// How a pool picks an endpoint per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balance {
+    RoundRobin,
+    /// Power of two choices over in-flight counts.
+    #[default]
+    LeastRequest,
+    Random,
+}
+
+/// `[pool.health]`: active health checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSpec {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteSpec {
+    pub name: String,
+    pub host: Option<HostMatch>,
+    /// Starts with `/`.
+    pub path_prefix: String,
+    /// The pool this route should serve (the desired state).
+    pub pool: String,
+    /// Fixed split in percent; every name is a known pool; sums to 100.
+    /// `None` = 100% to `pool`.
+    pub weights: Option<Vec<(String, u32)>>,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub rules: Vec<RuleSpec>,
+    pub sticky: Option<StickyKey>,
+    pub rollout: Option<RolloutSpec>,
+}
+
+/// `host = ...` of a route. Stored lowercase, without a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    Exact(String),
+    /// `*.example.com` is stored as `.example.com`: matches any host that
+    /// ends with it (and has at least one more label).
+    Suffix(String),
+}
+
+/// Request properties that must all match (exact values).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MatchSpec {
+    pub headers: Vec<(HeaderName, String)>,
+    pub cookies: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+}
+
+/// One `[[route.rule]]`: matching requests go to `pool`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSpec {
+    pub matches: MatchSpec,
+    pub pool: String,
+}
+
+/// `[route.sticky]`: what identifies a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StickyKey {
+    Header(HeaderName),
+    Cookie(String),
+}
+
+/// `[route.rollout]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutSpec {
+    pub strategy: Strategy,
+    pub interval: Duration,
+    pub threshold: u32,
+    pub tripwire: Option<u32>,
+    /// Canary candidate weights per step, increasing, last is 100
+    /// (from `steps`, or from `step_weight` + `max_weight` then 100).
+    pub steps: Vec<u32>,
+    pub hold: Duration,
+    pub max_surge: u32,
+    pub max_unavailable: u32,
+    pub ready_timeout: Duration,
+    pub preview_header: HeaderName,
+    pub auto_promote: bool,
+    pub rollback_window: Duration,
+    /// ab_test: the traffic the candidate receives.
+    pub ab_match: Option<MatchSpec>,
+    pub iterations: u32,
+    pub analysis: AnalysisSpec,
+    pub webhooks: Vec<WebhookSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Recreate,
+    Rolling,
+    BlueGreen,
+    Canary,
+    AbTest,
+}
+
+/// `[route.rollout.analysis]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalysisSpec {
+    pub min_requests: u64,
+    /// Percent, 0..=100.
+    pub success_rate: Option<f64>,
+    pub p50: Option<Duration>,
+    pub p95: Option<Duration>,
+    pub p99: Option<Duration>,
+    /// Percentage points.
+    pub max_success_rate_drop: Option<f64>,
+    pub queries: Vec<QuerySpec>,
+}
+
+/// `[[route.rollout.analysis.query]]`: a Prometheus instant query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuerySpec {
+    pub name: String,
+    /// Prometheus base URL, e.g. `http://127.0.0.1:9090`.
+    pub prometheus: String,
+    pub query: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// `[[route.rollout.webhook]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookSpec {
+    pub on: WebhookKind,
+    pub url: String,
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookKind {
+    PreRollout,
+    Rollout,
+    ConfirmPromotion,
+    PostRollout,
+    Rollback,
+    Event,
+}

@@ -1,0 +1,22 @@
+//! veer: a reverse proxy that ships new versions safely.
+//!
+//! It splits traffic between pools (versions of an app) by weight, header
+//! rule and sticky user, measures every response, and (in later layers)
+//! runs the rollout itself.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML file, validated into runtime types.
+//! - [`routing`]: host/path match, weighted and sticky split, and the
+//!   immutable [`routing::Snapshot`] published through one `ArcSwap`.
+//! - [`upstream`]: pools, endpoint picking, pooled upstream connections.
+//! - [`proxy`]: listeners, the per-request service, header rewriting,
+//!   errors mapped to statuses.
+//! - [`server`]: wires listeners to routing and runs until shutdown.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod proxy;
+pub mod routing;
+pub mod server;
+pub mod upstream;

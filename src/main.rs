@@ -1,0 +1,96 @@
+//! The `veer` command line: parses arguments, sets up logging, binds the
+//! listeners, and hands them to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "veer", version, about = "A reverse proxy that ships new versions safely")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve with the given config file.
+    Run {
+        #[arg(short, long, default_value = "veer.toml")]
+        config: PathBuf,
+    },
+    /// Validate a config file without serving.
+    Check {
+        #[arg(short, long, default_value = "veer.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VEER_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Run { config } => run(config),
+        Command::Check { config } => check(config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: PathBuf) -> anyhow::Result<()> {
+    let config = veer::config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "{}: ok ({} listeners, {} pools, {} routes)",
+        path.display(),
+        config.listeners.len(),
+        config.pools.len(),
+        config.routes.len()
+    );
+    Ok(())
+}
+
+fn run(path: PathBuf) -> anyhow::Result<()> {
+    let config = Arc::new(veer::config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?);
+    if let Some(l) = config.listeners.iter().find(|l| l.tls.is_some()) {
+        anyhow::bail!("listener {:?}: TLS termination is not implemented yet", l.name);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.proxy.workers)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let mut listeners = Vec::new();
+        for spec in &config.listeners {
+            let listener = tokio::net::TcpListener::bind(spec.listen)
+                .await
+                .with_context(|| format!("listener {:?}: binding {}", spec.name, spec.listen))?;
+            listeners.push(listener);
+        }
+        veer::server::run(config, listeners, shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,183 @@
+//! One downstream connection: what it is doing now (idle, reading a
+//! request head, busy) so that slow and idle clients can be cut off, and
+//! the I/O wrapper that notices the first byte of a new request.
+//!
+//! hyper's own `header_read_timeout` also runs while a keep-alive
+//! connection waits for its next request, which would make the idle
+//! timeout meaningless; veer tracks both itself instead.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+const IDLE: u64 = 0;
+const HEAD: u64 = 1;
+const BUSY: u64 = 2;
+const PHASE_BITS: u32 = 2;
+
+/// Shared between the connection's I/O, its requests and its watchdog.
+#[derive(Debug)]
+pub struct ConnState {
+    opened: Instant,
+    /// Requests whose responses are not finished.
+    in_flight: AtomicU32,
+    /// Phase in the low bits, milliseconds since `opened` above them.
+    phase: AtomicU64,
+}
+
+/// What the watchdog should do with a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Check again at this instant.
+    Wait(Instant),
+    /// No request for `idle_timeout`: close gracefully.
+    Idle,
+    /// A request head took longer than `header_timeout`: close now.
+    SlowHead,
+}
+
+impl ConnState {
+    pub fn new() -> Arc<ConnState> {
+        Arc::new(ConnState { opened: Instant::now(), in_flight: AtomicU32::new(0), phase: AtomicU64::new(IDLE) })
+    }
+
+    fn set(&self, phase: u64, at: Instant) {
+        let ms = at.saturating_duration_since(self.opened).as_millis() as u64;
+        self.phase.store(ms << PHASE_BITS | phase, Ordering::Release);
+    }
+
+    fn get(&self) -> (u64, Instant) {
+        let raw = self.phase.load(Ordering::Acquire);
+        (raw & ((1 << PHASE_BITS) - 1), self.opened + Duration::from_millis(raw >> PHASE_BITS))
+    }
+
+    /// A request arrived; the connection is busy until the guard drops.
+    pub fn begin(self: &Arc<Self>) -> Activity {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.phase.store(BUSY, Ordering::Release);
+        Activity(self.clone())
+    }
+
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Bytes arrived: if the connection was idle, a request head starts now.
+    fn on_read(&self) {
+        if self.phase.load(Ordering::Relaxed) & ((1 << PHASE_BITS) - 1) == IDLE {
+            self.set(HEAD, Instant::now());
+        }
+    }
+
+    pub fn check(&self, now: Instant, header_timeout: Duration, idle_timeout: Duration) -> Verdict {
+        let (phase, since) = self.get();
+        if self.in_flight() > 0 {
+            return Verdict::Wait(now + header_timeout.min(idle_timeout));
+        }
+        match phase {
+            IDLE if now >= since + idle_timeout => Verdict::Idle,
+            IDLE => Verdict::Wait(since + idle_timeout),
+            HEAD if now >= since + header_timeout => Verdict::SlowHead,
+            HEAD => Verdict::Wait(since + header_timeout),
+            _ => Verdict::Wait(now + header_timeout.min(idle_timeout)),
+        }
+    }
+}
+
+/// Marks a request in flight on its connection; dropped when the response
+/// body is finished (or abandoned).
+#[derive(Debug)]
+pub struct Activity(Arc<ConnState>);
+
+impl Drop for Activity {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.set(IDLE, Instant::now());
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A socket that reports reads to its [`ConnState`].
+    pub struct TrackedIo<T> {
+        #[pin]
+        inner: T,
+        state: Arc<ConnState>,
+    }
+}
+
+impl<T> TrackedIo<T> {
+    pub fn new(inner: T, state: Arc<ConnState>) -> Self {
+        TrackedIo { inner, state }
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let res = this.inner.poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.state.on_read();
+        }
+        res
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD_T: Duration = Duration::from_secs(10);
+    const IDLE_T: Duration = Duration::from_secs(60);
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_then_head_then_busy() {
+        let state = ConnState::new();
+        let t0 = Instant::now();
+        assert_eq!(state.check(t0, HEAD_T, IDLE_T), Verdict::Wait(t0 + IDLE_T));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        state.on_read();
+        let t1 = Instant::now();
+        assert_eq!(state.check(t1, HEAD_T, IDLE_T), Verdict::Wait(t1 + HEAD_T));
+        assert_eq!(state.check(t1 + HEAD_T, HEAD_T, IDLE_T), Verdict::SlowHead);
+        let activity = state.begin();
+        assert!(matches!(state.check(t1 + IDLE_T * 2, HEAD_T, IDLE_T), Verdict::Wait(_)));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        drop(activity);
+        let t2 = Instant::now();
+        assert_eq!(state.check(t2 + IDLE_T, HEAD_T, IDLE_T), Verdict::Idle);
+    }
+}

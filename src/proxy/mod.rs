@@ -1,0 +1,12 @@
+//! The data plane: listeners, the per-request service, header rewriting,
+//! response bodies and errors.
+
+pub mod body;
+pub mod conn;
+pub mod error;
+pub mod headers;
+mod listener;
+mod service;
+
+pub use listener::serve;
+pub use service::ProxyService;

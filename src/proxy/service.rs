@@ -1,0 +1,153 @@
+//! The per-request path: route, pick a pool and endpoint, rewrite headers,
+//! forward (with safe retries), stream the response back.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::routing::{request_host, Routing};
+use crate::upstream::{InFlight, Pool, Pooled, SendError};
+
+use super::body::ProxyBody;
+use super::conn::ConnState;
+use super::error::{ProxyError, UpstreamErrorKind};
+use super::headers::{add_forwarding, is_upgrade, strip_hop_by_hop};
+
+/// The hyper service for one downstream connection.
+#[derive(Clone)]
+pub struct ProxyService {
+    pub routing: Arc<Routing>,
+    pub conn: Arc<ConnState>,
+    pub client: IpAddr,
+    /// The listener terminates TLS (`X-Forwarded-Proto: https`).
+    pub https: bool,
+}
+
+impl hyper::service::Service<Request<Incoming>> for ProxyService {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let activity = self.conn.begin();
+        let this = self.clone();
+        Box::pin(async move {
+            let mut resp = match this.proxy(req).await {
+                Ok(resp) => resp,
+                Err(e) => e.to_response(),
+            };
+            resp.body_mut().set_activity(activity);
+            Ok(resp)
+        })
+    }
+}
+
+impl ProxyService {
+    async fn proxy(&self, req: Request<Incoming>) -> Result<Response<ProxyBody>, ProxyError> {
+        let (mut parts, body) = req.into_parts();
+        if parts.headers.contains_key(header::TRANSFER_ENCODING) && parts.headers.contains_key(header::CONTENT_LENGTH)
+        {
+            return Err(ProxyError::BadRequest("content-length with transfer-encoding"));
+        }
+        let (route, pool) = {
+            let snapshot = self.routing.load();
+            let host = request_host(&parts);
+            let route = snapshot.route(host.as_deref(), parts.uri.path()).ok_or(ProxyError::NoRoute)?;
+            let pool = route.select(&parts).ok_or(ProxyError::NoHealthyEndpoint)?;
+            (route.clone(), pool.clone())
+        };
+
+        let upgrade = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers);
+        let host = match parts.headers.get(header::HOST) {
+            Some(h) => Some(h.clone()),
+            None => parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+        };
+        strip_hop_by_hop(&mut parts.headers, upgrade);
+        if let (false, Some(h)) = (parts.headers.contains_key(header::HOST), &host) {
+            parts.headers.insert(header::HOST, h.clone());
+        }
+        add_forwarding(&mut parts.headers, self.client, self.https, host.as_ref());
+        parts.uri = origin_form(&parts.uri);
+        parts.version = Version::HTTP_11;
+        let attempts = 1 + if is_idempotent(&parts.method) { route.retries } else { 0 };
+        let mut req = Request::from_parts(parts, body);
+        let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+        let sent = tokio::time::timeout(route.timeout, send(&pool, req, attempts)).await;
+        let (mut resp, conn, in_flight) = sent.map_err(|_| ProxyError::Timeout(route.timeout))??;
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(downstream) = downstream_upgrade else {
+                return Err(ProxyError::Upstream(UpstreamErrorKind::Protocol));
+            };
+            let upstream = hyper::upgrade::on(&mut resp);
+            tokio::spawn(tunnel(downstream, upstream, in_flight));
+            strip_hop_by_hop(resp.headers_mut(), true);
+            return Ok(resp.map(|_| ProxyBody::empty()));
+        }
+        strip_hop_by_hop(resp.headers_mut(), false);
+        Ok(resp.map(|body| ProxyBody::upstream(body, Some(conn), in_flight)))
+    }
+}
+
+/// Sends to the pool, trying another endpoint (up to `attempts` in all)
+/// only when the request never reached an upstream.
+async fn send(
+    pool: &Pool,
+    mut req: Request<Incoming>,
+    attempts: u32,
+) -> Result<(Response<Incoming>, Pooled, InFlight), ProxyError> {
+    let mut tried = 0u64;
+    let mut last = None;
+    for _ in 0..attempts {
+        let Some((index, endpoint)) = pool.pick(tried) else { break };
+        tried |= 1u64.checked_shl(index as u32).unwrap_or(0);
+        let in_flight = endpoint.start_request();
+        match endpoint.conns.send(endpoint.addr, &endpoint.spec.authority, req).await {
+            Ok((resp, conn)) => return Ok((resp, conn, in_flight)),
+            Err(SendError { error, request: Some(back) }) => {
+                tracing::debug!(endpoint = %endpoint.spec.authority, %error, "upstream attempt failed");
+                last = Some(error);
+                req = back;
+            }
+            Err(SendError { error, request: None }) => return Err(error),
+        }
+    }
+    Err(last.unwrap_or(ProxyError::NoHealthyEndpoint))
+}
+
+/// Copies bytes both ways between an upgraded client and upstream.
+async fn tunnel(downstream: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade, in_flight: InFlight) {
+    let (down, up) = match tokio::try_join!(downstream, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(error = %e, "upgrade failed");
+            return;
+        }
+    };
+    let (mut down, mut up) = (TokioIo::new(down), TokioIo::new(up));
+    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+    drop(in_flight);
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
+}
+
+/// `/path?query` for an HTTP/1.1 upstream.
+fn origin_form(uri: &Uri) -> Uri {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return uri.clone();
+    }
+    match uri.path_and_query() {
+        Some(pq) => Uri::from(pq.clone()),
+        None => Uri::from_static("/"),
+    }
+}

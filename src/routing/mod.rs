@@ -1,0 +1,16 @@
+//! Routing: which route a request belongs to (`table`), which pool it goes
+//! to (`split`), and the immutable snapshot that holds both (`snapshot`).
+//!
+//! Traffic changes by publishing a new [`Snapshot`]: it is built off to the
+//! side and swapped in one store, so a request sees either the old or the
+//! new routing, never a mix.
+
+mod matching;
+mod snapshot;
+mod split;
+mod table;
+
+pub use matching::request_host;
+pub use snapshot::{Route, Routing, Snapshot, Weights};
+pub use split::Split;
+pub use table::RouteTable;

@@ -1,0 +1,203 @@
+//! The routing snapshot: routes, pools and current weights, immutable once
+//! built, published through one `ArcSwap`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::{ArcSwap, Guard};
+use http::request::Parts;
+
+use crate::config::{Config, MatchSpec, StickyKey};
+use crate::upstream::Pool;
+
+use super::matching::{cookie, matches};
+use super::split::{bucket_of, Split};
+use super::table::RouteTable;
+
+/// A route's split as set at run time (admin API, rollout controller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Weights {
+    /// The pool that owns the upper buckets (sticky users stay here until
+    /// a candidate's weight covers their bucket).
+    pub stable: String,
+    /// Percent per pool; sums to 100.
+    pub percent: Vec<(String, u32)>,
+}
+
+/// One route as the data plane uses it.
+#[derive(Debug)]
+pub struct Route {
+    pub name: String,
+    pub timeout: Duration,
+    pub retries: u32,
+    /// The weights this snapshot applies, stable last.
+    pub weights: Weights,
+    rules: Vec<(MatchSpec, Arc<Pool>)>,
+    sticky: Option<StickyKey>,
+    split: Split,
+}
+
+impl Route {
+    /// The pool a request goes to: the first matching rule, else the
+    /// weighted split (by sticky bucket when the request has a sticky key).
+    pub fn select(&self, parts: &Parts) -> Option<&Arc<Pool>> {
+        if let Some((_, pool)) = self.rules.iter().find(|(m, _)| matches(m, parts)) {
+            return Some(pool);
+        }
+        let key = match &self.sticky {
+            Some(StickyKey::Header(name)) => parts.headers.get(name).map(|v| v.as_bytes()),
+            Some(StickyKey::Cookie(name)) => cookie(&parts.headers, name).map(str::as_bytes),
+            None => None,
+        };
+        match key {
+            Some(key) => self.split.pick_bucket(bucket_of(key)),
+            None => self.split.pick_random(),
+        }
+    }
+}
+
+/// Everything a request needs to be routed, built at once.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    pub routes: Vec<Arc<Route>>,
+    pub pools: Vec<Arc<Pool>>,
+    table: RouteTable,
+}
+
+impl Snapshot {
+    /// Builds a snapshot from a validated config and the run-time weight
+    /// overrides. Endpoint state (health, warm connections) is carried over
+    /// from `previous` for endpoints that did not change.
+    pub fn build(
+        config: Arc<Config>,
+        overrides: &HashMap<String, Weights>,
+        previous: Option<&Snapshot>,
+    ) -> Snapshot {
+        let pools: Vec<Arc<Pool>> = config
+            .pools
+            .iter()
+            .map(|spec| {
+                let old = previous.and_then(|p| p.pool(&spec.name));
+                let old_spec = old.and_then(|_| {
+                    previous?.config.pools.iter().find(|p| p.name == spec.name)
+                });
+                let same_settings = old_spec.is_some_and(|o| {
+                    o.connect_timeout == spec.connect_timeout && o.idle_timeout == spec.idle_timeout
+                });
+                Arc::new(Pool::new(spec, |authority| {
+                    if same_settings {
+                        old?.endpoint(authority).cloned()
+                    } else {
+                        None
+                    }
+                }))
+            })
+            .collect();
+        let by_name: HashMap<&str, &Arc<Pool>> = pools.iter().map(|p| (p.name.as_str(), p)).collect();
+
+        let mut table = RouteTable::default();
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for (index, spec) in config.routes.iter().enumerate() {
+            let weights = overrides.get(&spec.name).cloned().unwrap_or_else(|| Weights {
+                stable: spec.pool.clone(),
+                percent: spec.weights.clone().unwrap_or_else(|| vec![(spec.pool.clone(), 100)]),
+            });
+            let weights = ordered(weights);
+            let resolved: Vec<(Arc<Pool>, u32)> = weights
+                .percent
+                .iter()
+                .filter_map(|(name, w)| by_name.get(name.as_str()).map(|p| ((*p).clone(), *w)))
+                .collect();
+            let rules = spec
+                .rules
+                .iter()
+                .filter_map(|r| by_name.get(r.pool.as_str()).map(|p| (r.matches.clone(), (*p).clone())))
+                .collect();
+            table.insert(spec.host.as_ref(), &spec.path_prefix, index);
+            routes.push(Arc::new(Route {
+                name: spec.name.clone(),
+                timeout: spec.timeout,
+                retries: spec.retries,
+                split: Split::new(&resolved),
+                weights,
+                rules,
+                sticky: spec.sticky.clone(),
+            }));
+        }
+        Snapshot { config, routes, pools, table }
+    }
+
+    /// The route for a request's host (lowercase, no port) and path.
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
+        self.table.lookup(host, path).map(|i| &self.routes[i])
+    }
+
+    pub fn route_named(&self, name: &str) -> Option<&Arc<Route>> {
+        self.routes.iter().find(|r| r.name == name)
+    }
+
+    pub fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+}
+
+/// Puts the stable pool last (it takes the upper buckets) and drops
+/// duplicate names.
+fn ordered(mut weights: Weights) -> Weights {
+    let mut seen = Vec::new();
+    weights.percent.retain(|(name, _)| {
+        let fresh = !seen.contains(name);
+        seen.push(name.clone());
+        fresh
+    });
+    let stable = weights.stable.clone();
+    weights.percent.sort_by_key(|(name, _)| *name == stable);
+    if !weights.percent.iter().any(|(name, _)| *name == stable) {
+        weights.percent.push((stable, 0));
+    }
+    weights
+}
+
+/// The published routing state. Requests `load` it; writers build a new
+/// snapshot and `publish` it. Writers are serialised by `write`.
+#[derive(Debug)]
+pub struct Routing {
+    current: ArcSwap<Snapshot>,
+    /// Held while a writer builds and stores a new snapshot, so two writers
+    /// never overwrite each other's change.
+    write: Mutex<HashMap<String, Weights>>,
+}
+
+impl Routing {
+    pub fn new(config: Arc<Config>) -> Routing {
+        let overrides = HashMap::new();
+        let snapshot = Snapshot::build(config, &overrides, None);
+        Routing { current: ArcSwap::from_pointee(snapshot), write: Mutex::new(overrides) }
+    }
+
+    /// The current snapshot. Do not hold the guard across an `.await`.
+    pub fn load(&self) -> Guard<Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    /// Replaces the config (a reload), keeping run-time weight overrides.
+    pub fn set_config(&self, config: Arc<Config>) {
+        let overrides = self.write.lock().unwrap();
+        let next = Snapshot::build(config, &overrides, Some(&self.current.load()));
+        self.current.store(Arc::new(next));
+    }
+
+    /// Sets (or with `None`, clears) a route's run-time weights.
+    pub fn set_weights(&self, route: &str, weights: Option<Weights>) {
+        let mut overrides = self.write.lock().unwrap();
+        match weights {
+            Some(w) => overrides.insert(route.to_string(), w),
+            None => overrides.remove(route),
+        };
+        let current = self.current.load_full();
+        let next = Snapshot::build(current.config.clone(), &overrides, Some(&current));
+        self.current.store(Arc::new(next));
+    }
+}

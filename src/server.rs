@@ -1,0 +1,67 @@
+//! Wires bound listeners to the routing state and runs until shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, ListenerSpec};
+use crate::routing::Routing;
+
+/// A running data plane: the routing state and every listener serving it.
+#[derive(Debug)]
+pub struct Server {
+    pub routing: Arc<Routing>,
+    /// Turns true to stop accepting and close connections gracefully.
+    shutdown: watch::Sender<bool>,
+    /// Listener and connection tasks, awaited on shutdown.
+    tracker: TaskTracker,
+}
+
+impl Server {
+    pub fn new(config: Arc<Config>) -> Server {
+        Server {
+            routing: Arc::new(Routing::new(config)),
+            shutdown: watch::channel(false).0,
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// Starts serving an already bound listener.
+    pub fn serve(&self, listener: TcpListener, spec: &ListenerSpec) {
+        let task = crate::proxy::serve(
+            listener,
+            self.routing.clone(),
+            spec.tls.is_some(),
+            self.shutdown.subscribe(),
+            self.tracker.clone(),
+        );
+        self.tracker.spawn(task);
+    }
+
+    /// Stops accepting, lets connections finish for up to `grace`.
+    /// Returns false when some were still open at the deadline.
+    pub async fn shutdown(self, grace: Duration) -> bool {
+        let _ = self.shutdown.send(true);
+        self.tracker.close();
+        tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()
+    }
+}
+
+/// Serves `listeners` (bound in the order of `config.listeners`) until
+/// `signal` resolves, then shuts down gracefully.
+pub async fn run(config: Arc<Config>, listeners: Vec<TcpListener>, signal: impl Future<Output = ()>) {
+    let server = Server::new(config.clone());
+    for (listener, spec) in listeners.into_iter().zip(&config.listeners) {
+        tracing::info!(listener = %spec.name, addr = ?listener.local_addr().ok(), "serving");
+        server.serve(listener, spec);
+    }
+    signal.await;
+    tracing::info!("shutting down");
+    if !server.shutdown(config.proxy.shutdown_grace).await {
+        tracing::warn!("shutdown grace period ended with connections still open");
+    }
+}

@@ -1,0 +1,164 @@
+//! Pooled HTTP/1.1 connections to one endpoint.
+//!
+//! Connections are kept in a LIFO stack so the warmest one is reused first
+//! and the oldest age out at the bottom. A connection goes back on the
+//! stack only once its response body has been read to the end (see
+//! [`Pooled`]). Sending uses `try_send_request`, which hands the request
+//! back when the connection died before a byte was written: that is the
+//! pooled-connection race, and the request is retried on a fresh connection
+//! whatever its method, because the upstream never saw it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::proxy::error::{ProxyError, UpstreamErrorKind};
+
+/// Idle connections kept per endpoint; more are closed when returned.
+const MAX_IDLE: usize = 512;
+
+#[derive(Debug)]
+pub struct ConnPool {
+    idle: Arc<Mutex<Vec<Idle>>>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+#[derive(Debug)]
+struct Idle {
+    tx: http1::SendRequest<Incoming>,
+    since: Instant,
+}
+
+/// A failed send. `request` is `Some` when nothing reached the upstream,
+/// so the caller may try elsewhere.
+#[derive(Debug)]
+pub struct SendError {
+    pub error: ProxyError,
+    pub request: Option<Request<Incoming>>,
+}
+
+/// A connection checked out for one exchange. Give it back with
+/// [`Pooled::release`] once the response body is complete; dropping it
+/// instead closes the connection.
+#[derive(Debug)]
+pub struct Pooled {
+    tx: http1::SendRequest<Incoming>,
+    idle: Arc<Mutex<Vec<Idle>>>,
+}
+
+impl Pooled {
+    pub fn release(self) {
+        if self.tx.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap();
+        if idle.len() < MAX_IDLE {
+            idle.push(Idle { tx: self.tx, since: Instant::now() });
+        }
+    }
+}
+
+impl ConnPool {
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> ConnPool {
+        ConnPool { idle: Arc::default(), connect_timeout, idle_timeout }
+    }
+
+    /// Number of idle pooled connections.
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap().len()
+    }
+
+    /// Closes every idle connection (drain, endpoint removed).
+    pub fn clear(&self) {
+        self.idle.lock().unwrap().clear();
+    }
+
+    fn checkout(&self) -> Option<http1::SendRequest<Incoming>> {
+        let mut idle = self.idle.lock().unwrap();
+        let now = Instant::now();
+        while let Some(conn) = idle.pop() {
+            if now.saturating_duration_since(conn.since) >= self.idle_timeout {
+                // Everything below is older still.
+                idle.clear();
+                return None;
+            }
+            if !conn.tx.is_closed() {
+                return Some(conn.tx);
+            }
+        }
+        None
+    }
+
+    /// Sends `req` over a pooled or new connection to `host:port`/`addr`.
+    pub async fn send(
+        &self,
+        addr: Option<SocketAddr>,
+        authority: &str,
+        mut req: Request<Incoming>,
+    ) -> Result<(Response<Incoming>, Pooled), SendError> {
+        loop {
+            let (mut tx, reused) = match self.checkout() {
+                Some(tx) => (tx, true),
+                None => match self.connect(addr, authority).await {
+                    Ok(tx) => (tx, false),
+                    Err(error) => return Err(SendError { error, request: Some(req) }),
+                },
+            };
+            if tx.ready().await.is_err() {
+                if reused {
+                    continue;
+                }
+                let error = ProxyError::Upstream(UpstreamErrorKind::Reset);
+                return Err(SendError { error, request: Some(req) });
+            }
+            match tx.try_send_request(req).await {
+                Ok(resp) => return Ok((resp, Pooled { tx, idle: self.idle.clone() })),
+                Err(mut e) => match e.take_message() {
+                    Some(back) if reused => req = back,
+                    request => {
+                        let error = ProxyError::from_upstream(e.error());
+                        return Err(SendError { error, request });
+                    }
+                },
+            }
+        }
+    }
+
+    async fn connect(
+        &self,
+        addr: Option<SocketAddr>,
+        authority: &str,
+    ) -> Result<http1::SendRequest<Incoming>, ProxyError> {
+        let connect = async {
+            match addr {
+                Some(addr) => TcpStream::connect(addr).await,
+                None => TcpStream::connect(authority).await,
+            }
+        };
+        let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(_)) => return Err(ProxyError::Upstream(UpstreamErrorKind::Connect)),
+            Err(_) => return Err(ProxyError::ConnectTimeout(self.connect_timeout)),
+        };
+        let _ = stream.set_nodelay(true);
+        let (tx, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| ProxyError::Upstream(UpstreamErrorKind::Connect))?;
+        let exec = TokioExecutor::new();
+        hyper::rt::Executor::execute(&exec, async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream connection ended");
+            }
+        });
+        Ok(tx)
+    }
+}

@@ -1,0 +1,85 @@
+//! A pool of endpoints running one version, and how a request picks one.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use rand::Rng;
+
+use crate::config::{Balance, PoolSpec};
+
+use super::endpoint::EndpointState;
+
+#[derive(Debug)]
+pub struct Pool {
+    pub name: String,
+    pub version: Option<String>,
+    pub endpoints: Vec<Arc<EndpointState>>,
+    balance: Balance,
+    /// Round-robin cursor.
+    next: AtomicUsize,
+}
+
+impl Pool {
+    /// Builds a pool, reusing the endpoint states (health, warm connections)
+    /// of `reuse` for endpoints that were already there.
+    pub fn new(spec: &PoolSpec, reuse: impl Fn(&str) -> Option<Arc<EndpointState>>) -> Pool {
+        let endpoints = spec
+            .endpoints
+            .iter()
+            .map(|ep| {
+                reuse(&ep.authority).unwrap_or_else(|| {
+                    EndpointState::new(ep.clone(), spec.connect_timeout, spec.idle_timeout)
+                })
+            })
+            .collect();
+        Pool {
+            name: spec.name.clone(),
+            version: spec.version.clone(),
+            endpoints,
+            balance: spec.balance,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn endpoint(&self, authority: &str) -> Option<&Arc<EndpointState>> {
+        self.endpoints.iter().find(|e| e.spec.authority == authority)
+    }
+
+    /// Picks a healthy endpoint, skipping those in `tried` (a bit set of
+    /// endpoint indexes already attempted by this request). `None` when no
+    /// healthy endpoint is left.
+    pub fn pick(&self, tried: u64) -> Option<(usize, &Arc<EndpointState>)> {
+        let n = self.endpoints.len();
+        let usable = |i: usize| (i >= 64 || tried & (1 << i) == 0) && self.endpoints[i].is_healthy();
+        match self.balance {
+            Balance::RoundRobin => {
+                let start = self.next.fetch_add(1, Ordering::Relaxed);
+                (0..n).map(|k| (start + k) % n).find(|&i| usable(i))
+            }
+            Balance::Random => {
+                let start = rand::rng().random_range(0..n);
+                (0..n).map(|k| (start + k) % n).find(|&i| usable(i))
+            }
+            Balance::LeastRequest => {
+                // Power of two choices: two random candidates, the less
+                // loaded wins. Falls back to a scan when both are unusable.
+                let mut rng = rand::rng();
+                let a = rng.random_range(0..n);
+                let b = if n > 1 { (a + 1 + rng.random_range(0..n - 1)) % n } else { a };
+                match (usable(a), usable(b)) {
+                    (true, true) => Some(
+                        if self.endpoints[b].in_flight() < self.endpoints[a].in_flight() { b } else { a },
+                    ),
+                    (true, false) => Some(a),
+                    (false, true) => Some(b),
+                    (false, false) => (0..n).map(|k| (a + k) % n).find(|&i| usable(i)),
+                }
+            }
+        }
+        .map(|i| (i, &self.endpoints[i]))
+    }
+
+    pub fn healthy_count(&self) -> usize {
+        self.endpoints.iter().filter(|e| e.is_healthy()).count()
+    }
+}

@@ -1,0 +1,260 @@
+//! Test harness: real upstream servers and a real veer on 127.0.0.1
+//! ephemeral ports, plus small clients.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+pub type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A real HTTP upstream on 127.0.0.1:0 that says who it is.
+///
+/// Paths: `/headers` lists the request headers; `/echo` streams the body
+/// back; `/status/N` answers N; `/sleep/MS` waits then answers;
+/// `/bytes/N` streams N bytes; `/ws` is a WebSocket echo; anything else
+/// answers the upstream's name.
+pub struct Upstream {
+    pub name: String,
+    pub addr: SocketAddr,
+    /// Requests received (method and path), in order.
+    pub log: Arc<Mutex<Vec<String>>>,
+    /// TCP connections accepted.
+    pub connections: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Upstream {
+    pub async fn start(name: &str) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(name, listener)
+    }
+
+    pub fn serve(name: &str, listener: TcpListener) -> Upstream {
+        let addr = listener.local_addr().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (n, l, c) = (name.to_string(), log.clone(), connections.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                c.fetch_add(1, Ordering::SeqCst);
+                let (n, l) = (n.clone(), l.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let (n, l) = (n.clone(), l.clone());
+                        async move { Ok::<_, Infallible>(respond(&n, &l, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Upstream { name: name.to_string(), addr, log, connections, task }
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+async fn respond(name: &str, log: &Mutex<Vec<String>>, mut req: Request<Incoming>) -> Response<BoxBody> {
+    log.lock().unwrap().push(format!("{} {}", req.method(), req.uri()));
+    let path = req.uri().path().to_string();
+    let with_name = |status: StatusCode, body: BoxBody| {
+        Response::builder().status(status).header("x-upstream", name).body(body).unwrap()
+    };
+    let full = |s: String| Full::new(Bytes::from(s)).boxed();
+    if path == "/headers" {
+        let mut text = String::new();
+        for (k, v) in req.headers() {
+            text.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("?")));
+        }
+        return with_name(StatusCode::OK, full(text));
+    }
+    if path == "/echo" {
+        let body = req.into_body();
+        let stream = http_body_util::BodyStream::new(body).filter_map(|f| async move {
+            f.ok().and_then(|f| f.into_data().ok()).map(|d| Ok::<_, Infallible>(Frame::data(d)))
+        });
+        return with_name(StatusCode::OK, StreamBody::new(stream).boxed());
+    }
+    if let Some(code) = path.strip_prefix("/status/") {
+        let status = StatusCode::from_u16(code.parse().unwrap()).unwrap();
+        return with_name(status, full(format!("{name} {code}")));
+    }
+    if let Some(ms) = path.strip_prefix("/sleep/") {
+        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
+        return with_name(StatusCode::OK, full(name.to_string()));
+    }
+    if let Some(n) = path.strip_prefix("/bytes/") {
+        let total: usize = n.parse().unwrap();
+        let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
+        let chunks = (0..total.div_ceil(chunk.len())).map(move |i| {
+            let len = (total - i * chunk.len()).min(chunk.len());
+            Ok::<_, Infallible>(Frame::data(chunk.slice(..len)))
+        });
+        let body = StreamBody::new(futures_util::stream::iter(chunks)).boxed();
+        return with_name(StatusCode::OK, body);
+    }
+    if path == "/ws" {
+        return websocket_echo(name, &mut req);
+    }
+    with_name(StatusCode::OK, full(name.to_string()))
+}
+
+fn websocket_echo(name: &str, req: &mut Request<Incoming>) -> Response<BoxBody> {
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let key = req.headers().get("sec-websocket-key").unwrap().as_bytes().to_vec();
+    let on_upgrade = hyper::upgrade::on(req);
+    let prefix = name.to_string();
+    tokio::spawn(async move {
+        let upgraded = on_upgrade.await.unwrap();
+        let mut ws =
+            tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        while let Some(Ok(msg)) = ws.next().await {
+            if msg.is_text() {
+                let reply = format!("{prefix}: {}", msg.into_text().unwrap());
+                if ws.send(reply.into()).await.is_err() {
+                    return;
+                }
+            } else if msg.is_close() {
+                return;
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-accept", derive_accept_key(&key))
+        .body(Full::new(Bytes::new()).boxed())
+        .unwrap()
+}
+
+/// A veer data plane serving the given config, with every listener bound
+/// to 127.0.0.1:0 whatever the config says.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub addrs: Vec<SocketAddr>,
+    pub server: Option<veer::server::Server>,
+}
+
+impl Proxy {
+    pub async fn start(toml: &str) -> Proxy {
+        let config = veer::config::parse(toml, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let config = Arc::new(config);
+        let server = veer::server::Server::new(config.clone());
+        let mut addrs = Vec::new();
+        for spec in &config.listeners {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addrs.push(listener.local_addr().unwrap());
+            server.serve(listener, spec);
+        }
+        Proxy { addr: addrs[0], addrs, server: Some(server) }
+    }
+
+    pub fn routing(&self) -> &veer::routing::Routing {
+        &self.server.as_ref().unwrap().routing
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+/// A pooling HTTP/1.1 client.
+pub fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, BoxBody> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// An h2c (prior knowledge) client.
+pub fn h2c_client() -> Client<hyper_util::client::legacy::connect::HttpConnector, BoxBody> {
+    Client::builder(TokioExecutor::new()).http2_only(true).build_http()
+}
+
+pub fn empty() -> BoxBody {
+    Full::new(Bytes::new()).boxed()
+}
+
+/// GET with optional headers; returns status, headers and the whole body.
+pub async fn get(url: &str, headers: &[(&str, &str)]) -> (StatusCode, http::HeaderMap, String) {
+    let mut req = Request::get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(&client(), req.body(empty()).unwrap()).await
+}
+
+pub async fn send(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, BoxBody>,
+    req: Request<BoxBody>,
+) -> (StatusCode, http::HeaderMap, String) {
+    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+        .await
+        .expect("request timed out")
+        .expect("request failed");
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (parts.status, parts.headers, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Counts answers by upstream name over `n` GETs.
+pub async fn tally(url: &str, n: usize, headers: &[(&str, &str)]) -> HashMap<String, usize> {
+    let client = client();
+    let mut counts = HashMap::new();
+    for _ in 0..n {
+        let mut req = Request::get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let (status, h, _) = send(&client, req.body(empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        let name = h.get("x-upstream").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        *counts.entry(name).or_default() += 1;
+    }
+    counts
+}
+
+/// Waits for `cond` to hold, polling, up to `deadline`.
+pub async fn eventually(deadline: Duration, mut cond: impl FnMut() -> bool) {
+    let start = tokio::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < deadline, "condition not met within {deadline:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A config with one listener, the given pools (name, endpoints) and extra
+/// TOML appended (routes).
+pub fn config(pools: &[(&str, &[SocketAddr])], extra: &str) -> String {
+    let mut toml = String::from("[proxy]\nheader_timeout = \"2s\"\nidle_timeout = \"5s\"\n\n[[listener]]\nname = \"public\"\nlisten = \"127.0.0.1:0\"\n\n");
+    for (name, eps) in pools {
+        let eps: Vec<String> = eps.iter().map(|a| format!("\"{a}\"")).collect();
+        toml.push_str(&format!("[[pool]]\nname = \"{name}\"\nendpoints = [{}]\n\n", eps.join(", ")));
+    }
+    toml.push_str(extra);
+    toml
+}
