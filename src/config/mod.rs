@@ -1,17 +1,35 @@
 //! Configuration: the TOML file (`file`), its validation into runtime types
 //! (`model`), and the errors that name file, line and key.
+//!
+//! [`load`] and [`parse`] are the entry points; both return every problem
+//! in the file at once, each as `FILE:LINE: KEY: MESSAGE`.
 
+mod error;
+pub mod file;
 pub mod model;
+mod validate;
 
+use std::path::Path;
+
+pub use error::{ConfigError, Problem};
 pub use model::*;
 
-// TEMPORARY stub until the file layer lands.
-#[derive(Debug, thiserror::Error)]
-#[error("config loading not implemented")]
-pub struct ConfigError;
-pub fn load(_path: &std::path::Path) -> Result<Config, ConfigError> {
-    Err(ConfigError)
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
 }
-pub fn parse(_text: &str, _path: &std::path::Path) -> Result<Config, ConfigError> {
-    Err(ConfigError)
+
+/// Validates config `text` as if read from `path`: `path` names the file in
+/// errors and relative paths in it are resolved against its directory.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let file: file::ConfigFile =
+        toml::from_str(text).map_err(|e| error::from_toml(path, text, &e))?;
+    validate::build(file, text, path)
 }
+
+#[cfg(test)]
+mod tests;

@@ -98,7 +98,7 @@ async fn respond(name: &str, log: &Mutex<Vec<String>>, mut req: Request<Incoming
         let stream = http_body_util::BodyStream::new(body).filter_map(|f| async move {
             f.ok().and_then(|f| f.into_data().ok()).map(|d| Ok::<_, Infallible>(Frame::data(d)))
         });
-        return with_name(StatusCode::OK, StreamBody::new(stream).boxed());
+        return with_name(StatusCode::OK, BodyExt::boxed(StreamBody::new(stream)));
     }
     if let Some(code) = path.strip_prefix("/status/") {
         let status = StatusCode::from_u16(code.parse().unwrap()).unwrap();
@@ -115,8 +115,20 @@ async fn respond(name: &str, log: &Mutex<Vec<String>>, mut req: Request<Incoming
             let len = (total - i * chunk.len()).min(chunk.len());
             Ok::<_, Infallible>(Frame::data(chunk.slice(..len)))
         });
-        let body = StreamBody::new(futures_util::stream::iter(chunks)).boxed();
+        let body = BodyExt::boxed(StreamBody::new(futures_util::stream::iter(chunks)));
         return with_name(StatusCode::OK, body);
+    }
+    if path == "/hop" {
+        // Hop-by-hop headers an upstream might send; veer must drop them.
+        return Response::builder()
+            .header("x-upstream", name)
+            .header("connection", "x-up-secret")
+            .header("x-up-secret", "1")
+            .header("keep-alive", "timeout=5")
+            .header("proxy-authenticate", "Basic")
+            .header("x-up-kept", "1")
+            .body(full(name.to_string()))
+            .unwrap();
     }
     if path == "/ws" {
         return websocket_echo(name, &mut req);
@@ -257,4 +269,39 @@ pub fn config(pools: &[(&str, &[SocketAddr])], extra: &str) -> String {
     }
     toml.push_str(extra);
     toml
+}
+
+/// A TCP server that answers every connection with `reply` and closes.
+pub async fn raw_upstream(reply: &'static [u8]) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(reply).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// An address nothing listens on (bound, then closed).
+pub async fn dead_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Sends raw bytes to `addr` and reads until the peer closes or `limit`
+/// passes; returns what was read.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8], limit: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(limit, stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
 }

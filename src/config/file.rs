@@ -1,0 +1,230 @@
+//! The config file as written: serde structs that mirror the TOML exactly.
+//!
+//! Nothing here is checked beyond TOML types; unknown keys are rejected.
+//! Values that later checks may complain about are `Spanned` so the error
+//! can name their line. Defaults are applied in `validate`, not here.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::Deserialize as DeriveDeserialize;
+use toml::Spanned;
+
+/// A string with its position in the file.
+pub type Str = Spanned<String>;
+/// An inline table of string to string, in file order.
+pub type StrMap = Entries<Str, Str>;
+
+/// The whole file.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub proxy: ProxyFile,
+    #[serde(default)]
+    pub admin: AdminFile,
+    #[serde(default)]
+    pub listener: Vec<ListenerFile>,
+    #[serde(default)]
+    pub pool: Vec<PoolFile>,
+    #[serde(default)]
+    pub route: Vec<RouteFile>,
+}
+
+/// `[proxy]`.
+#[derive(Debug, Default, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyFile {
+    pub workers: Option<usize>,
+    pub shutdown_grace: Option<Str>,
+    pub shutdown_delay: Option<Str>,
+    pub drain_timeout: Option<Str>,
+    pub state_dir: Option<Str>,
+    pub header_timeout: Option<Str>,
+    pub idle_timeout: Option<Str>,
+    pub max_header_bytes: Option<Spanned<usize>>,
+    pub access_log: Option<bool>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Default, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    pub listen: Option<Str>,
+    pub token_env: Option<Str>,
+}
+
+/// `[[listener]]`.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerFile {
+    pub name: Str,
+    pub listen: Str,
+    pub tls: Option<TlsFile>,
+}
+
+/// `tls = { cert = "...", key = "..." }`.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub cert: Str,
+    pub key: Str,
+}
+
+/// `[[pool]]`.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolFile {
+    pub name: Str,
+    pub version: Option<Str>,
+    pub endpoints: Spanned<Vec<Str>>,
+    pub balance: Option<Str>,
+    pub connect_timeout: Option<Str>,
+    pub idle_timeout: Option<Str>,
+    pub health: Option<HealthFile>,
+}
+
+/// `[pool.health]`.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthFile {
+    pub path: Str,
+    pub interval: Option<Str>,
+    pub timeout: Option<Str>,
+    pub healthy_threshold: Option<Spanned<u32>>,
+    pub unhealthy_threshold: Option<Spanned<u32>>,
+}
+
+/// `[[route]]`.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub name: Str,
+    pub host: Option<Str>,
+    pub path_prefix: Option<Str>,
+    pub pool: Str,
+    pub weights: Option<Spanned<Entries<Str, Spanned<i64>>>>,
+    pub timeout: Option<Str>,
+    pub retries: Option<u32>,
+    #[serde(default)]
+    pub rule: Vec<RuleFile>,
+    pub sticky: Option<Spanned<StickyFile>>,
+    pub rollout: Option<RolloutFile>,
+}
+
+/// `[[route.rule]]`.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    pub headers: Option<StrMap>,
+    pub cookies: Option<StrMap>,
+    pub query: Option<StrMap>,
+    pub pool: Str,
+}
+
+/// `[route.sticky]`: exactly one of the two.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StickyFile {
+    pub header: Option<Str>,
+    pub cookie: Option<Str>,
+}
+
+/// `[route.rollout]`.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutFile {
+    pub strategy: Str,
+    pub interval: Option<Str>,
+    pub threshold: Option<Spanned<u32>>,
+    pub tripwire: Option<Spanned<u32>>,
+    pub steps: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub step_weight: Option<Spanned<i64>>,
+    pub max_weight: Option<Spanned<i64>>,
+    pub hold: Option<Str>,
+    pub max_surge: Option<Spanned<u32>>,
+    pub max_unavailable: Option<Spanned<u32>>,
+    pub ready_timeout: Option<Str>,
+    pub preview_header: Option<Str>,
+    pub auto_promote: Option<bool>,
+    pub rollback_window: Option<Str>,
+    #[serde(rename = "match")]
+    pub ab_match: Option<Spanned<MatchFile>>,
+    pub iterations: Option<Spanned<u32>>,
+    pub analysis: Option<AnalysisFile>,
+    #[serde(default)]
+    pub webhook: Vec<WebhookFile>,
+}
+
+/// `[route.rollout] match = { ... }`: same form as a rule, without `pool`.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchFile {
+    pub headers: Option<StrMap>,
+    pub cookies: Option<StrMap>,
+    pub query: Option<StrMap>,
+}
+
+/// `[route.rollout.analysis]`.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisFile {
+    pub min_requests: Option<u64>,
+    pub success_rate: Option<Spanned<f64>>,
+    pub p50: Option<Str>,
+    pub p95: Option<Str>,
+    pub p99: Option<Str>,
+    pub max_success_rate_drop: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub query: Vec<QueryFile>,
+}
+
+/// `[[route.rollout.analysis.query]]`.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryFile {
+    pub name: Str,
+    pub prometheus: Str,
+    pub query: Str,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// `[[route.rollout.webhook]]`.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookFile {
+    pub on: Str,
+    pub url: Str,
+    pub timeout: Option<Str>,
+    pub retries: Option<u32>,
+}
+
+/// A TOML table read as key/value pairs in file order (weights, matches).
+#[derive(Debug)]
+pub struct Entries<K, V>(pub Vec<(K, V)>);
+
+impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Entries<K, V> {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor<K, V>(PhantomData<(K, V)>);
+
+        impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for EntriesVisitor<K, V> {
+            type Value = Entries<K, V>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+
+        de.deserialize_map(EntriesVisitor(PhantomData))
+    }
+}

@@ -1,0 +1,277 @@
+//! One test per class of validation problem, each checked for line and key.
+
+use super::{expect, fails, ok, with_base};
+use crate::config::{HostMatch, StickyKey};
+
+#[test]
+fn duplicate_names() {
+    let rest = "[[listener]]\nname = \"public\"\nlisten = \"127.0.0.1:8081\"\n\
+                [[pool]]\nname = \"green\" # again\nendpoints = [\"b:1\"]\n\
+                [[route]]\nname = \"r\"\npool = \"blue\"\npath_prefix = \"/a\"\n\
+                [[route]]\nname = \"r\" # again\npool = \"blue\"\npath_prefix = \"/b\"\n";
+    let (text, err) = with_base(rest);
+    let err = err.unwrap_err();
+    expect(
+        &text,
+        &err,
+        "name = \"public\"\nlisten = \"127.0.0.1:8081",
+        "listener \"public\".name",
+        "duplicate listener",
+    );
+    expect(
+        &text,
+        &err,
+        "name = \"green\" # again",
+        "pool \"green\".name",
+        "duplicate pool name \"green\" (first on line 8)",
+    );
+    expect(
+        &text,
+        &err,
+        "name = \"r\" # again",
+        "route \"r\".name",
+        "duplicate route",
+    );
+    assert_eq!(err.problems().len(), 3, "{err}");
+}
+
+#[test]
+fn unknown_pools() {
+    let rest =
+        "[[route]]\nname = \"myapp\"\npool = \"purple\"\nweights = { blue = 50, teal = 50 }\n\
+                [[route.rule]]\nheaders = { \"x-beta\" = \"1\" }\npool = \"orange\"\n";
+    let (text, err) = with_base(rest);
+    let err = err.unwrap_err();
+    expect(
+        &text,
+        &err,
+        "pool = \"purple\"",
+        "route \"myapp\".pool",
+        "unknown pool \"purple\"",
+    );
+    expect(
+        &text,
+        &err,
+        "teal",
+        "route \"myapp\".weights.teal",
+        "unknown pool \"teal\"",
+    );
+    expect(
+        &text,
+        &err,
+        "pool = \"orange\"",
+        "route \"myapp\".rule[0].pool",
+        "unknown pool",
+    );
+}
+
+#[test]
+fn bad_duration_and_addresses() {
+    let rest = "[proxy]\nheader_timeout = \"10 parsecs\"\n[admin]\nlisten = \"localhost:9901\"\n";
+    fails(
+        rest,
+        "\"10 parsecs\"",
+        "proxy.header_timeout",
+        "invalid duration",
+    );
+    fails(rest, "localhost:9901", "admin.listen", "invalid address");
+    let rest = "[[listener]]\nname = \"x\"\nlisten = \"8080\"\n";
+    fails(rest, "\"8080\"", "listener \"x\".listen", "invalid address");
+}
+
+#[test]
+fn bad_endpoints() {
+    let rest = "[[pool]]\nname = \"p\"\nendpoints = [\n  \"a:1\",\n  \"https://b:443\",\n  \"a:1\",\n  \"c:70000\",\n  \"http://d:80\",\n]\n\
+                [[pool]]\nname = \"empty\"\nendpoints = []\n";
+    fails(
+        rest,
+        "\"https://b",
+        "pool \"p\".endpoints[1]",
+        "reserved for upstream TLS",
+    );
+    fails(
+        rest,
+        "\"a:1\",\n  \"c",
+        "pool \"p\".endpoints[2]",
+        "duplicate endpoint",
+    );
+    fails(rest, "c:70000", "pool \"p\".endpoints[3]", "port");
+    fails(
+        rest,
+        "http://d",
+        "pool \"p\".endpoints[4]",
+        "without a scheme",
+    );
+    fails(
+        rest,
+        "endpoints = []",
+        "pool \"empty\".endpoints",
+        "at least one endpoint",
+    );
+}
+
+#[test]
+fn weights_must_sum_to_100() {
+    let rest = "[[route]]\nname = \"a\"\npool = \"blue\"\nweights = { blue = 90, green = 5 }\n";
+    fails(rest, "weights", "route \"a\".weights", "sum to 95");
+    let rest = "[[route]]\nname = \"a\"\npool = \"blue\"\nweights = { blue = 120, green = -20 }\n";
+    fails(rest, "120", "route \"a\".weights.blue", "0..=100");
+    fails(rest, "-20", "route \"a\".weights.green", "0..=100");
+    let c = ok("[[route]]\nname = \"a\"\npool = \"blue\"\nweights = { green = 10, blue = 90 }\n");
+    // TOML tables do not keep key order: weights come sorted by pool name.
+    assert_eq!(
+        c.routes[0].weights,
+        Some(vec![("blue".into(), 90), ("green".into(), 10)])
+    );
+}
+
+#[test]
+fn host_and_path_prefix() {
+    let c = ok("[[route]]\nname = \"a\"\npool = \"blue\"\nhost = \"*.Example.COM\"\npath_prefix = \"/api\"\n");
+    assert_eq!(
+        c.routes[0].host,
+        Some(HostMatch::Suffix(".example.com".into()))
+    );
+    let rest =
+        "[[route]]\nname = \"a\"\npool = \"blue\"\nhost = \"a.com:8080\"\npath_prefix = \"api\"\n\
+                [[route]]\nname = \"b\"\npool = \"blue\"\nhost = \"\"\n";
+    fails(rest, "a.com:8080", "route \"a\".host", "port");
+    fails(
+        rest,
+        "\"api\"",
+        "route \"a\".path_prefix",
+        "must start with '/'",
+    );
+    fails(rest, "host = \"\"", "route \"b\".host", "empty");
+}
+
+#[test]
+fn rules_and_sticky() {
+    let rest = "[[route]]\nname = \"a\"\npool = \"blue\"\n\
+                [[route.rule]]\npool = \"green\" # bare\n\
+                [[route.rule]]\nheaders = { \"bad header\" = \"1\" }\npool = \"green\"\n\
+                [route.sticky]\nheader = \"x-user\"\ncookie = \"session\"\n\
+                [[route]]\nname = \"b\"\npool = \"blue\"\npath_prefix = \"/b\"\n[route.sticky] # empty\n";
+    fails(
+        rest,
+        "pool = \"green\" # bare",
+        "route \"a\".rule[0]",
+        "at least one condition",
+    );
+    fails(
+        rest,
+        "\"bad header\"",
+        "route \"a\".rule[1].headers.bad header",
+        "invalid header name",
+    );
+    fails(
+        rest,
+        "[route.sticky]\nheader",
+        "route \"a\".sticky",
+        "not both",
+    );
+    fails(
+        rest,
+        "[route.sticky] # empty",
+        "route \"b\".sticky",
+        "one of header or cookie",
+    );
+    let c = ok(
+        "[[route]]\nname = \"a\"\npool = \"blue\"\n[[route.rule]]\ncookies = { beta = \"yes\" }\n\
+                query = { v = \"2\" }\npool = \"green\"\n[route.sticky]\ncookie = \"session\"\n",
+    );
+    let rule = &c.routes[0].rules[0];
+    assert_eq!(
+        (rule.matches.cookies.len(), rule.matches.query.len()),
+        (1, 1)
+    );
+    assert_eq!(
+        c.routes[0].sticky,
+        Some(StickyKey::Cookie("session".into()))
+    );
+}
+
+fn rollout(keys: &str) -> String {
+    format!("[[route]]\nname = \"a\"\npool = \"blue\"\n[route.rollout]\n{keys}")
+}
+
+#[test]
+fn canary_steps() {
+    let steps = |keys: &str| {
+        ok(&rollout(keys)).routes[0]
+            .rollout
+            .as_ref()
+            .unwrap()
+            .steps
+            .clone()
+    };
+    assert_eq!(
+        steps("strategy = \"canary\"\nsteps = [10, 40]\n"),
+        [10, 40, 100]
+    );
+    assert_eq!(
+        steps("strategy = \"canary\"\nstep_weight = 20\nmax_weight = 50\n"),
+        [20, 40, 100]
+    );
+    assert_eq!(steps("strategy = \"canary\"\n"), [5, 25, 50, 100]);
+    let rest = rollout("strategy = \"canary\"\nsteps = [10, 10, 0, 150]\n");
+    fails(
+        &rest,
+        "10, 0",
+        "route \"a\".rollout.steps[1]",
+        "must increase",
+    );
+    fails(&rest, "0, 150", "route \"a\".rollout.steps[2]", "1..=100");
+    fails(&rest, "150", "route \"a\".rollout.steps[3]", "1..=100");
+    let rest = rollout("strategy = \"canary\"\nsteps = [10]\nstep_weight = 5\n");
+    fails(
+        &rest,
+        "step_weight",
+        "route \"a\".rollout.step_weight",
+        "not both",
+    );
+}
+
+#[test]
+fn rollout_checks() {
+    fails(
+        &rollout("strategy = \"ab_test\"\n"),
+        "\"ab_test\"",
+        "route \"a\".rollout.match",
+        "needs `match`",
+    );
+    fails(
+        &rollout("strategy = \"yolo\"\n"),
+        "yolo",
+        "route \"a\".rollout.strategy",
+        "unknown strategy",
+    );
+    let rest = rollout("strategy = \"canary\"\n[route.rollout.analysis]\nsuccess_rate = 101\n");
+    fails(
+        &rest,
+        "101",
+        "route \"a\".rollout.analysis.success_rate",
+        "0..=100",
+    );
+    let c = ok(&rollout(
+        "strategy = \"ab_test\"\nmatch = { headers = { \"x-group\" = \"b\" } }\n\
+                        [route.rollout.analysis]\nsuccess_rate = 99\n",
+    ));
+    let ro = c.routes[0].rollout.as_ref().unwrap();
+    assert_eq!(
+        ro.ab_match.as_ref().unwrap().headers[0].0.as_str(),
+        "x-group"
+    );
+    assert_eq!(ro.analysis.success_rate, Some(99.0));
+}
+
+#[test]
+fn admin_off_loopback_needs_a_token() {
+    fails(
+        "[admin]\nlisten = \"0.0.0.0:9901\"\n",
+        "0.0.0.0:9901",
+        "admin.listen",
+        "needs token_env",
+    );
+    ok("[admin]\nlisten = \"0.0.0.0:9901\"\ntoken_env = \"T\"\n");
+}
