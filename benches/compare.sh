@@ -11,6 +11,7 @@
 # Usage:  benches/compare.sh [--build]
 #   --build       run `cargo build --release` even if target/release/veer exists
 # Env:    DURATION=10s CONNECTIONS=50 THREADS=1   (wrk -d / -c / -t)
+#         WARMUP=2s                               (unmeasured run first; 0 = off)
 #         PROXY_CPU=0 LOAD_CPU=1 UPSTREAM_CPU=0   (taskset cores, see below)
 #         VEER_BIN=path/to/veer                   (default target/release/veer)
 #         SCENARIOS="keepalive close"             (which tables to print)
@@ -26,6 +27,7 @@ VEER="${VEER_BIN:-$REPO/target/release/veer}"
 DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-50}"
 THREADS="${THREADS:-1}"
+WARMUP="${WARMUP:-2s}"   # unmeasured wrk run before each measured one; 0 = none
 SCENARIOS="${SCENARIOS:-keepalive close}"
 
 # Core pinning (the bench box has 2 cores). The proxy under test gets core 0,
@@ -50,7 +52,7 @@ BUILD=0
 for arg in "$@"; do
     case "$arg" in
         --build) BUILD=1 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -273,6 +275,11 @@ bench() {
     local out="$WORK/wrk-$scen-$name.txt"
     local extra=()
     [ "$scen" = close ] && extra=(-H "Connection: close")
+    # short unmeasured warm-up: fills connection pools, wakes up CPU frequency
+    if [ "$WARMUP" != 0 ]; then
+        "${ON_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" \
+            "${extra[@]}" "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
+    fi
     log "wrk [$scen] $name: -t$THREADS -c$CONNECTIONS -d$DURATION"
     "${ON_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
         "${extra[@]}" "http://127.0.0.1:$port/" >"$out" 2>&1 || {
@@ -292,6 +299,7 @@ bench() {
     done
 }
 
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"   # other work on the box skews results
 declare -A R
 for scen in $SCENARIOS; do
     case "$scen" in keepalive|close) ;; *) die "unknown scenario $scen" ;; esac
@@ -302,7 +310,8 @@ done
 
 # ---------------------------------------------------------------- report
 echo
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency; pinning: $PINNING; $(nproc) cores"
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (warm-up $WARMUP); pinning: $PINNING;" \
+     "$(nproc) cores; loadavg before: $LOAD_BEFORE"
 echo "veer: workers=1, route weights blue=90 green=10; nginx: worker_processes 1, keepalive 64"
 for scen in $SCENARIOS; do
     echo

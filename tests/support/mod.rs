@@ -35,11 +35,16 @@ pub struct Upstream {
     /// TCP connections accepted.
     pub connections: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
+    /// Per-connection tasks: dropping the upstream kills its connections too.
+    conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Drop for Upstream {
     fn drop(&mut self) {
         self.task.abort();
+        for conn in self.conns.lock().unwrap().drain(..) {
+            conn.abort();
+        }
     }
 }
 
@@ -54,12 +59,14 @@ impl Upstream {
         let log = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
         let (n, l, c) = (name.to_string(), log.clone(), connections.clone());
+        let conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let tasks = conns.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
                 c.fetch_add(1, Ordering::SeqCst);
                 let (n, l) = (n.clone(), l.clone());
-                tokio::spawn(async move {
+                let conn = tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         let (n, l) = (n.clone(), l.clone());
                         async move { Ok::<_, Infallible>(respond(&n, &l, req).await) }
@@ -69,9 +76,12 @@ impl Upstream {
                         .with_upgrades()
                         .await;
                 });
+                let mut tasks = tasks.lock().unwrap();
+                tasks.retain(|t| !t.is_finished());
+                tasks.push(conn);
             }
         });
-        Upstream { name: name.to_string(), addr, log, connections, task }
+        Upstream { name: name.to_string(), addr, log, connections, task, conns }
     }
 
     pub fn requests(&self) -> Vec<String> {
