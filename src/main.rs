@@ -9,7 +9,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "veer", version, about = "A reverse proxy that ships new versions safely")]
+#[command(
+    name = "veer",
+    version,
+    about = "A reverse proxy that ships new versions safely"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,7 +37,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VEER_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("VEER_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -65,7 +70,10 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
 fn run(path: PathBuf) -> anyhow::Result<()> {
     let config = Arc::new(veer::config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?);
     if let Some(l) = config.listeners.iter().find(|l| l.tls.is_some()) {
-        anyhow::bail!("listener {:?}: TLS termination is not implemented yet", l.name);
+        anyhow::bail!(
+            "listener {:?}: TLS termination is not implemented yet",
+            l.name
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.proxy.workers)

@@ -47,13 +47,19 @@ impl Server {
     pub async fn shutdown(self, grace: Duration) -> bool {
         let _ = self.shutdown.send(true);
         self.tracker.close();
-        tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()
+        tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
     }
 }
 
 /// Serves `listeners` (bound in the order of `config.listeners`) until
 /// `signal` resolves, then shuts down gracefully.
-pub async fn run(config: Arc<Config>, listeners: Vec<TcpListener>, signal: impl Future<Output = ()>) {
+pub async fn run(
+    config: Arc<Config>,
+    listeners: Vec<TcpListener>,
+    signal: impl Future<Output = ()>,
+) {
     let server = Server::new(config.clone());
     for (listener, spec) in listeners.into_iter().zip(&config.listeners) {
         tracing::info!(listener = %spec.name, addr = ?listener.local_addr().ok(), "serving");

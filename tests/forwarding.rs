@@ -12,21 +12,39 @@ use hyper::body::Frame;
 use support::*;
 
 fn one_pool(addr: std::net::SocketAddr, route_extra: &str) -> String {
-    config(&[("app", &[addr])], &format!("[[route]]\nname = \"app\"\npool = \"app\"\n{route_extra}"))
+    config(
+        &[("app", &[addr])],
+        &format!("[[route]]\nname = \"app\"\npool = \"app\"\n{route_extra}"),
+    )
 }
 
 #[tokio::test]
 async fn forwarding_headers_and_host_kept() {
     let up = Upstream::start("up").await;
     let proxy = Proxy::start(&one_pool(up.addr, "")).await;
-    let (status, _, body) =
-        get(&proxy.url("/headers"), &[("host", "app.example.com"), ("x-forwarded-for", "203.0.113.9")]).await;
+    let (status, _, body) = get(
+        &proxy.url("/headers"),
+        &[
+            ("host", "app.example.com"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ],
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(body.contains("host: app.example.com\n"), "{body}");
-    assert!(body.contains("x-forwarded-for: 203.0.113.9, 127.0.0.1\n"), "{body}");
+    assert!(
+        body.contains("x-forwarded-for: 203.0.113.9, 127.0.0.1\n"),
+        "{body}"
+    );
     assert!(body.contains("x-forwarded-proto: http\n"), "{body}");
-    assert!(body.contains("x-forwarded-host: app.example.com\n"), "{body}");
-    let id = body.lines().find_map(|l| l.strip_prefix("x-request-id: ")).expect("x-request-id added");
+    assert!(
+        body.contains("x-forwarded-host: app.example.com\n"),
+        "{body}"
+    );
+    let id = body
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect("x-request-id added");
     assert_eq!(id.len(), 32);
     // A request id the client sent is kept.
     let (_, _, body) = get(&proxy.url("/headers"), &[("x-request-id", "abc-123")]).await;
@@ -50,13 +68,22 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
         ],
     )
     .await;
-    for gone in ["x-client-secret", "keep-alive", "te:", "proxy-authorization", "upgrade"] {
+    for gone in [
+        "x-client-secret",
+        "keep-alive",
+        "te:",
+        "proxy-authorization",
+        "upgrade",
+    ] {
         assert!(!body.contains(gone), "{gone} reached the upstream:\n{body}");
     }
     assert!(body.contains("x-client-kept: 1"), "{body}");
     let (_, headers, _) = get(&proxy.url("/hop"), &[]).await;
     for gone in ["x-up-secret", "keep-alive", "proxy-authenticate"] {
-        assert!(!headers.contains_key(gone), "{gone} reached the client: {headers:?}");
+        assert!(
+            !headers.contains_key(gone),
+            "{gone} reached the client: {headers:?}"
+        );
     }
     assert_eq!(headers["x-up-kept"], "1");
 }
@@ -68,7 +95,8 @@ async fn one_mebibyte_streams_both_ways() {
     let up = Upstream::start("up").await;
     let proxy = Proxy::start(&one_pool(up.addr, "")).await;
     let chunk = Bytes::from(vec![7u8; 64 * 1024]);
-    let chunks = (0..16).map(move |_| Ok::<_, std::convert::Infallible>(Frame::data(chunk.clone())));
+    let chunks =
+        (0..16).map(move |_| Ok::<_, std::convert::Infallible>(Frame::data(chunk.clone())));
     let body = BodyExt::boxed(StreamBody::new(futures_util::stream::iter(chunks)));
     let req = http::Request::post(proxy.url("/echo")).body(body).unwrap();
     let resp = client().request(req).await.unwrap();
@@ -77,7 +105,14 @@ async fn one_mebibyte_streams_both_ways() {
     assert_eq!(bytes.len(), 1 << 20);
     assert!(bytes.iter().all(|&b| b == 7));
 
-    let resp = client().request(http::Request::get(proxy.url("/bytes/1048576")).body(empty()).unwrap()).await.unwrap();
+    let resp = client()
+        .request(
+            http::Request::get(proxy.url("/bytes/1048576"))
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     let mut body = resp.into_body();
     let (mut frames, mut total) = (0, 0);
     while let Some(frame) = body.frame().await {
@@ -85,7 +120,10 @@ async fn one_mebibyte_streams_both_ways() {
         frames += 1;
     }
     assert_eq!(total, 1 << 20);
-    assert!(frames > 1, "response arrived in one piece: was it buffered?");
+    assert!(
+        frames > 1,
+        "response arrived in one piece: was it buffered?"
+    );
 }
 
 /// A request body that never ends still reaches the upstream: nothing
@@ -96,17 +134,30 @@ async fn request_body_is_not_buffered_whole() {
     let proxy = Proxy::start(&one_pool(up.addr, "")).await;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(Frame::data(b)), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(Frame::data(b)), rx))
     });
     let body = BodyExt::boxed(StreamBody::new(stream));
     let req = http::Request::post(proxy.url("/echo")).body(body).unwrap();
     tx.send(Bytes::from_static(b"first")).await.unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(5), client().request(req)).await.unwrap().unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), client().request(req))
+        .await
+        .unwrap()
+        .unwrap();
     let mut body = resp.into_body();
-    let first = tokio::time::timeout(Duration::from_secs(5), body.frame()).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(first.into_data().unwrap(), "first");
     tx.send(Bytes::from_static(b"second")).await.unwrap();
-    let second = tokio::time::timeout(Duration::from_secs(5), body.frame()).await.unwrap().unwrap().unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(second.into_data().unwrap(), "second");
 }
 
@@ -115,11 +166,24 @@ async fn h2c_prior_knowledge_on_the_same_port() {
     let up = Upstream::start("up").await;
     let proxy = Proxy::start(&one_pool(up.addr, "")).await;
     let h2 = h2c_client();
-    let req = http::Request::get(proxy.url("/headers")).body(empty()).unwrap();
+    let req = http::Request::get(proxy.url("/headers"))
+        .body(empty())
+        .unwrap();
     let resp = h2.request(req).await.unwrap();
     assert_eq!(resp.version(), http::Version::HTTP_2);
-    let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    assert!(body.contains(&format!("host: {}", proxy.addr)), "h2 :authority becomes Host: {body}");
+    let body = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        body.contains(&format!("host: {}", proxy.addr)),
+        "h2 :authority becomes Host: {body}"
+    );
     // And HTTP/1.1 on the same listener.
     let (status, _, _) = get(&proxy.url("/"), &[]).await;
     assert_eq!(status, 200);
@@ -128,7 +192,8 @@ async fn h2c_prior_knowledge_on_the_same_port() {
 #[tokio::test]
 async fn many_listeners_serve_the_same_routes() {
     let up = Upstream::start("up").await;
-    let toml = one_pool(up.addr, "") + "[[listener]]\nname = \"second\"\nlisten = \"127.0.0.2:0\"\n";
+    let toml =
+        one_pool(up.addr, "") + "[[listener]]\nname = \"second\"\nlisten = \"127.0.0.2:0\"\n";
     let proxy = Proxy::start(&toml).await;
     assert_eq!(proxy.addrs.len(), 2);
     for addr in &proxy.addrs {
@@ -146,8 +211,15 @@ async fn websocket_echo_passes_through() {
     assert_eq!(resp.status(), 101);
     for i in 0..3 {
         ws.send(format!("hello {i}").into()).await.unwrap();
-        let reply = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
-        assert_eq!(reply.into_text().unwrap().as_str(), format!("up: hello {i}"));
+        let reply = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            reply.into_text().unwrap().as_str(),
+            format!("up: hello {i}")
+        );
     }
     ws.close(None).await.unwrap();
 }
@@ -158,11 +230,18 @@ async fn upstream_connections_are_reused() {
     let proxy = Proxy::start(&one_pool(up.addr, "")).await;
     let client = client();
     for _ in 0..200 {
-        let (status, _, _) = send(&client, http::Request::get(proxy.url("/")).body(empty()).unwrap()).await;
+        let (status, _, _) = send(
+            &client,
+            http::Request::get(proxy.url("/")).body(empty()).unwrap(),
+        )
+        .await;
         assert_eq!(status, 200);
     }
     let conns = up.connections.load(std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(conns, 1, "200 sequential requests used {conns} upstream connections");
+    assert_eq!(
+        conns, 1,
+        "200 sequential requests used {conns} upstream connections"
+    );
 }
 
 /// An idempotent request that could not reach a dead endpoint goes to the
@@ -186,8 +265,16 @@ async fn retries_only_idempotent_requests_that_never_left() {
         let req = http::Request::post(proxy.url("/")).body(empty()).unwrap();
         statuses.push(send(&client, req).await.0.as_u16());
     }
-    assert_eq!(statuses.iter().filter(|&&s| s == 502).count(), 5, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 5, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 502).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
 }
 
 /// The upstream closes an idle pooled connection; the next request still

@@ -10,7 +10,11 @@ use veer::routing::Weights;
 
 #[tokio::test]
 async fn host_and_longest_prefix() {
-    let (a, b, c) = (Upstream::start("a").await, Upstream::start("b").await, Upstream::start("c").await);
+    let (a, b, c) = (
+        Upstream::start("a").await,
+        Upstream::start("b").await,
+        Upstream::start("c").await,
+    );
     let extra = r#"
 [[route]]
 name = "root"
@@ -24,10 +28,19 @@ name = "shop"
 host = "*.shop.test"
 pool = "c"
 "#;
-    let proxy = Proxy::start(&config(&[("a", &[a.addr]), ("b", &[b.addr]), ("c", &[c.addr])], extra)).await;
+    let proxy = Proxy::start(&config(
+        &[("a", &[a.addr]), ("b", &[b.addr]), ("c", &[c.addr])],
+        extra,
+    ))
+    .await;
     let who = |path: &'static str, host: &'static str| {
         let url = proxy.url(path);
-        async move { get(&url, &[("host", host)]).await.1["x-upstream"].to_str().unwrap().to_string() }
+        async move {
+            get(&url, &[("host", host)]).await.1["x-upstream"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        }
     };
     assert_eq!(who("/", "x.test").await, "a");
     assert_eq!(who("/api/users", "x.test").await, "b");
@@ -51,21 +64,35 @@ async fn no_route_is_404() {
 /// deviations of the binomial mean (a false failure is ~1 in 150,000).
 #[tokio::test]
 async fn weighted_split_within_binomial_bounds() {
-    let (blue, green) = (Upstream::start("blue").await, Upstream::start("green").await);
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
     let extra = "[[route]]\nname = \"app\"\npool = \"blue\"\nweights = { blue = 90, green = 10 }\n";
-    let proxy = Proxy::start(&config(&[("blue", &[blue.addr]), ("green", &[green.addr])], extra)).await;
+    let proxy = Proxy::start(&config(
+        &[("blue", &[blue.addr]), ("green", &[green.addr])],
+        extra,
+    ))
+    .await;
     let n = 4000;
     let counts = tally(&proxy.url("/"), n, &[]).await;
     let green_n = counts.get("green").copied().unwrap_or(0) as f64;
     let (mean, sd) = (n as f64 * 0.1, (n as f64 * 0.1 * 0.9).sqrt());
-    assert!((green_n - mean).abs() < 4.5 * sd, "green got {green_n} of {n}, expected {mean} ± {}", 4.5 * sd);
+    assert!(
+        (green_n - mean).abs() < 4.5 * sd,
+        "green got {green_n} of {n}, expected {mean} ± {}",
+        4.5 * sd
+    );
     assert_eq!(counts.values().sum::<usize>(), n);
 }
 
 #[tokio::test]
 async fn rules_first_match_wins_before_split() {
-    let (blue, green, beta) =
-        (Upstream::start("blue").await, Upstream::start("green").await, Upstream::start("beta").await);
+    let (blue, green, beta) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+        Upstream::start("beta").await,
+    );
     let extra = r#"
 [[route]]
 name = "app"
@@ -81,19 +108,34 @@ pool = "green"
 query = { "v" = "2" }
 pool = "green"
 "#;
-    let pools: &[(&str, &[std::net::SocketAddr])] =
-        &[("blue", &[blue.addr]), ("green", &[green.addr]), ("beta", &[beta.addr])];
+    let pools: &[(&str, &[std::net::SocketAddr])] = &[
+        ("blue", &[blue.addr]),
+        ("green", &[green.addr]),
+        ("beta", &[beta.addr]),
+    ];
     let proxy = Proxy::start(&config(pools, extra)).await;
     let who = |path: &'static str, headers: &'static [(&'static str, &'static str)]| {
         let url = proxy.url(path);
-        async move { get(&url, headers).await.1["x-upstream"].to_str().unwrap().to_string() }
+        async move {
+            get(&url, headers).await.1["x-upstream"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        }
     };
     assert_eq!(who("/", &[]).await, "blue");
     assert_eq!(who("/", &[("user-type", "beta-tester")]).await, "beta");
     assert_eq!(who("/", &[("cookie", "a=1; canary=yes")]).await, "green");
     assert_eq!(who("/x?v=2", &[]).await, "green");
     // Both match: the first rule in order wins.
-    assert_eq!(who("/?v=2", &[("user-type", "beta-tester"), ("cookie", "canary=yes")]).await, "beta");
+    assert_eq!(
+        who(
+            "/?v=2",
+            &[("user-type", "beta-tester"), ("cookie", "canary=yes")]
+        )
+        .await,
+        "beta"
+    );
     assert_eq!(who("/", &[("user-type", "other")]).await, "blue");
 }
 
@@ -101,43 +143,76 @@ pool = "green"
 /// users follows the weight.
 #[tokio::test]
 async fn sticky_users_are_monotone_as_weights_grow() {
-    let (blue, green) = (Upstream::start("blue").await, Upstream::start("green").await);
-    let extra = "[[route]]\nname = \"app\"\npool = \"blue\"\n[route.sticky]\nheader = \"x-user-id\"\n";
-    let proxy = Proxy::start(&config(&[("blue", &[blue.addr]), ("green", &[green.addr])], extra)).await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let extra =
+        "[[route]]\nname = \"app\"\npool = \"blue\"\n[route.sticky]\nheader = \"x-user-id\"\n";
+    let proxy = Proxy::start(&config(
+        &[("blue", &[blue.addr]), ("green", &[green.addr])],
+        extra,
+    ))
+    .await;
     let users: Vec<String> = (0..400).map(|i| format!("user-{i}")).collect();
     let client = client();
     let mut on_green = vec![false; users.len()];
     for weight in [10, 25, 50, 100] {
-        let weights = Weights { stable: "blue".into(), percent: vec![("blue".into(), 100 - weight), ("green".into(), weight)] };
+        let weights = Weights {
+            stable: "blue".into(),
+            percent: vec![("blue".into(), 100 - weight), ("green".into(), weight)],
+        };
         proxy.routing().set_weights("app", Some(weights));
         let mut green_users = 0;
         for (i, user) in users.iter().enumerate() {
             // Twice per user: the same answer both times.
             let mut seen = Vec::new();
             for _ in 0..2 {
-                let req = http::Request::get(proxy.url("/")).header("x-user-id", user).body(empty()).unwrap();
+                let req = http::Request::get(proxy.url("/"))
+                    .header("x-user-id", user)
+                    .body(empty())
+                    .unwrap();
                 let (_, h, _) = send(&client, req).await;
                 seen.push(h["x-upstream"].to_str().unwrap() == "green");
             }
             assert_eq!(seen[0], seen[1], "{user} flapped at {weight}%");
-            assert!(!on_green[i] || seen[0], "{user} left green when its weight grew to {weight}%");
+            assert!(
+                !on_green[i] || seen[0],
+                "{user} left green when its weight grew to {weight}%"
+            );
             on_green[i] = seen[0];
             green_users += seen[0] as usize;
         }
         let share = green_users as f64 / users.len() as f64;
-        assert!((share - weight as f64 / 100.0).abs() < 0.1, "{weight}%: {share} of users on green");
+        assert!(
+            (share - weight as f64 / 100.0).abs() < 0.1,
+            "{weight}%: {share} of users on green"
+        );
     }
 }
 
 #[tokio::test]
 async fn published_weights_apply_on_the_next_request() {
-    let (blue, green) = (Upstream::start("blue").await, Upstream::start("green").await);
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
     let extra = "[[route]]\nname = \"app\"\npool = \"blue\"\n";
-    let proxy = Proxy::start(&config(&[("blue", &[blue.addr]), ("green", &[green.addr])], extra)).await;
+    let proxy = Proxy::start(&config(
+        &[("blue", &[blue.addr]), ("green", &[green.addr])],
+        extra,
+    ))
+    .await;
     assert_eq!(tally(&proxy.url("/"), 20, &[]).await.get("blue"), Some(&20));
-    let weights = Weights { stable: "blue".into(), percent: vec![("green".into(), 100), ("blue".into(), 0)] };
+    let weights = Weights {
+        stable: "blue".into(),
+        percent: vec![("green".into(), 100), ("blue".into(), 0)],
+    };
     proxy.routing().set_weights("app", Some(weights));
-    assert_eq!(tally(&proxy.url("/"), 20, &[]).await.get("green"), Some(&20));
+    assert_eq!(
+        tally(&proxy.url("/"), 20, &[]).await.get("green"),
+        Some(&20)
+    );
     proxy.routing().set_weights("app", None);
     assert_eq!(tally(&proxy.url("/"), 20, &[]).await.get("blue"), Some(&20));
 }
@@ -178,7 +253,10 @@ async fn least_request_avoids_the_busy_endpoint() {
         let url = url.clone();
         parked.push(tokio::spawn(async move { get(&url, &[]).await }));
     }
-    eventually(Duration::from_secs(5), || slow.requests().len() + fast.requests().len() >= 8).await;
+    eventually(Duration::from_secs(5), || {
+        slow.requests().len() + fast.requests().len() >= 8
+    })
+    .await;
     // Now both have in-flight requests; quick requests should go mostly to
     // whichever has fewer. With equal parking, just check nothing is lost.
     let counts = tally(&proxy.url("/"), 50, &[]).await;

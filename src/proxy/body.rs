@@ -35,7 +35,12 @@ enum Inner {
 impl ProxyBody {
     pub fn full(bytes: Bytes) -> ProxyBody {
         let data = if bytes.is_empty() { None } else { Some(bytes) };
-        ProxyBody { inner: Inner::Full(data), conn: None, _in_flight: None, _activity: None }
+        ProxyBody {
+            inner: Inner::Full(data),
+            conn: None,
+            _in_flight: None,
+            _activity: None,
+        }
     }
 
     pub fn empty() -> ProxyBody {

@@ -44,17 +44,25 @@ pub enum Verdict {
 
 impl ConnState {
     pub fn new() -> Arc<ConnState> {
-        Arc::new(ConnState { opened: Instant::now(), in_flight: AtomicU32::new(0), phase: AtomicU64::new(IDLE) })
+        Arc::new(ConnState {
+            opened: Instant::now(),
+            in_flight: AtomicU32::new(0),
+            phase: AtomicU64::new(IDLE),
+        })
     }
 
     fn set(&self, phase: u64, at: Instant) {
         let ms = at.saturating_duration_since(self.opened).as_millis() as u64;
-        self.phase.store(ms << PHASE_BITS | phase, Ordering::Release);
+        self.phase
+            .store(ms << PHASE_BITS | phase, Ordering::Release);
     }
 
     fn get(&self) -> (u64, Instant) {
         let raw = self.phase.load(Ordering::Acquire);
-        (raw & ((1 << PHASE_BITS) - 1), self.opened + Duration::from_millis(raw >> PHASE_BITS))
+        (
+            raw & ((1 << PHASE_BITS) - 1),
+            self.opened + Duration::from_millis(raw >> PHASE_BITS),
+        )
     }
 
     /// A request arrived; the connection is busy until the guard drops.
@@ -119,7 +127,11 @@ impl<T> TrackedIo<T> {
 }
 
 impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.project();
         let before = buf.filled().len();
         let res = this.inner.poll_read(cx, buf);
@@ -131,7 +143,11 @@ impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
 }
 
 impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.project().inner.poll_write(cx, buf)
     }
 
@@ -174,7 +190,10 @@ mod tests {
         assert_eq!(state.check(t1, HEAD_T, IDLE_T), Verdict::Wait(t1 + HEAD_T));
         assert_eq!(state.check(t1 + HEAD_T, HEAD_T, IDLE_T), Verdict::SlowHead);
         let activity = state.begin();
-        assert!(matches!(state.check(t1 + IDLE_T * 2, HEAD_T, IDLE_T), Verdict::Wait(_)));
+        assert!(matches!(
+            state.check(t1 + IDLE_T * 2, HEAD_T, IDLE_T),
+            Verdict::Wait(_)
+        ));
         tokio::time::advance(Duration::from_secs(1)).await;
         drop(activity);
         let t2 = Instant::now();

@@ -15,7 +15,8 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// True when the request asks for a protocol upgrade (WebSocket and the
 /// like): an `Upgrade` header and `upgrade` among the `Connection` tokens.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE) && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"))
+    headers.contains_key(header::UPGRADE)
+        && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"))
 }
 
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
@@ -58,8 +59,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     headers.remove(header::PROXY_AUTHORIZATION);
     headers.remove(&PROXY_CONNECTION);
     if headers.keys().any(|k| k.as_str().starts_with("proxy-")) {
-        let proxied: Vec<HeaderName> =
-            headers.keys().filter(|k| k.as_str().starts_with("proxy-")).cloned().collect();
+        let proxied: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with("proxy-"))
+            .cloned()
+            .collect();
         for name in proxied {
             headers.remove(name);
         }
@@ -70,7 +74,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 }
 
 /// Adds the forwarding headers of a proxied request.
-pub fn add_forwarding(headers: &mut HeaderMap, client: IpAddr, https: bool, host: Option<&HeaderValue>) {
+pub fn add_forwarding(
+    headers: &mut HeaderMap,
+    client: IpAddr,
+    https: bool,
+    host: Option<&HeaderValue>,
+) {
     let ip = client.to_string();
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
@@ -107,7 +116,10 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         h
     }
@@ -135,7 +147,11 @@ mod tests {
 
     #[test]
     fn keeps_upgrade_and_te_trailers() {
-        let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket"), ("te", "trailers")]);
+        let mut h = map(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("te", "trailers"),
+        ]);
         assert!(is_upgrade(&h));
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h["upgrade"], "websocket");
@@ -146,7 +162,12 @@ mod tests {
     #[test]
     fn forwarding_headers() {
         let mut h = map(&[("x-forwarded-for", "10.1.1.1"), ("x-request-id", "abc")]);
-        add_forwarding(&mut h, "127.0.0.1".parse().unwrap(), false, Some(&"ex.com".parse().unwrap()));
+        add_forwarding(
+            &mut h,
+            "127.0.0.1".parse().unwrap(),
+            false,
+            Some(&"ex.com".parse().unwrap()),
+        );
         assert_eq!(h["x-forwarded-for"], "10.1.1.1, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "ex.com");

@@ -77,7 +77,12 @@ async fn serve_conn(
 ) {
     let _ = stream.set_nodelay(true);
     let state = ConnState::new();
-    let service = ProxyService { routing, conn: state.clone(), client: peer.ip(), https };
+    let service = ProxyService {
+        routing,
+        conn: state.clone(),
+        client: peer.ip(),
+        https,
+    };
     let io = TokioIo::new(TrackedIo::new(stream, state.clone()));
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);

@@ -52,14 +52,19 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
 impl ProxyService {
     async fn proxy(&self, req: Request<Incoming>) -> Result<Response<ProxyBody>, ProxyError> {
         let (mut parts, body) = req.into_parts();
-        if parts.headers.contains_key(header::TRANSFER_ENCODING) && parts.headers.contains_key(header::CONTENT_LENGTH)
+        if parts.headers.contains_key(header::TRANSFER_ENCODING)
+            && parts.headers.contains_key(header::CONTENT_LENGTH)
         {
-            return Err(ProxyError::BadRequest("content-length with transfer-encoding"));
+            return Err(ProxyError::BadRequest(
+                "content-length with transfer-encoding",
+            ));
         }
         let (route, pool) = {
             let snapshot = self.routing.load();
             let host = request_host(&parts);
-            let route = snapshot.route(host.as_deref(), parts.uri.path()).ok_or(ProxyError::NoRoute)?;
+            let route = snapshot
+                .route(host.as_deref(), parts.uri.path())
+                .ok_or(ProxyError::NoRoute)?;
             let pool = route.select(&parts).ok_or(ProxyError::NoHealthyEndpoint)?;
             (route.clone(), pool.clone())
         };
@@ -67,7 +72,10 @@ impl ProxyService {
         let upgrade = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers);
         let host = match parts.headers.get(header::HOST) {
             Some(h) => Some(h.clone()),
-            None => parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+            None => parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
         };
         strip_hop_by_hop(&mut parts.headers, upgrade);
         if let (false, Some(h)) = (parts.headers.contains_key(header::HOST), &host) {
@@ -76,12 +84,17 @@ impl ProxyService {
         add_forwarding(&mut parts.headers, self.client, self.https, host.as_ref());
         parts.uri = origin_form(&parts.uri);
         parts.version = Version::HTTP_11;
-        let attempts = 1 + if is_idempotent(&parts.method) { route.retries } else { 0 };
+        let attempts = 1 + if is_idempotent(&parts.method) {
+            route.retries
+        } else {
+            0
+        };
         let mut req = Request::from_parts(parts, body);
         let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
         let sent = tokio::time::timeout(route.timeout, send(&pool, req, attempts)).await;
-        let (mut resp, conn, in_flight) = sent.map_err(|_| ProxyError::Timeout(route.timeout))??;
+        let (mut resp, conn, in_flight) =
+            sent.map_err(|_| ProxyError::Timeout(route.timeout))??;
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             let Some(downstream) = downstream_upgrade else {
@@ -107,24 +120,40 @@ async fn send(
     let mut tried = 0u64;
     let mut last = None;
     for _ in 0..attempts {
-        let Some((index, endpoint)) = pool.pick(tried) else { break };
+        let Some((index, endpoint)) = pool.pick(tried) else {
+            break;
+        };
         tried |= 1u64.checked_shl(index as u32).unwrap_or(0);
         let in_flight = endpoint.start_request();
-        match endpoint.conns.send(endpoint.addr, &endpoint.spec.authority, req).await {
+        match endpoint
+            .conns
+            .send(endpoint.addr, &endpoint.spec.authority, req)
+            .await
+        {
             Ok((resp, conn)) => return Ok((resp, conn, in_flight)),
-            Err(SendError { error, request: Some(back) }) => {
+            Err(SendError {
+                error,
+                request: Some(back),
+            }) => {
                 tracing::debug!(endpoint = %endpoint.spec.authority, %error, "upstream attempt failed");
                 last = Some(error);
                 req = back;
             }
-            Err(SendError { error, request: None }) => return Err(error),
+            Err(SendError {
+                error,
+                request: None,
+            }) => return Err(error),
         }
     }
     Err(last.unwrap_or(ProxyError::NoHealthyEndpoint))
 }
 
 /// Copies bytes both ways between an upgraded client and upstream.
-async fn tunnel(downstream: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade, in_flight: InFlight) {
+async fn tunnel(
+    downstream: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    in_flight: InFlight,
+) {
     let (down, up) = match tokio::try_join!(downstream, upstream) {
         Ok(pair) => pair,
         Err(e) => {
@@ -138,7 +167,10 @@ async fn tunnel(downstream: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade:
 }
 
 fn is_idempotent(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
 }
 
 /// `/path?query` for an HTTP/1.1 upstream.

@@ -61,11 +61,20 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
 
 /// True when every condition of `spec` holds for the request.
 pub fn matches(spec: &MatchSpec, parts: &Parts) -> bool {
-    spec.headers
+    spec.headers.iter().all(|(name, want)| {
+        parts
+            .headers
+            .get_all(name)
+            .iter()
+            .any(|v| v.as_bytes() == want.as_bytes())
+    }) && spec
+        .cookies
         .iter()
-        .all(|(name, want)| parts.headers.get_all(name).iter().any(|v| v.as_bytes() == want.as_bytes()))
-        && spec.cookies.iter().all(|(name, want)| cookie(&parts.headers, name) == Some(want))
-        && spec.query.iter().all(|(name, want)| query_param(parts.uri.query(), name) == Some(want))
+        .all(|(name, want)| cookie(&parts.headers, name) == Some(want))
+        && spec
+            .query
+            .iter()
+            .all(|(name, want)| query_param(parts.uri.query(), name) == Some(want))
 }
 
 #[cfg(test)]
@@ -78,7 +87,12 @@ mod tests {
 
     #[test]
     fn host_from_header_or_authority() {
-        let p = parts(http::Request::get("/").header("host", "Shop.Example.com:8080").body(()).unwrap());
+        let p = parts(
+            http::Request::get("/")
+                .header("host", "Shop.Example.com:8080")
+                .body(())
+                .unwrap(),
+        );
         assert_eq!(request_host(&p).as_deref(), Some("shop.example.com"));
         let p = parts(http::Request::get("http://[::1]:80/x").body(()).unwrap());
         assert_eq!(request_host(&p).as_deref(), Some("[::1]"));
@@ -99,7 +113,12 @@ mod tests {
                 .unwrap(),
         );
         assert!(matches(&spec, &p));
-        let p = parts(http::Request::get("/a?v=3").header("user-type", "beta").body(()).unwrap());
+        let p = parts(
+            http::Request::get("/a?v=3")
+                .header("user-type", "beta")
+                .body(())
+                .unwrap(),
+        );
         assert!(!matches(&spec, &p));
     }
 }

@@ -80,9 +80,8 @@ impl Snapshot {
             .iter()
             .map(|spec| {
                 let old = previous.and_then(|p| p.pool(&spec.name));
-                let old_spec = old.and_then(|_| {
-                    previous?.config.pools.iter().find(|p| p.name == spec.name)
-                });
+                let old_spec =
+                    old.and_then(|_| previous?.config.pools.iter().find(|p| p.name == spec.name));
                 let same_settings = old_spec.is_some_and(|o| {
                     o.connect_timeout == spec.connect_timeout && o.idle_timeout == spec.idle_timeout
                 });
@@ -95,15 +94,22 @@ impl Snapshot {
                 }))
             })
             .collect();
-        let by_name: HashMap<&str, &Arc<Pool>> = pools.iter().map(|p| (p.name.as_str(), p)).collect();
+        let by_name: HashMap<&str, &Arc<Pool>> =
+            pools.iter().map(|p| (p.name.as_str(), p)).collect();
 
         let mut table = RouteTable::default();
         let mut routes = Vec::with_capacity(config.routes.len());
         for (index, spec) in config.routes.iter().enumerate() {
-            let weights = overrides.get(&spec.name).cloned().unwrap_or_else(|| Weights {
-                stable: spec.pool.clone(),
-                percent: spec.weights.clone().unwrap_or_else(|| vec![(spec.pool.clone(), 100)]),
-            });
+            let weights = overrides
+                .get(&spec.name)
+                .cloned()
+                .unwrap_or_else(|| Weights {
+                    stable: spec.pool.clone(),
+                    percent: spec
+                        .weights
+                        .clone()
+                        .unwrap_or_else(|| vec![(spec.pool.clone(), 100)]),
+                });
             let weights = ordered(weights);
             let resolved: Vec<(Arc<Pool>, u32)> = weights
                 .percent
@@ -113,7 +119,11 @@ impl Snapshot {
             let rules = spec
                 .rules
                 .iter()
-                .filter_map(|r| by_name.get(r.pool.as_str()).map(|p| (r.matches.clone(), (*p).clone())))
+                .filter_map(|r| {
+                    by_name
+                        .get(r.pool.as_str())
+                        .map(|p| (r.matches.clone(), (*p).clone()))
+                })
                 .collect();
             table.insert(spec.host.as_ref(), &spec.path_prefix, index);
             routes.push(Arc::new(Route {
@@ -126,7 +136,12 @@ impl Snapshot {
                 sticky: spec.sticky.clone(),
             }));
         }
-        Snapshot { config, routes, pools, table }
+        Snapshot {
+            config,
+            routes,
+            pools,
+            table,
+        }
     }
 
     /// The route for a request's host (lowercase, no port) and path.
@@ -174,7 +189,10 @@ impl Routing {
     pub fn new(config: Arc<Config>) -> Routing {
         let overrides = HashMap::new();
         let snapshot = Snapshot::build(config, &overrides, None);
-        Routing { current: ArcSwap::from_pointee(snapshot), write: Mutex::new(overrides) }
+        Routing {
+            current: ArcSwap::from_pointee(snapshot),
+            write: Mutex::new(overrides),
+        }
     }
 
     /// The current snapshot. Do not hold the guard across an `.await`.

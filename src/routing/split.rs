@@ -84,7 +84,11 @@ mod tests {
         let spec = PoolSpec {
             name: name.into(),
             version: None,
-            endpoints: vec![Endpoint { authority: "127.0.0.1:1".into(), host: "127.0.0.1".into(), port: 1 }],
+            endpoints: vec![Endpoint {
+                authority: "127.0.0.1:1".into(),
+                host: "127.0.0.1".into(),
+                port: 1,
+            }],
             balance: Balance::RoundRobin,
             connect_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
@@ -96,17 +100,27 @@ mod tests {
     #[test]
     fn buckets_are_monotone_as_candidate_grows() {
         let (green, blue) = (pool("green"), pool("blue"));
-        let users: Vec<u32> = (0..5000).map(|i| bucket_of(format!("user-{i}").as_bytes())).collect();
+        let users: Vec<u32> = (0..5000)
+            .map(|i| bucket_of(format!("user-{i}").as_bytes()))
+            .collect();
         let mut previous: Vec<bool> = vec![false; users.len()];
         for w in [0, 5, 10, 25, 50, 75, 100] {
             let split = Split::new(&[(green.clone(), w), (blue.clone(), 100 - w)]);
-            let now: Vec<bool> =
-                users.iter().map(|&b| split.pick_bucket(b).unwrap().name == "green").collect();
+            let now: Vec<bool> = users
+                .iter()
+                .map(|&b| split.pick_bucket(b).unwrap().name == "green")
+                .collect();
             for (before, after) in previous.iter().zip(&now) {
-                assert!(!before || *after, "a user left the candidate when its weight grew to {w}");
+                assert!(
+                    !before || *after,
+                    "a user left the candidate when its weight grew to {w}"
+                );
             }
             let share = now.iter().filter(|&&g| g).count() as f64 / users.len() as f64;
-            assert!((share - w as f64 / 100.0).abs() < 0.03, "weight {w}: share {share}");
+            assert!(
+                (share - w as f64 / 100.0).abs() < 0.03,
+                "weight {w}: share {share}"
+            );
             previous = now;
         }
     }

@@ -61,14 +61,21 @@ impl Pooled {
         }
         let mut idle = self.idle.lock().unwrap();
         if idle.len() < MAX_IDLE {
-            idle.push(Idle { tx: self.tx, since: Instant::now() });
+            idle.push(Idle {
+                tx: self.tx,
+                since: Instant::now(),
+            });
         }
     }
 }
 
 impl ConnPool {
     pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> ConnPool {
-        ConnPool { idle: Arc::default(), connect_timeout, idle_timeout }
+        ConnPool {
+            idle: Arc::default(),
+            connect_timeout,
+            idle_timeout,
+        }
     }
 
     /// Number of idle pooled connections.
@@ -109,7 +116,12 @@ impl ConnPool {
                 Some(tx) => (tx, true),
                 None => match self.connect(addr, authority).await {
                     Ok(tx) => (tx, false),
-                    Err(error) => return Err(SendError { error, request: Some(req) }),
+                    Err(error) => {
+                        return Err(SendError {
+                            error,
+                            request: Some(req),
+                        })
+                    }
                 },
             };
             if tx.ready().await.is_err() {
@@ -117,10 +129,21 @@ impl ConnPool {
                     continue;
                 }
                 let error = ProxyError::Upstream(UpstreamErrorKind::Reset);
-                return Err(SendError { error, request: Some(req) });
+                return Err(SendError {
+                    error,
+                    request: Some(req),
+                });
             }
             match tx.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, Pooled { tx, idle: self.idle.clone() })),
+                Ok(resp) => {
+                    return Ok((
+                        resp,
+                        Pooled {
+                            tx,
+                            idle: self.idle.clone(),
+                        },
+                    ))
+                }
                 Err(mut e) => match e.take_message() {
                     Some(back) if reused => req = back,
                     request => {

@@ -42,7 +42,9 @@ impl Pool {
     }
 
     pub fn endpoint(&self, authority: &str) -> Option<&Arc<EndpointState>> {
-        self.endpoints.iter().find(|e| e.spec.authority == authority)
+        self.endpoints
+            .iter()
+            .find(|e| e.spec.authority == authority)
     }
 
     /// Picks a healthy endpoint, skipping those in `tried` (a bit set of
@@ -50,7 +52,8 @@ impl Pool {
     /// healthy endpoint is left.
     pub fn pick(&self, tried: u64) -> Option<(usize, &Arc<EndpointState>)> {
         let n = self.endpoints.len();
-        let usable = |i: usize| (i >= 64 || tried & (1 << i) == 0) && self.endpoints[i].is_healthy();
+        let usable =
+            |i: usize| (i >= 64 || tried & (1 << i) == 0) && self.endpoints[i].is_healthy();
         match self.balance {
             Balance::RoundRobin => {
                 let start = self.next.fetch_add(1, Ordering::Relaxed);
@@ -65,10 +68,18 @@ impl Pool {
                 // loaded wins. Falls back to a scan when both are unusable.
                 let mut rng = rand::rng();
                 let a = rng.random_range(0..n);
-                let b = if n > 1 { (a + 1 + rng.random_range(0..n - 1)) % n } else { a };
+                let b = if n > 1 {
+                    (a + 1 + rng.random_range(0..n - 1)) % n
+                } else {
+                    a
+                };
                 match (usable(a), usable(b)) {
                     (true, true) => Some(
-                        if self.endpoints[b].in_flight() < self.endpoints[a].in_flight() { b } else { a },
+                        if self.endpoints[b].in_flight() < self.endpoints[a].in_flight() {
+                            b
+                        } else {
+                            a
+                        },
                     ),
                     (true, false) => Some(a),
                     (false, true) => Some(b),

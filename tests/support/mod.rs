@@ -63,7 +63,9 @@ impl Upstream {
         let tasks = conns.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 c.fetch_add(1, Ordering::SeqCst);
                 let (n, l) = (n.clone(), l.clone());
                 let conn = tokio::spawn(async move {
@@ -81,7 +83,14 @@ impl Upstream {
                 tasks.push(conn);
             }
         });
-        Upstream { name: name.to_string(), addr, log, connections, task, conns }
+        Upstream {
+            name: name.to_string(),
+            addr,
+            log,
+            connections,
+            task,
+            conns,
+        }
     }
 
     pub fn requests(&self) -> Vec<String> {
@@ -89,11 +98,21 @@ impl Upstream {
     }
 }
 
-async fn respond(name: &str, log: &Mutex<Vec<String>>, mut req: Request<Incoming>) -> Response<BoxBody> {
-    log.lock().unwrap().push(format!("{} {}", req.method(), req.uri()));
+async fn respond(
+    name: &str,
+    log: &Mutex<Vec<String>>,
+    mut req: Request<Incoming>,
+) -> Response<BoxBody> {
+    log.lock()
+        .unwrap()
+        .push(format!("{} {}", req.method(), req.uri()));
     let path = req.uri().path().to_string();
     let with_name = |status: StatusCode, body: BoxBody| {
-        Response::builder().status(status).header("x-upstream", name).body(body).unwrap()
+        Response::builder()
+            .status(status)
+            .header("x-upstream", name)
+            .body(body)
+            .unwrap()
     };
     let full = |s: String| Full::new(Bytes::from(s)).boxed();
     if path == "/headers" {
@@ -106,7 +125,9 @@ async fn respond(name: &str, log: &Mutex<Vec<String>>, mut req: Request<Incoming
     if path == "/echo" {
         let body = req.into_body();
         let stream = http_body_util::BodyStream::new(body).filter_map(|f| async move {
-            f.ok().and_then(|f| f.into_data().ok()).map(|d| Ok::<_, Infallible>(Frame::data(d)))
+            f.ok()
+                .and_then(|f| f.into_data().ok())
+                .map(|d| Ok::<_, Infallible>(Frame::data(d)))
         });
         return with_name(StatusCode::OK, BodyExt::boxed(StreamBody::new(stream)));
     }
@@ -149,13 +170,22 @@ async fn respond(name: &str, log: &Mutex<Vec<String>>, mut req: Request<Incoming
 fn websocket_echo(name: &str, req: &mut Request<Incoming>) -> Response<BoxBody> {
     use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
     use tokio_tungstenite::tungstenite::protocol::Role;
-    let key = req.headers().get("sec-websocket-key").unwrap().as_bytes().to_vec();
+    let key = req
+        .headers()
+        .get("sec-websocket-key")
+        .unwrap()
+        .as_bytes()
+        .to_vec();
     let on_upgrade = hyper::upgrade::on(req);
     let prefix = name.to_string();
     tokio::spawn(async move {
         let upgraded = on_upgrade.await.unwrap();
-        let mut ws =
-            tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            None,
+        )
+        .await;
         while let Some(Ok(msg)) = ws.next().await {
             if msg.is_text() {
                 let reply = format!("{prefix}: {}", msg.into_text().unwrap());
@@ -186,7 +216,8 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(toml: &str) -> Proxy {
-        let config = veer::config::parse(toml, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let config =
+            veer::config::parse(toml, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"));
         let config = Arc::new(config);
         let server = veer::server::Server::new(config.clone());
         let mut addrs = Vec::new();
@@ -195,7 +226,11 @@ impl Proxy {
             addrs.push(listener.local_addr().unwrap());
             server.serve(listener, spec);
         }
-        Proxy { addr: addrs[0], addrs, server: Some(server) }
+        Proxy {
+            addr: addrs[0],
+            addrs,
+            server: Some(server),
+        }
     }
 
     pub fn routing(&self) -> &veer::routing::Routing {
@@ -214,7 +249,9 @@ pub fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Bo
 
 /// An h2c (prior knowledge) client.
 pub fn h2c_client() -> Client<hyper_util::client::legacy::connect::HttpConnector, BoxBody> {
-    Client::builder(TokioExecutor::new()).http2_only(true).build_http()
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
 }
 
 pub fn empty() -> BoxBody {
@@ -240,7 +277,11 @@ pub async fn send(
         .expect("request failed");
     let (parts, body) = resp.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
-    (parts.status, parts.headers, String::from_utf8_lossy(&bytes).into_owned())
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
 }
 
 /// Counts answers by upstream name over `n` GETs.
@@ -254,7 +295,10 @@ pub async fn tally(url: &str, n: usize, headers: &[(&str, &str)]) -> HashMap<Str
         }
         let (status, h, _) = send(&client, req.body(empty()).unwrap()).await;
         assert_eq!(status, StatusCode::OK);
-        let name = h.get("x-upstream").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let name = h
+            .get("x-upstream")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
         *counts.entry(name).or_default() += 1;
     }
     counts
@@ -264,7 +308,10 @@ pub async fn tally(url: &str, n: usize, headers: &[(&str, &str)]) -> HashMap<Str
 pub async fn eventually(deadline: Duration, mut cond: impl FnMut() -> bool) {
     let start = tokio::time::Instant::now();
     while !cond() {
-        assert!(start.elapsed() < deadline, "condition not met within {deadline:?}");
+        assert!(
+            start.elapsed() < deadline,
+            "condition not met within {deadline:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -275,7 +322,10 @@ pub fn config(pools: &[(&str, &[SocketAddr])], extra: &str) -> String {
     let mut toml = String::from("[proxy]\nheader_timeout = \"2s\"\nidle_timeout = \"5s\"\n\n[[listener]]\nname = \"public\"\nlisten = \"127.0.0.1:0\"\n\n");
     for (name, eps) in pools {
         let eps: Vec<String> = eps.iter().map(|a| format!("\"{a}\"")).collect();
-        toml.push_str(&format!("[[pool]]\nname = \"{name}\"\nendpoints = [{}]\n\n", eps.join(", ")));
+        toml.push_str(&format!(
+            "[[pool]]\nname = \"{name}\"\nendpoints = [{}]\n\n",
+            eps.join(", ")
+        ));
     }
     toml.push_str(extra);
     toml

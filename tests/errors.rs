@@ -1,0 +1,205 @@
+//! Every error status of SPEC §8, request smuggling attempts, and slow or
+//! idle clients, against real sockets.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn route_to(addr: std::net::SocketAddr, route_extra: &str) -> String {
+    config(
+        &[("app", &[addr])],
+        &format!("[[route]]\nname = \"app\"\npool = \"app\"\n{route_extra}"),
+    )
+}
+
+#[tokio::test]
+async fn refused_upstream_is_502() {
+    let proxy = Proxy::start(&route_to(dead_addr().await, "")).await;
+    let (status, _, body) = get(&proxy.url("/"), &[]).await;
+    assert_eq!((status.as_u16(), body.as_str()), (502, "bad gateway\n"));
+}
+
+#[tokio::test]
+async fn bad_upstream_response_is_502() {
+    let garbage = raw_upstream(b"this is not http\r\n\r\n").await;
+    let proxy = Proxy::start(&route_to(garbage, "retries = 0")).await;
+    let (status, _, _) = get(&proxy.url("/"), &[]).await;
+    assert_eq!(status, 502);
+}
+
+#[tokio::test]
+async fn upstream_reset_mid_response_is_502() {
+    // Closes after the request without answering.
+    let silent = raw_upstream(b"").await;
+    let proxy = Proxy::start(&route_to(silent, "retries = 0")).await;
+    let (status, _, _) = get(&proxy.url("/"), &[]).await;
+    assert_eq!(status, 502);
+}
+
+#[tokio::test]
+async fn no_healthy_endpoint_is_503() {
+    let up = Upstream::start("up").await;
+    let proxy = Proxy::start(&route_to(up.addr, "")).await;
+    for pool in &proxy.routing().load().pools {
+        for endpoint in &pool.endpoints {
+            endpoint.set_healthy(false);
+        }
+    }
+    let (status, headers, body) = get(&proxy.url("/"), &[]).await;
+    assert_eq!(
+        (status.as_u16(), body.as_str()),
+        (503, "no healthy upstream\n")
+    );
+    assert!(headers.contains_key("retry-after"));
+    assert!(up.requests().is_empty());
+}
+
+#[tokio::test]
+async fn slow_upstream_is_504_after_the_route_timeout() {
+    let up = Upstream::start("up").await;
+    let proxy = Proxy::start(&route_to(up.addr, "timeout = \"200ms\"")).await;
+    let start = Instant::now();
+    let (status, _, body) = get(&proxy.url("/sleep/3000"), &[]).await;
+    assert_eq!(
+        (status.as_u16(), body.as_str()),
+        (504, "upstream timeout\n")
+    );
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_secs(2),
+        "took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_request_is_400() {
+    let up = Upstream::start("up").await;
+    let proxy = Proxy::start(&route_to(up.addr, "")).await;
+    let reply = raw_exchange(
+        proxy.addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    // obs-fold (a header continued on the next line) is rejected too.
+    let folded = b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: a\r\n  b\r\n\r\n";
+    let reply = raw_exchange(proxy.addr, folded, Duration::from_secs(5)).await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(up.requests().is_empty(), "{:?}", up.requests());
+}
+
+#[tokio::test]
+async fn oversized_headers_are_431() {
+    let up = Upstream::start("up").await;
+    let proxy = Proxy::start(&route_to(up.addr, "")).await;
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let reply = raw_exchange(proxy.addr, big.as_bytes(), Duration::from_secs(5)).await;
+    assert!(
+        reply.starts_with("HTTP/1.1 431"),
+        "{}",
+        &reply[..reply.len().min(200)]
+    );
+    assert!(up.requests().is_empty());
+}
+
+/// CL.TE / TE.CL smuggling: a body that hides a second request. Whatever
+/// order the headers come in, the upstream never sees `/smuggled`.
+#[tokio::test]
+async fn content_length_with_transfer_encoding_never_smuggles() {
+    let up = Upstream::start("up").await;
+    let proxy = Proxy::start(&route_to(up.addr, "")).await;
+    let attacks: [&[u8]; 3] = [
+        b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+    ];
+    for attack in attacks {
+        let reply = raw_exchange(proxy.addr, attack, Duration::from_secs(3)).await;
+        assert!(reply.starts_with("HTTP/1.1 "), "no answer: {reply:?}");
+        // At most one response, then the connection is closed.
+        assert_eq!(reply.matches("HTTP/1.1 ").count(), 1, "{reply}");
+    }
+    // Give a smuggled request time to arrive, if one was sent.
+    let _ = get(&proxy.url("/after"), &[]).await;
+    let seen = up.requests();
+    assert!(
+        !seen.iter().any(|r| r.contains("smuggled")),
+        "smuggled request reached upstream: {seen:?}"
+    );
+}
+
+/// A client that sends headers one byte at a time is cut off after
+/// `header_timeout`, and never reaches an upstream.
+#[tokio::test]
+async fn slowloris_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start("up").await;
+    let toml =
+        route_to(up.addr, "").replace("header_timeout = \"2s\"", "header_timeout = \"300ms\"");
+    let proxy = Proxy::start(&toml).await;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let start = Instant::now();
+    let head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    let mut closed_after = None;
+    'drip: for byte in head.iter().chain(std::iter::repeat(&b'a')).take(200) {
+        if stream.write_all(&[*byte]).await.is_err() {
+            closed_after = Some(start.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed_after = Some(start.elapsed());
+                break 'drip;
+            }
+            _ => {}
+        }
+    }
+    let closed_after = closed_after.expect("slow client was never cut off");
+    assert!(
+        closed_after >= Duration::from_millis(300),
+        "cut after {closed_after:?}"
+    );
+    assert!(
+        closed_after < Duration::from_secs(3),
+        "cut after {closed_after:?}"
+    );
+    assert!(up.requests().is_empty());
+}
+
+/// An idle keep-alive connection is closed after `idle_timeout`, not after
+/// the (shorter) header timeout.
+#[tokio::test]
+async fn idle_keepalive_connection_is_closed_after_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start("up").await;
+    let toml = route_to(up.addr, "")
+        .replace("header_timeout = \"2s\"", "header_timeout = \"200ms\"")
+        .replace("idle_timeout = \"5s\"", "idle_timeout = \"800ms\"");
+    let proxy = Proxy::start(&toml).await;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let idle_from = Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("never closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "expected close");
+    let idle = idle_from.elapsed();
+    assert!(
+        idle >= Duration::from_millis(700) && idle < Duration::from_secs(3),
+        "closed after {idle:?}"
+    );
+}
