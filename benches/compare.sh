@@ -149,10 +149,12 @@ mkdir -p "$WORK/upstream"
     nginx_common "$WORK/upstream"
     echo "http {"
     nginx_http_common "$WORK/upstream"
-    for p in "$PORT_BLUE" "$PORT_GREEN"; do
+    for side in "blue $PORT_BLUE" "green $PORT_GREEN"; do
+        set -- $side
         cat <<EOF
     server {
-        listen 127.0.0.1:$p;
+        listen 127.0.0.1:$2;
+        add_header X-Side $1;   # lets the split check below see where a request went
         location / { default_type text/plain; return 200 "hello\n"; }
     }
 EOF
@@ -260,6 +262,18 @@ start veer "$VEER_LOG" \
 VEER_PID="${PIDS[-1]}"
 wait_http veer "$PORT_VEER" "$VEER_PID" "$VEER_LOG"
 
+# Sanity check: both proxies really split ~90/10 (200 requests, one
+# keep-alive connection); printed under the tables.
+split_check() {  # PORT -> "green N/200"
+    local urls=() i
+    for i in $(seq 200); do urls+=("http://127.0.0.1:$1/"); done
+    curl -s -o /dev/null -D - "${urls[@]}" | tr -d '\r' |
+        awk 'tolower($1) == "x-side:" { n++; if ($2 == "green") g++ }
+             END { printf "green %d/%d", g, n }'
+}
+SPLIT_VEER="$(split_check "$PORT_VEER")"
+SPLIT_NGINX="$(split_check "$PORT_NGINX")"
+
 # ---------------------------------------------------------------- measure
 # to_ms "1.23ms" -> 1.230 ; accepts us/ms/s as printed by wrk.
 to_ms() {
@@ -312,7 +326,8 @@ done
 echo
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (warm-up $WARMUP); pinning: $PINNING;" \
      "$(nproc) cores; loadavg before: $LOAD_BEFORE"
-echo "veer: workers=1, route weights blue=90 green=10; nginx: worker_processes 1, keepalive 64"
+echo "veer: workers=1, route weights blue=90 green=10 (check: $SPLIT_VEER);" \
+     "nginx: worker_processes 1, keepalive 64, weights 9:1 (check: $SPLIT_NGINX)"
 for scen in $SCENARIOS; do
     echo
     if [ "$scen" = keepalive ]; then

@@ -8,13 +8,15 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
+
+use super::framing::HeadScan;
 
 const IDLE: u64 = 0;
 const HEAD: u64 = 1;
@@ -29,6 +31,9 @@ pub struct ConnState {
     in_flight: AtomicU32,
     /// Phase in the low bits, milliseconds since `opened` above them.
     phase: AtomicU64,
+    /// Framing headers seen in the latest request head read from the wire
+    /// (see [`super::framing`]).
+    framing: AtomicU8,
 }
 
 /// What the watchdog should do with a connection.
@@ -48,6 +53,7 @@ impl ConnState {
             opened: Instant::now(),
             in_flight: AtomicU32::new(0),
             phase: AtomicU64::new(IDLE),
+            framing: AtomicU8::new(0),
         })
     }
 
@@ -76,11 +82,23 @@ impl ConnState {
         self.in_flight.load(Ordering::Acquire)
     }
 
-    /// Bytes arrived: if the connection was idle, a request head starts now.
-    fn on_read(&self) {
-        if self.phase.load(Ordering::Relaxed) & ((1 << PHASE_BITS) - 1) == IDLE {
-            self.set(HEAD, Instant::now());
+    /// Bytes arrived: if the connection was idle, a request head starts
+    /// now. Returns true while a head is being read.
+    fn on_read(&self) -> (bool, bool) {
+        match self.phase.load(Ordering::Relaxed) & ((1 << PHASE_BITS) - 1) {
+            IDLE => {
+                self.set(HEAD, Instant::now());
+                (true, true)
+            }
+            HEAD => (true, false),
+            _ => (false, false),
         }
+    }
+
+    /// The framing headers the latest request head carried (a bit set of
+    /// `framing::CONTENT_LENGTH` and `framing::TRANSFER_ENCODING`).
+    pub fn framing(&self) -> u8 {
+        self.framing.load(Ordering::Relaxed)
     }
 
     pub fn check(&self, now: Instant, header_timeout: Duration, idle_timeout: Duration) -> Verdict {
@@ -117,12 +135,17 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: T,
         state: Arc<ConnState>,
+        scan: HeadScan,
     }
 }
 
 impl<T> TrackedIo<T> {
     pub fn new(inner: T, state: Arc<ConnState>) -> Self {
-        TrackedIo { inner, state }
+        TrackedIo {
+            inner,
+            state,
+            scan: HeadScan::default(),
+        }
     }
 }
 
@@ -136,7 +159,14 @@ impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
         let before = buf.filled().len();
         let res = this.inner.poll_read(cx, buf);
         if buf.filled().len() > before {
-            this.state.on_read();
+            let (in_head, fresh) = this.state.on_read();
+            if fresh {
+                this.scan.reset();
+            }
+            if in_head {
+                this.scan.feed(&buf.filled()[before..]);
+                this.state.framing.store(this.scan.seen, Ordering::Relaxed);
+            }
         }
         res
     }

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod conn;
 pub mod error;
+mod framing;
 pub mod headers;
 mod listener;
 mod service;

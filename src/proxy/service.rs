@@ -18,6 +18,7 @@ use crate::upstream::{InFlight, Pool, Pooled, SendError};
 use super::body::ProxyBody;
 use super::conn::ConnState;
 use super::error::{ProxyError, UpstreamErrorKind};
+use super::framing;
 use super::headers::{add_forwarding, is_upgrade, strip_hop_by_hop};
 
 /// The hyper service for one downstream connection.
@@ -52,8 +53,11 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
 impl ProxyService {
     async fn proxy(&self, req: Request<Incoming>) -> Result<Response<ProxyBody>, ProxyError> {
         let (mut parts, body) = req.into_parts();
-        if parts.headers.contains_key(header::TRANSFER_ENCODING)
-            && parts.headers.contains_key(header::CONTENT_LENGTH)
+        let both = framing::CONTENT_LENGTH | framing::TRANSFER_ENCODING;
+        let ambiguous = parts.version <= Version::HTTP_11 && self.conn.framing() & both == both;
+        if ambiguous
+            || parts.headers.contains_key(header::TRANSFER_ENCODING)
+                && parts.headers.contains_key(header::CONTENT_LENGTH)
         {
             return Err(ProxyError::BadRequest(
                 "content-length with transfer-encoding",
