@@ -13,9 +13,11 @@
 //! - [`proxy`]: listeners, the per-request service, header rewriting,
 //!   errors mapped to statuses.
 //! - [`server`]: wires listeners to routing and runs until shutdown.
+//! - [`demo`]: `veer demo`, a local canary show with built-in upstreams.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod demo;
 pub mod proxy;
 pub mod routing;
 pub mod server;

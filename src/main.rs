@@ -31,6 +31,21 @@ enum Command {
         #[arg(short, long, default_value = "veer.toml")]
         config: PathBuf,
     },
+    /// A local canary from v1 to v2 with built-in upstreams and load.
+    Demo {
+        /// Percent of v2 responses that fail with 500.
+        #[arg(long, default_value_t = 0.0)]
+        v2_error_rate: f64,
+        /// Latency added to every v2 response, e.g. "50ms".
+        #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+        v2_latency: std::time::Duration,
+        /// Hold per canary step.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+        /// Candidate weight per step, comma separated.
+        #[arg(long, default_value = "5,25,50,100", value_delimiter = ',')]
+        steps: Vec<u32>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,6 +60,18 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(config),
         Command::Check { config } => check(config),
+        Command::Demo {
+            v2_error_rate,
+            v2_latency,
+            interval,
+            steps,
+        } => demo(veer::demo::DemoOptions {
+            v2_error_rate,
+            v2_latency,
+            interval,
+            steps,
+            clients: 4,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -53,6 +80,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn demo(options: veer::demo::DemoOptions) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let outcome = runtime.block_on(veer::demo::run(options, |line| println!("{line}")))?;
+    match outcome {
+        veer::demo::Outcome::Promoted => println!("promoted: v2 serves 100%"),
+        veer::demo::Outcome::RolledBack => println!("rolled back: v1 serves 100%"),
+    }
+    Ok(())
 }
 
 fn check(path: PathBuf) -> anyhow::Result<()> {
