@@ -10,6 +10,8 @@
 //! - [`routing`]: host/path match, weighted and sticky split, and the
 //!   immutable [`routing::Snapshot`] published through one `ArcSwap`.
 //! - [`upstream`]: pools, endpoint picking, pooled upstream connections.
+//! - [`observe`]: per route×pool counters and histograms, analysis
+//!   windows, Prometheus exposition.
 //! - [`proxy`]: listeners, the per-request service, header rewriting,
 //!   errors mapped to statuses.
 //! - [`server`]: wires listeners to routing and runs until shutdown.
@@ -18,6 +20,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod observe;
 pub mod proxy;
 pub mod routing;
 pub mod server;

@@ -45,6 +45,7 @@ pub struct ProxyFile {
     pub idle_timeout: Option<Str>,
     pub max_header_bytes: Option<Spanned<usize>>,
     pub access_log: Option<bool>,
+    pub metrics: Option<bool>,
 }
 
 /// `[admin]`.

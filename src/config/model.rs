@@ -37,6 +37,9 @@ pub struct ProxySettings {
     pub max_header_bytes: usize,
     /// One structured log line per request when true.
     pub access_log: bool,
+    /// Record per route×pool metrics (on by default; off only to measure
+    /// what recording costs).
+    pub metrics: bool,
 }
 
 /// `[admin]`: the control-plane listener.

@@ -179,6 +179,7 @@ impl Check<'_> {
             idle_timeout: self.nonzero_duration(&p.idle_timeout, "proxy.idle_timeout", 60 * SECOND),
             max_header_bytes,
             access_log: p.access_log.unwrap_or(false),
+            metrics: p.metrics.unwrap_or(true),
         }
     }
 

@@ -16,6 +16,7 @@ use hyper::body::Incoming;
 use crate::upstream::{InFlight, Pooled};
 
 use super::conn::Activity;
+use super::record::Recorder;
 
 #[derive(Debug)]
 pub struct ProxyBody {
@@ -24,6 +25,8 @@ pub struct ProxyBody {
     conn: Option<Pooled>,
     _in_flight: Option<InFlight>,
     _activity: Option<Activity>,
+    /// Counts the request when the body is done (dropped).
+    recorder: Option<Recorder>,
 }
 
 #[derive(Debug)]
@@ -40,6 +43,7 @@ impl ProxyBody {
             conn: None,
             _in_flight: None,
             _activity: None,
+            recorder: None,
         }
     }
 
@@ -55,6 +59,7 @@ impl ProxyBody {
             conn,
             _in_flight: Some(in_flight),
             _activity: None,
+            recorder: None,
         };
         this.release_if_done();
         this
@@ -62,6 +67,10 @@ impl ProxyBody {
 
     pub fn set_activity(&mut self, activity: Activity) {
         self._activity = Some(activity);
+    }
+
+    pub fn set_recorder(&mut self, recorder: Recorder) {
+        self.recorder = Some(recorder);
     }
 
     fn release_if_done(&mut self) {
@@ -94,8 +103,18 @@ impl Body for ProxyBody {
                             conn.release();
                         }
                     }
-                    Some(Ok(_)) => this.release_if_done(),
-                    Some(Err(_)) => this.conn = None,
+                    Some(Ok(frame)) => {
+                        if let (Some(trailers), Some(rec)) = (frame.trailers_ref(), &mut this.recorder) {
+                            rec.trailers(trailers);
+                        }
+                        this.release_if_done();
+                    }
+                    Some(Err(_)) => {
+                        this.conn = None;
+                        if let Some(rec) = &mut this.recorder {
+                            rec.body_error();
+                        }
+                    }
                 }
                 Poll::Ready(frame)
             }

@@ -7,6 +7,7 @@ pub mod error;
 mod framing;
 pub mod headers;
 mod listener;
+mod record;
 mod service;
 
 pub use listener::serve;

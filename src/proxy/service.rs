@@ -12,13 +12,17 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use crate::routing::{request_host, Routing};
+use tokio::time::Instant;
+
+use crate::observe::{Outcome, RoutePoolStats};
+use crate::routing::{request_host, Route, Routing};
 use crate::upstream::{InFlight, Pool, Pooled, SendError};
 
 use super::body::ProxyBody;
 use super::conn::ConnState;
 use super::error::{ProxyError, UpstreamErrorKind};
 use super::framing;
+use super::record::{AccessInfo, Recorder};
 use super::headers::{add_forwarding, is_upgrade, strip_hop_by_hop};
 
 /// The hyper service for one downstream connection.
@@ -52,34 +56,68 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
 
 impl ProxyService {
     async fn proxy(&self, req: Request<Incoming>) -> Result<Response<ProxyBody>, ProxyError> {
-        let (mut parts, body) = req.into_parts();
+        let started = Instant::now();
+        let (parts, body) = req.into_parts();
         let both = framing::CONTENT_LENGTH | framing::TRANSFER_ENCODING;
         let ambiguous = parts.version <= Version::HTTP_11 && self.conn.framing() & both == both;
         if ambiguous
             || parts.headers.contains_key(header::TRANSFER_ENCODING)
                 && parts.headers.contains_key(header::CONTENT_LENGTH)
         {
-            return Err(ProxyError::BadRequest(
-                "content-length with transfer-encoding",
-            ));
+            return Err(ProxyError::BadRequest("content-length with transfer-encoding"));
         }
-        let (route, pool) = {
+        let (route, target, settings) = {
             let snapshot = self.routing.load();
             let host = request_host(&parts);
-            let route = snapshot
-                .route(host.as_deref(), parts.uri.path())
-                .ok_or(ProxyError::NoRoute)?;
-            let pool = route.select(&parts).ok_or(ProxyError::NoHealthyEndpoint)?;
-            (route.clone(), pool.clone())
+            let Some(route) = snapshot.route(host.as_deref(), parts.uri.path()) else {
+                self.routing.registry.record_unrouted();
+                return Err(ProxyError::NoRoute);
+            };
+            let target = route.select(&parts).ok_or(ProxyError::NoHealthyEndpoint)?;
+            let p = &snapshot.config.proxy;
+            (route.clone(), target.clone(), (p.metrics, p.access_log))
         };
+        let mut recorder = match settings {
+            (true, access_log) => {
+                let access = access_log.then(|| {
+                    Box::new(AccessInfo { method: parts.method.clone(), ..Default::default() })
+                });
+                Some(Recorder::start(target.stats.clone(), started, access))
+            }
+            (false, _) => None,
+        };
+        match self.forward(&route, &target.pool, parts, body, recorder.as_mut()).await {
+            Ok(mut resp) => {
+                if let Some(recorder) = recorder {
+                    resp.body_mut().set_recorder(recorder);
+                }
+                Ok(resp)
+            }
+            Err(e) => {
+                let mut resp = e.to_response();
+                if let Some(mut recorder) = recorder {
+                    recorder.error(e.status(), e.upstream_kind());
+                    resp.body_mut().set_recorder(recorder);
+                }
+                Ok(resp)
+            }
+        }
+    }
 
+    /// Rewrites the request for the upstream, sends it to `pool` and
+    /// prepares the response for the client.
+    async fn forward(
+        &self,
+        route: &Route,
+        pool: &Pool,
+        mut parts: http::request::Parts,
+        body: Incoming,
+        recorder: Option<&mut Recorder>,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
         let upgrade = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers);
         let host = match parts.headers.get(header::HOST) {
             Some(h) => Some(h.clone()),
-            None => parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+            None => parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
         };
         strip_hop_by_hop(&mut parts.headers, upgrade);
         if let (false, Some(h)) = (parts.headers.contains_key(header::HOST), &host) {
@@ -88,17 +126,20 @@ impl ProxyService {
         add_forwarding(&mut parts.headers, self.client, self.https, host.as_ref());
         parts.uri = origin_form(&parts.uri);
         parts.version = Version::HTTP_11;
-        let attempts = 1 + if is_idempotent(&parts.method) {
-            route.retries
-        } else {
-            0
-        };
+        let attempts = 1 + if is_idempotent(&parts.method) { route.retries } else { 0 };
+        let mut recorder = recorder;
+        if let Some(access) = recorder.as_deref_mut().and_then(Recorder::access_mut) {
+            access.request_id = parts.headers.get("x-request-id").cloned();
+        }
+        let stats = recorder.as_ref().map(|r| r.stats().clone());
         let mut req = Request::from_parts(parts, body);
         let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
-        let sent = tokio::time::timeout(route.timeout, send(&pool, req, attempts)).await;
-        let (mut resp, conn, in_flight) =
-            sent.map_err(|_| ProxyError::Timeout(route.timeout))??;
+        let sent = tokio::time::timeout(route.timeout, send(pool, req, attempts, stats.as_deref())).await;
+        let (mut resp, conn, in_flight) = sent.map_err(|_| ProxyError::Timeout(route.timeout))??;
+        if let Some(recorder) = recorder {
+            recorder.response(resp.status(), resp.headers(), &in_flight.endpoint().spec.authority);
+        }
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             let Some(downstream) = downstream_upgrade else {
@@ -115,38 +156,36 @@ impl ProxyService {
 }
 
 /// Sends to the pool, trying another endpoint (up to `attempts` in all)
-/// only when the request never reached an upstream.
+/// only when the request never reached an upstream. Failed attempts that
+/// a retry hides from the client are still counted in `stats`.
 async fn send(
     pool: &Pool,
     mut req: Request<Incoming>,
     attempts: u32,
+    stats: Option<&RoutePoolStats>,
 ) -> Result<(Response<Incoming>, Pooled, InFlight), ProxyError> {
     let mut tried = 0u64;
     let mut last = None;
     for _ in 0..attempts {
-        let Some((index, endpoint)) = pool.pick(tried) else {
-            break;
-        };
+        let Some((index, endpoint)) = pool.pick(tried) else { break };
         tried |= 1u64.checked_shl(index as u32).unwrap_or(0);
         let in_flight = endpoint.start_request();
-        match endpoint
-            .conns
-            .send(endpoint.addr, &endpoint.spec.authority, req)
-            .await
-        {
+        match endpoint.conns.send(endpoint.addr, &endpoint.spec.authority, req).await {
             Ok((resp, conn)) => return Ok((resp, conn, in_flight)),
-            Err(SendError {
-                error,
-                request: Some(back),
-            }) => {
+            Err(SendError { error, request: Some(back) }) => {
                 tracing::debug!(endpoint = %endpoint.spec.authority, %error, "upstream attempt failed");
+                if let (Some(stats), Some(kind)) = (stats, error.upstream_kind()) {
+                    stats.record_attempt(Outcome::Error(kind));
+                }
                 last = Some(error);
                 req = back;
             }
-            Err(SendError {
-                error,
-                request: None,
-            }) => return Err(error),
+            Err(SendError { error, request: None }) => {
+                if let (Some(stats), Some(kind)) = (stats, error.upstream_kind()) {
+                    stats.record_attempt(Outcome::Error(kind));
+                }
+                return Err(error);
+            }
         }
     }
     Err(last.unwrap_or(ProxyError::NoHealthyEndpoint))

@@ -9,6 +9,7 @@ use arc_swap::{ArcSwap, Guard};
 use http::request::Parts;
 
 use crate::config::{Config, MatchSpec, StickyKey};
+use crate::observe::{Registry, RoutePoolStats};
 use crate::upstream::Pool;
 
 use super::matching::{cookie, matches};
@@ -25,6 +26,14 @@ pub struct Weights {
     pub percent: Vec<(String, u32)>,
 }
 
+/// Where a request goes: a pool, and the counters of this route×pool
+/// (resolved when the snapshot is built, never looked up per request).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub pool: Arc<Pool>,
+    pub stats: Arc<RoutePoolStats>,
+}
+
 /// One route as the data plane uses it.
 #[derive(Debug)]
 pub struct Route {
@@ -33,7 +42,7 @@ pub struct Route {
     pub retries: u32,
     /// The weights this snapshot applies, stable last.
     pub weights: Weights,
-    rules: Vec<(MatchSpec, Arc<Pool>)>,
+    rules: Vec<(MatchSpec, Target)>,
     sticky: Option<StickyKey>,
     split: Split,
 }
@@ -41,9 +50,9 @@ pub struct Route {
 impl Route {
     /// The pool a request goes to: the first matching rule, else the
     /// weighted split (by sticky bucket when the request has a sticky key).
-    pub fn select(&self, parts: &Parts) -> Option<&Arc<Pool>> {
-        if let Some((_, pool)) = self.rules.iter().find(|(m, _)| matches(m, parts)) {
-            return Some(pool);
+    pub fn select(&self, parts: &Parts) -> Option<&Target> {
+        if let Some((_, target)) = self.rules.iter().find(|(m, _)| matches(m, parts)) {
+            return Some(target);
         }
         let key = match &self.sticky {
             Some(StickyKey::Header(name)) => parts.headers.get(name).map(|v| v.as_bytes()),
@@ -74,6 +83,7 @@ impl Snapshot {
         config: Arc<Config>,
         overrides: &HashMap<String, Weights>,
         previous: Option<&Snapshot>,
+        registry: &Registry,
     ) -> Snapshot {
         let pools: Vec<Arc<Pool>> = config
             .pools
@@ -111,20 +121,16 @@ impl Snapshot {
                         .unwrap_or_else(|| vec![(spec.pool.clone(), 100)]),
                 });
             let weights = ordered(weights);
-            let resolved: Vec<(Arc<Pool>, u32)> = weights
-                .percent
-                .iter()
-                .filter_map(|(name, w)| by_name.get(name.as_str()).map(|p| ((*p).clone(), *w)))
-                .collect();
-            let rules = spec
-                .rules
-                .iter()
-                .filter_map(|r| {
-                    by_name
-                        .get(r.pool.as_str())
-                        .map(|p| (r.matches.clone(), (*p).clone()))
+            let target = |name: &str| {
+                by_name.get(name).map(|pool| Target {
+                    pool: (*pool).clone(),
+                    stats: registry.stats(&spec.name, name, pool.version.as_deref().unwrap_or("")),
                 })
-                .collect();
+            };
+            let resolved: Vec<(Target, u32)> =
+                weights.percent.iter().filter_map(|(name, w)| target(name).map(|t| (t, *w))).collect();
+            let rules =
+                spec.rules.iter().filter_map(|r| target(&r.pool).map(|t| (r.matches.clone(), t))).collect();
             table.insert(spec.host.as_ref(), &spec.path_prefix, index);
             routes.push(Arc::new(Route {
                 name: spec.name.clone(),
@@ -183,16 +189,16 @@ pub struct Routing {
     /// Held while a writer builds and stores a new snapshot, so two writers
     /// never overwrite each other's change.
     write: Mutex<HashMap<String, Weights>>,
+    /// Counters outlive snapshots; each build resolves its handles here.
+    pub registry: Arc<Registry>,
 }
 
 impl Routing {
     pub fn new(config: Arc<Config>) -> Routing {
         let overrides = HashMap::new();
-        let snapshot = Snapshot::build(config, &overrides, None);
-        Routing {
-            current: ArcSwap::from_pointee(snapshot),
-            write: Mutex::new(overrides),
-        }
+        let registry = Arc::new(Registry::default());
+        let snapshot = Snapshot::build(config, &overrides, None, &registry);
+        Routing { current: ArcSwap::from_pointee(snapshot), write: Mutex::new(overrides), registry }
     }
 
     /// The current snapshot. Do not hold the guard across an `.await`.
@@ -203,7 +209,7 @@ impl Routing {
     /// Replaces the config (a reload), keeping run-time weight overrides.
     pub fn set_config(&self, config: Arc<Config>) {
         let overrides = self.write.lock().unwrap();
-        let next = Snapshot::build(config, &overrides, Some(&self.current.load()));
+        let next = Snapshot::build(config, &overrides, Some(&self.current.load()), &self.registry);
         self.current.store(Arc::new(next));
     }
 
@@ -215,7 +221,7 @@ impl Routing {
             None => overrides.remove(route),
         };
         let current = self.current.load_full();
-        let next = Snapshot::build(current.config.clone(), &overrides, Some(&current));
+        let next = Snapshot::build(current.config.clone(), &overrides, Some(&current), &self.registry);
         self.current.store(Arc::new(next));
     }
 }

@@ -5,11 +5,9 @@
 //! user hashes to a fixed bucket, so raising a candidate's weight only ever
 //! moves users from stable to the candidate, never back (monotone).
 
-use std::sync::Arc;
-
 use rand::Rng;
 
-use crate::upstream::Pool;
+use super::Target;
 
 pub const BUCKETS: u32 = 10_000;
 
@@ -17,13 +15,13 @@ pub const BUCKETS: u32 = 10_000;
 pub struct Split {
     /// Pools with a non-zero weight and the end (exclusive) of their bucket
     /// range; the last end is `BUCKETS`.
-    ranges: Vec<(Arc<Pool>, u32)>,
+    ranges: Vec<(Target, u32)>,
 }
 
 impl Split {
     /// `weights` in percent, ordered candidates first and stable last; they
     /// sum to 100 (validated before).
-    pub fn new(weights: &[(Arc<Pool>, u32)]) -> Split {
+    pub fn new(weights: &[(Target, u32)]) -> Split {
         let mut end = 0;
         let mut ranges = Vec::with_capacity(weights.len());
         for (pool, percent) in weights {
@@ -40,7 +38,7 @@ impl Split {
     }
 
     /// The pool owning `bucket` (0..BUCKETS).
-    pub fn pick_bucket(&self, bucket: u32) -> Option<&Arc<Pool>> {
+    pub fn pick_bucket(&self, bucket: u32) -> Option<&Target> {
         match self.ranges.as_slice() {
             [] => None,
             [(only, _)] => Some(only),
@@ -49,7 +47,7 @@ impl Split {
     }
 
     /// An independent draw, for requests without a sticky key.
-    pub fn pick_random(&self) -> Option<&Arc<Pool>> {
+    pub fn pick_random(&self) -> Option<&Target> {
         match self.ranges.as_slice() {
             [] => None,
             [(only, _)] => Some(only),
@@ -78,9 +76,12 @@ pub fn bucket_of(key: &[u8]) -> u32 {
 mod tests {
     use super::*;
     use crate::config::{Balance, Endpoint, PoolSpec};
+    use crate::observe::Registry;
+    use crate::upstream::Pool;
+    use std::sync::Arc;
     use std::time::Duration;
 
-    fn pool(name: &str) -> Arc<Pool> {
+    fn pool(name: &str) -> Target {
         let spec = PoolSpec {
             name: name.into(),
             version: None,
@@ -94,7 +95,8 @@ mod tests {
             idle_timeout: Duration::from_secs(1),
             health: None,
         };
-        Arc::new(Pool::new(&spec, |_| None))
+        let stats = Registry::default().stats("r", name, "");
+        Target { pool: Arc::new(Pool::new(&spec, |_| None)), stats }
     }
 
     #[test]
@@ -108,7 +110,7 @@ mod tests {
             let split = Split::new(&[(green.clone(), w), (blue.clone(), 100 - w)]);
             let now: Vec<bool> = users
                 .iter()
-                .map(|&b| split.pick_bucket(b).unwrap().name == "green")
+                .map(|&b| split.pick_bucket(b).unwrap().pool.name == "green")
                 .collect();
             for (before, after) in previous.iter().zip(&now) {
                 assert!(
@@ -130,7 +132,7 @@ mod tests {
         let (green, blue) = (pool("green"), pool("blue"));
         let split = Split::new(&[(green, 0), (blue, 100)]);
         for b in [0, 1, 9_999] {
-            assert_eq!(split.pick_bucket(b).unwrap().name, "blue");
+            assert_eq!(split.pick_bucket(b).unwrap().pool.name, "blue");
         }
     }
 }
