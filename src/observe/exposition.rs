@@ -9,18 +9,30 @@ use super::stats::{Registry, KINDS};
 use crate::routing::Snapshot;
 
 /// Rollout phases, as in SPEC §3.
-pub const PHASES: [&str; 7] =
-    ["idle", "progressing", "paused", "awaiting-promotion", "promoted", "rolling-back", "rolled-back"];
+pub const PHASES: [&str; 7] = [
+    "idle",
+    "progressing",
+    "paused",
+    "awaiting-promotion",
+    "promoted",
+    "rolling-back",
+    "rolled-back",
+];
 
 /// Histogram buckets exported: the internal bucket bounds at powers of two
 /// from 128 µs to ~34 s (exact, since they are internal bounds).
 fn exported_bounds() -> impl Iterator<Item = (usize, u64)> {
-    (0..BUCKETS).map(|i| (i, upper_bound(i))).filter(|(_, us)| us.is_power_of_two() && (128..=1 << 25).contains(us))
+    (0..BUCKETS)
+        .map(|i| (i, upper_bound(i)))
+        .filter(|(_, us)| us.is_power_of_two() && (128..=1 << 25).contains(us))
 }
 
 /// Escapes a label value.
 fn esc(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -28,12 +40,21 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// Renders all metrics. `phase` names the current rollout phase of a route.
-pub fn render(registry: &Registry, snapshot: &Snapshot, phase: impl Fn(&str) -> &'static str) -> String {
+pub fn render(
+    registry: &Registry,
+    snapshot: &Snapshot,
+    phase: impl Fn(&str) -> &'static str,
+) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let all = registry.all();
     let snaps: Vec<_> = all.iter().map(|s| (s, s.snapshot())).collect();
 
-    header(&mut out, "veer_requests_total", "counter", "Responses sent to clients, by route, pool, version and status class.");
+    header(
+        &mut out,
+        "veer_requests_total",
+        "counter",
+        "Responses sent to clients, by route, pool, version and status class.",
+    );
     for (s, snap) in &snaps {
         let (r, p, v) = (esc(&s.route), esc(&s.pool), esc(&s.version));
         for (i, n) in snap.codes.iter().enumerate() {
@@ -41,30 +62,70 @@ pub fn render(registry: &Registry, snapshot: &Snapshot, phase: impl Fn(&str) -> 
         }
     }
 
-    header(&mut out, "veer_request_duration_seconds", "histogram", "Time from request received to response sent, by route, pool and version.");
+    header(
+        &mut out,
+        "veer_request_duration_seconds",
+        "histogram",
+        "Time from request received to response sent, by route, pool and version.",
+    );
     for (s, snap) in &snaps {
-        let labels = format!("route=\"{}\",pool=\"{}\",version=\"{}\"", esc(&s.route), esc(&s.pool), esc(&s.version));
+        let labels = format!(
+            "route=\"{}\",pool=\"{}\",version=\"{}\"",
+            esc(&s.route),
+            esc(&s.pool),
+            esc(&s.version)
+        );
         let mut cumulative = 0;
         let mut next = 0;
         for (index, bound) in exported_bounds() {
             cumulative += snap.latency.buckets[next..=index].iter().sum::<u64>();
             next = index + 1;
-            let _ = writeln!(out, "veer_request_duration_seconds_bucket{{{labels},le=\"{}\"}} {cumulative}", bound as f64 / 1e6);
+            let _ = writeln!(
+                out,
+                "veer_request_duration_seconds_bucket{{{labels},le=\"{}\"}} {cumulative}",
+                bound as f64 / 1e6
+            );
         }
         let count = snap.latency.count;
-        let _ = writeln!(out, "veer_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "veer_request_duration_seconds_sum{{{labels}}} {}", snap.latency.sum_micros as f64 / 1e6);
-        let _ = writeln!(out, "veer_request_duration_seconds_count{{{labels}}} {count}");
+        let _ = writeln!(
+            out,
+            "veer_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "veer_request_duration_seconds_sum{{{labels}}} {}",
+            snap.latency.sum_micros as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "veer_request_duration_seconds_count{{{labels}}} {count}"
+        );
     }
 
-    header(&mut out, "veer_upstream_errors_total", "counter", "Failed upstream attempts without a usable response, by route, pool and kind.");
+    header(
+        &mut out,
+        "veer_upstream_errors_total",
+        "counter",
+        "Failed upstream attempts without a usable response, by route, pool and kind.",
+    );
     for (s, snap) in &snaps {
         for (kind, n) in KINDS.iter().zip(snap.upstream_errors) {
-            let _ = writeln!(out, "veer_upstream_errors_total{{route=\"{}\",pool=\"{}\",kind=\"{}\"}} {n}", esc(&s.route), esc(&s.pool), kind.as_str());
+            let _ = writeln!(
+                out,
+                "veer_upstream_errors_total{{route=\"{}\",pool=\"{}\",kind=\"{}\"}} {n}",
+                esc(&s.route),
+                esc(&s.pool),
+                kind.as_str()
+            );
         }
     }
 
-    header(&mut out, "veer_in_flight", "gauge", "Requests being served now, by route and pool.");
+    header(
+        &mut out,
+        "veer_in_flight",
+        "gauge",
+        "Requests being served now, by route and pool.",
+    );
     let mut in_flight: Vec<((String, String), i64)> = Vec::new();
     for (s, snap) in &snaps {
         let key = (s.route.clone(), s.pool.clone());
@@ -74,35 +135,82 @@ pub fn render(registry: &Registry, snapshot: &Snapshot, phase: impl Fn(&str) -> 
         }
     }
     for ((route, pool), n) in in_flight {
-        let _ = writeln!(out, "veer_in_flight{{route=\"{}\",pool=\"{}\"}} {}", esc(&route), esc(&pool), n.max(0));
+        let _ = writeln!(
+            out,
+            "veer_in_flight{{route=\"{}\",pool=\"{}\"}} {}",
+            esc(&route),
+            esc(&pool),
+            n.max(0)
+        );
     }
 
-    header(&mut out, "veer_unrouted_requests_total", "counter", "Requests that matched no route (answered 404).");
+    header(
+        &mut out,
+        "veer_unrouted_requests_total",
+        "counter",
+        "Requests that matched no route (answered 404).",
+    );
     let _ = writeln!(out, "veer_unrouted_requests_total {}", registry.unrouted());
 
-    header(&mut out, "veer_route_weight", "gauge", "Percent of a route's unmatched traffic each pool receives now.");
+    header(
+        &mut out,
+        "veer_route_weight",
+        "gauge",
+        "Percent of a route's unmatched traffic each pool receives now.",
+    );
     for route in &snapshot.routes {
         for (pool, percent) in &route.weights.percent {
-            let _ = writeln!(out, "veer_route_weight{{route=\"{}\",pool=\"{}\"}} {percent}", esc(&route.name), esc(pool));
+            let _ = writeln!(
+                out,
+                "veer_route_weight{{route=\"{}\",pool=\"{}\"}} {percent}",
+                esc(&route.name),
+                esc(pool)
+            );
         }
     }
 
-    header(&mut out, "veer_rollout_phase", "gauge", "1 for the current rollout phase of each route, 0 for the others.");
+    header(
+        &mut out,
+        "veer_rollout_phase",
+        "gauge",
+        "1 for the current rollout phase of each route, 0 for the others.",
+    );
     for route in &snapshot.routes {
         let current = phase(&route.name);
         for p in PHASES {
-            let _ = writeln!(out, "veer_rollout_phase{{route=\"{}\",phase=\"{p}\"}} {}", esc(&route.name), u8::from(p == current));
+            let _ = writeln!(
+                out,
+                "veer_rollout_phase{{route=\"{}\",phase=\"{p}\"}} {}",
+                esc(&route.name),
+                u8::from(p == current)
+            );
         }
     }
 
-    header(&mut out, "veer_endpoint_healthy", "gauge", "1 when an endpoint is in rotation, 0 when out.");
+    header(
+        &mut out,
+        "veer_endpoint_healthy",
+        "gauge",
+        "1 when an endpoint is in rotation, 0 when out.",
+    );
     for pool in &snapshot.pools {
         for ep in &pool.endpoints {
-            let _ = writeln!(out, "veer_endpoint_healthy{{pool=\"{}\",endpoint=\"{}\"}} {}", esc(&pool.name), esc(&ep.spec.authority), u8::from(ep.is_healthy()));
+            let _ = writeln!(
+                out,
+                "veer_endpoint_healthy{{pool=\"{}\",endpoint=\"{}\"}} {}",
+                esc(&pool.name),
+                esc(&ep.spec.authority),
+                u8::from(ep.is_healthy())
+            );
         }
     }
 
-    header(&mut out, "veer_config_reloads_total", "counter", "Config reloads, by result.");
+    header(
+        &mut out,
+        "veer_config_reloads_total",
+        "counter",
+        "Config reloads, by result.",
+    );
     let (ok, error) = registry.reloads();
     let _ = writeln!(out, "veer_config_reloads_total{{result=\"ok\"}} {ok}\nveer_config_reloads_total{{result=\"error\"}} {error}");
     out

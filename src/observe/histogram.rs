@@ -67,7 +67,11 @@ impl Histogram {
     /// A copy of the counters, taken without stopping recorders.
     pub fn snapshot(&self) -> HistogramSnapshot {
         HistogramSnapshot {
-            buckets: self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect(),
+            buckets: self
+                .buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
             count: self.count.load(Ordering::Relaxed),
             sum_micros: self.sum_micros.load(Ordering::Relaxed),
         }
@@ -85,7 +89,8 @@ pub struct HistogramSnapshot {
 impl HistogramSnapshot {
     /// What was recorded after `earlier`.
     pub fn since(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
-        let bucket = |i: usize| self.buckets[i].saturating_sub(earlier.buckets.get(i).copied().unwrap_or(0));
+        let bucket =
+            |i: usize| self.buckets[i].saturating_sub(earlier.buckets.get(i).copied().unwrap_or(0));
         HistogramSnapshot {
             buckets: (0..self.buckets.len()).map(bucket).collect(),
             count: self.count.saturating_sub(earlier.count),
@@ -144,7 +149,10 @@ mod tests {
         for (q, truth) in [(0.5, 5_000u64), (0.95, 9_500), (0.99, 9_900)] {
             let got = snap.quantile(q).unwrap().as_micros() as u64;
             assert!(got >= truth, "q{q}: {got} < {truth}");
-            assert!(got as f64 <= truth as f64 * 1.125 + 1.0, "q{q}: {got} vs {truth}");
+            assert!(
+                got as f64 <= truth as f64 * 1.125 + 1.0,
+                "q{q}: {got} vs {truth}"
+            );
         }
         assert_eq!(snap.count, 10_000);
         assert_eq!(snap.sum_micros, 10_000 * 10_001 / 2);

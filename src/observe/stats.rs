@@ -55,8 +55,12 @@ pub struct StatsSnapshot {
     pub latency: HistogramSnapshot,
 }
 
-pub const KINDS: [UpstreamErrorKind; 4] =
-    [UpstreamErrorKind::Connect, UpstreamErrorKind::Timeout, UpstreamErrorKind::Reset, UpstreamErrorKind::Protocol];
+pub const KINDS: [UpstreamErrorKind; 4] = [
+    UpstreamErrorKind::Connect,
+    UpstreamErrorKind::Timeout,
+    UpstreamErrorKind::Reset,
+    UpstreamErrorKind::Protocol,
+];
 
 fn kind_index(kind: UpstreamErrorKind) -> usize {
     match kind {
@@ -143,7 +147,10 @@ impl Registry {
     pub fn stats(&self, route: &str, pool: &str, version: &str) -> Arc<RoutePoolStats> {
         let mut stats = self.stats.lock().unwrap();
         let key = (route.to_string(), pool.to_string(), version.to_string());
-        stats.entry(key).or_insert_with(|| Arc::new(RoutePoolStats::new(route, pool, version))).clone()
+        stats
+            .entry(key)
+            .or_insert_with(|| Arc::new(RoutePoolStats::new(route, pool, version)))
+            .clone()
     }
 
     /// All counters, sorted by route, pool, version.
@@ -167,6 +174,9 @@ impl Registry {
 
     /// Config reloads so far: (ok, error).
     pub fn reloads(&self) -> (u64, u64) {
-        (self.reloads[0].load(Ordering::Relaxed), self.reloads[1].load(Ordering::Relaxed))
+        (
+            self.reloads[0].load(Ordering::Relaxed),
+            self.reloads[1].load(Ordering::Relaxed),
+        )
     }
 }

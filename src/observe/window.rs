@@ -27,9 +27,15 @@ impl Window {
     /// The window between `earlier` and `later`.
     pub fn between(earlier: &StatsSnapshot, later: &StatsSnapshot) -> Window {
         let requests = later.attempts.saturating_sub(earlier.attempts);
-        let failures = later.failures.saturating_sub(earlier.failures).min(requests);
-        let success_rate =
-            if requests == 0 { 100.0 } else { 100.0 * (requests - failures) as f64 / requests as f64 };
+        let failures = later
+            .failures
+            .saturating_sub(earlier.failures)
+            .min(requests);
+        let success_rate = if requests == 0 {
+            100.0
+        } else {
+            100.0 * (requests - failures) as f64 / requests as f64
+        };
         let latency = later.latency.since(&earlier.latency);
         Window {
             requests,

@@ -104,7 +104,9 @@ impl Body for ProxyBody {
                         }
                     }
                     Some(Ok(frame)) => {
-                        if let (Some(trailers), Some(rec)) = (frame.trailers_ref(), &mut this.recorder) {
+                        if let (Some(trailers), Some(rec)) =
+                            (frame.trailers_ref(), &mut this.recorder)
+                        {
                             rec.trailers(trailers);
                         }
                         this.release_if_done();

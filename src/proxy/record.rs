@@ -2,8 +2,8 @@
 //! the response is finished (or abandoned), so latency covers the whole
 //! exchange and a gRPC failure reported in trailers is still seen.
 
-use std::sync::Arc;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::observe::{Outcome, RoutePoolStats};
@@ -31,9 +31,19 @@ pub struct AccessInfo {
 }
 
 impl Recorder {
-    pub fn start(stats: Arc<RoutePoolStats>, started: Instant, access: Option<Box<AccessInfo>>) -> Recorder {
+    pub fn start(
+        stats: Arc<RoutePoolStats>,
+        started: Instant,
+        access: Option<Box<AccessInfo>>,
+    ) -> Recorder {
         stats.enter();
-        Recorder { stats, started, status: StatusCode::OK, outcome: None, access }
+        Recorder {
+            stats,
+            started,
+            status: StatusCode::OK,
+            outcome: None,
+            access,
+        }
     }
 
     /// The response headers are known.
@@ -82,7 +92,9 @@ impl Drop for Recorder {
         let elapsed = self.started.elapsed();
         match self.outcome {
             Some(outcome) => self.stats.record_attempt(outcome),
-            None if self.status == StatusCode::SERVICE_UNAVAILABLE => self.stats.record_unavailable(),
+            None if self.status == StatusCode::SERVICE_UNAVAILABLE => {
+                self.stats.record_unavailable()
+            }
             None => {}
         }
         self.stats.record_response(self.status, elapsed);
@@ -104,5 +116,7 @@ impl Drop for Recorder {
 
 /// A gRPC response failed when it carries a non-zero `grpc-status`.
 fn grpc_failed(headers: &HeaderMap) -> bool {
-    headers.get("grpc-status").is_some_and(|v| v.as_bytes() != b"0")
+    headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() != b"0")
 }

@@ -22,8 +22,8 @@ use super::body::ProxyBody;
 use super::conn::ConnState;
 use super::error::{ProxyError, UpstreamErrorKind};
 use super::framing;
-use super::record::{AccessInfo, Recorder};
 use super::headers::{add_forwarding, is_upgrade, strip_hop_by_hop};
+use super::record::{AccessInfo, Recorder};
 
 /// The hyper service for one downstream connection.
 #[derive(Clone)]
@@ -64,7 +64,9 @@ impl ProxyService {
             || parts.headers.contains_key(header::TRANSFER_ENCODING)
                 && parts.headers.contains_key(header::CONTENT_LENGTH)
         {
-            return Err(ProxyError::BadRequest("content-length with transfer-encoding"));
+            return Err(ProxyError::BadRequest(
+                "content-length with transfer-encoding",
+            ));
         }
         let (route, target, settings) = {
             let snapshot = self.routing.load();
@@ -80,13 +82,19 @@ impl ProxyService {
         let mut recorder = match settings {
             (true, access_log) => {
                 let access = access_log.then(|| {
-                    Box::new(AccessInfo { method: parts.method.clone(), ..Default::default() })
+                    Box::new(AccessInfo {
+                        method: parts.method.clone(),
+                        ..Default::default()
+                    })
                 });
                 Some(Recorder::start(target.stats.clone(), started, access))
             }
             (false, _) => None,
         };
-        match self.forward(&route, &target.pool, parts, body, recorder.as_mut()).await {
+        match self
+            .forward(&route, &target.pool, parts, body, recorder.as_mut())
+            .await
+        {
             Ok(mut resp) => {
                 if let Some(recorder) = recorder {
                     resp.body_mut().set_recorder(recorder);
@@ -117,7 +125,10 @@ impl ProxyService {
         let upgrade = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers);
         let host = match parts.headers.get(header::HOST) {
             Some(h) => Some(h.clone()),
-            None => parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+            None => parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
         };
         strip_hop_by_hop(&mut parts.headers, upgrade);
         if let (false, Some(h)) = (parts.headers.contains_key(header::HOST), &host) {
@@ -126,7 +137,11 @@ impl ProxyService {
         add_forwarding(&mut parts.headers, self.client, self.https, host.as_ref());
         parts.uri = origin_form(&parts.uri);
         parts.version = Version::HTTP_11;
-        let attempts = 1 + if is_idempotent(&parts.method) { route.retries } else { 0 };
+        let attempts = 1 + if is_idempotent(&parts.method) {
+            route.retries
+        } else {
+            0
+        };
         let mut recorder = recorder;
         if let Some(access) = recorder.as_deref_mut().and_then(Recorder::access_mut) {
             access.request_id = parts.headers.get("x-request-id").cloned();
@@ -135,10 +150,16 @@ impl ProxyService {
         let mut req = Request::from_parts(parts, body);
         let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
-        let sent = tokio::time::timeout(route.timeout, send(pool, req, attempts, stats.as_deref())).await;
-        let (mut resp, conn, in_flight) = sent.map_err(|_| ProxyError::Timeout(route.timeout))??;
+        let sent =
+            tokio::time::timeout(route.timeout, send(pool, req, attempts, stats.as_deref())).await;
+        let (mut resp, conn, in_flight) =
+            sent.map_err(|_| ProxyError::Timeout(route.timeout))??;
         if let Some(recorder) = recorder {
-            recorder.response(resp.status(), resp.headers(), &in_flight.endpoint().spec.authority);
+            recorder.response(
+                resp.status(),
+                resp.headers(),
+                &in_flight.endpoint().spec.authority,
+            );
         }
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -167,12 +188,21 @@ async fn send(
     let mut tried = 0u64;
     let mut last = None;
     for _ in 0..attempts {
-        let Some((index, endpoint)) = pool.pick(tried) else { break };
+        let Some((index, endpoint)) = pool.pick(tried) else {
+            break;
+        };
         tried |= 1u64.checked_shl(index as u32).unwrap_or(0);
         let in_flight = endpoint.start_request();
-        match endpoint.conns.send(endpoint.addr, &endpoint.spec.authority, req).await {
+        match endpoint
+            .conns
+            .send(endpoint.addr, &endpoint.spec.authority, req)
+            .await
+        {
             Ok((resp, conn)) => return Ok((resp, conn, in_flight)),
-            Err(SendError { error, request: Some(back) }) => {
+            Err(SendError {
+                error,
+                request: Some(back),
+            }) => {
                 tracing::debug!(endpoint = %endpoint.spec.authority, %error, "upstream attempt failed");
                 if let (Some(stats), Some(kind)) = (stats, error.upstream_kind()) {
                     stats.record_attempt(Outcome::Error(kind));
@@ -180,7 +210,10 @@ async fn send(
                 last = Some(error);
                 req = back;
             }
-            Err(SendError { error, request: None }) => {
+            Err(SendError {
+                error,
+                request: None,
+            }) => {
                 if let (Some(stats), Some(kind)) = (stats, error.upstream_kind()) {
                     stats.record_attempt(Outcome::Error(kind));
                 }

@@ -127,10 +127,16 @@ impl Snapshot {
                     stats: registry.stats(&spec.name, name, pool.version.as_deref().unwrap_or("")),
                 })
             };
-            let resolved: Vec<(Target, u32)> =
-                weights.percent.iter().filter_map(|(name, w)| target(name).map(|t| (t, *w))).collect();
-            let rules =
-                spec.rules.iter().filter_map(|r| target(&r.pool).map(|t| (r.matches.clone(), t))).collect();
+            let resolved: Vec<(Target, u32)> = weights
+                .percent
+                .iter()
+                .filter_map(|(name, w)| target(name).map(|t| (t, *w)))
+                .collect();
+            let rules = spec
+                .rules
+                .iter()
+                .filter_map(|r| target(&r.pool).map(|t| (r.matches.clone(), t)))
+                .collect();
             table.insert(spec.host.as_ref(), &spec.path_prefix, index);
             routes.push(Arc::new(Route {
                 name: spec.name.clone(),
@@ -198,7 +204,11 @@ impl Routing {
         let overrides = HashMap::new();
         let registry = Arc::new(Registry::default());
         let snapshot = Snapshot::build(config, &overrides, None, &registry);
-        Routing { current: ArcSwap::from_pointee(snapshot), write: Mutex::new(overrides), registry }
+        Routing {
+            current: ArcSwap::from_pointee(snapshot),
+            write: Mutex::new(overrides),
+            registry,
+        }
     }
 
     /// The current snapshot. Do not hold the guard across an `.await`.
@@ -209,7 +219,12 @@ impl Routing {
     /// Replaces the config (a reload), keeping run-time weight overrides.
     pub fn set_config(&self, config: Arc<Config>) {
         let overrides = self.write.lock().unwrap();
-        let next = Snapshot::build(config, &overrides, Some(&self.current.load()), &self.registry);
+        let next = Snapshot::build(
+            config,
+            &overrides,
+            Some(&self.current.load()),
+            &self.registry,
+        );
         self.current.store(Arc::new(next));
     }
 
@@ -221,7 +236,12 @@ impl Routing {
             None => overrides.remove(route),
         };
         let current = self.current.load_full();
-        let next = Snapshot::build(current.config.clone(), &overrides, Some(&current), &self.registry);
+        let next = Snapshot::build(
+            current.config.clone(),
+            &overrides,
+            Some(&current),
+            &self.registry,
+        );
         self.current.store(Arc::new(next));
     }
 }

@@ -96,7 +96,10 @@ mod tests {
             health: None,
         };
         let stats = Registry::default().stats("r", name, "");
-        Target { pool: Arc::new(Pool::new(&spec, |_| None)), stats }
+        Target {
+            pool: Arc::new(Pool::new(&spec, |_| None)),
+            stats,
+        }
     }
 
     #[test]

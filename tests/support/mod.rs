@@ -149,6 +149,31 @@ async fn respond(
         let body = BodyExt::boxed(StreamBody::new(futures_util::stream::iter(chunks)));
         return with_name(StatusCode::OK, body);
     }
+    if let Some(code) = path.strip_prefix("/grpc/") {
+        // gRPC style: status in the trailers (sent when the request said
+        // `te: trailers` and the response declares them).
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", code.parse().unwrap());
+        let frames = vec![
+            Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"\0\0\0\0\0"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let body = BodyExt::boxed(StreamBody::new(futures_util::stream::iter(frames)));
+        return Response::builder()
+            .header("x-upstream", name)
+            .header("content-type", "application/grpc")
+            .header("trailer", "grpc-status")
+            .body(body)
+            .unwrap();
+    }
+    if let Some(code) = path.strip_prefix("/grpc-header/") {
+        return Response::builder()
+            .header("x-upstream", name)
+            .header("content-type", "application/grpc")
+            .header("grpc-status", code)
+            .body(full(String::new()))
+            .unwrap();
+    }
     if path == "/hop" {
         // Hop-by-hop headers an upstream might send; veer must drop them.
         return Response::builder()
