@@ -30,10 +30,15 @@ fn config(routes: usize) -> String {
 fn route_and_pick(c: &mut Criterion) {
     let mut group = c.benchmark_group("route_match_and_pick");
     for routes in [1usize, 100, 10_000] {
-        let config = Arc::new(veer::config::parse(&config(routes), Path::new("bench.toml")).unwrap());
+        let config =
+            Arc::new(veer::config::parse(&config(routes), Path::new("bench.toml")).unwrap());
         let routing = Routing::new(config);
         let host = format!("svc{}.example.com", routes / 2);
-        let (parts, ()) = http::Request::get("/api/users/42").header("host", host).body(()).unwrap().into_parts();
+        let (parts, ()) = http::Request::get("/api/users/42")
+            .header("host", host)
+            .body(())
+            .unwrap()
+            .into_parts();
         group.bench_function(format!("{routes}_routes"), |b| {
             b.iter(|| {
                 let snapshot = routing.load();

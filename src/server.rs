@@ -11,6 +11,10 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, ListenerSpec};
 use crate::routing::Routing;
 
+/// Length of the rolling per-pool analysis window shown by status (the
+/// rollout controller keeps its own, aligned with its steps).
+pub const ANALYSIS_WINDOW: Duration = Duration::from_secs(10);
+
 /// A running data plane: the routing state and every listener serving it.
 #[derive(Debug)]
 pub struct Server {
@@ -28,6 +32,22 @@ impl Server {
             shutdown: watch::channel(false).0,
             tracker: TaskTracker::new(),
         }
+    }
+
+    /// Every `every`, closes the current analysis window of each route×pool
+    /// (what `GET /api/v1/status` shows as the last analysis per pool).
+    pub fn roll_windows(&self, every: Duration) {
+        let registry = self.routing.registry.clone();
+        let mut shutdown = self.shutdown.subscribe();
+        self.tracker.spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => registry.roll_windows(),
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
+            }
+        });
     }
 
     /// Starts serving an already bound listener.
@@ -61,6 +81,7 @@ pub async fn run(
     signal: impl Future<Output = ()>,
 ) {
     let server = Server::new(config.clone());
+    server.roll_windows(ANALYSIS_WINDOW);
     for (listener, spec) in listeners.into_iter().zip(&config.listeners) {
         tracing::info!(listener = %spec.name, addr = ?listener.local_addr().ok(), "serving");
         server.serve(listener, spec);

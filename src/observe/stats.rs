@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::StatusCode;
 
 use super::histogram::{Histogram, HistogramSnapshot};
+use super::window::Window;
 use crate::proxy::error::UpstreamErrorKind;
 
 /// How one upstream attempt ended, for failure accounting.
@@ -42,6 +43,9 @@ pub struct RoutePoolStats {
     upstream_errors: [AtomicU64; 4],
     in_flight: AtomicI64,
     latency: Histogram,
+    /// Counters at the start of the current interval, and the last
+    /// completed interval's window (see [`RoutePoolStats::roll_window`]).
+    window: Mutex<(StatsSnapshot, Option<Window>)>,
 }
 
 /// A copy of one route×pool's counters at one instant.
@@ -83,7 +87,23 @@ impl RoutePoolStats {
             upstream_errors: Default::default(),
             in_flight: AtomicI64::new(0),
             latency: Histogram::default(),
+            window: Mutex::default(),
         }
+    }
+
+    /// Ends the current interval: its window becomes the last one, and a
+    /// new interval starts now. Recorders are never stopped.
+    pub fn roll_window(&self) -> Window {
+        let now = self.snapshot();
+        let mut window = self.window.lock().unwrap();
+        let last = Window::between(&window.0, &now);
+        *window = (now, Some(last.clone()));
+        last
+    }
+
+    /// The last completed interval, if one was rolled.
+    pub fn last_window(&self) -> Option<Window> {
+        self.window.lock().unwrap().1.clone()
     }
 
     /// One upstream attempt ended.
@@ -153,6 +173,14 @@ impl Registry {
             .clone()
     }
 
+    /// Rolls every route×pool's analysis window (see
+    /// [`RoutePoolStats::roll_window`]).
+    pub fn roll_windows(&self) {
+        for stats in self.all() {
+            stats.roll_window();
+        }
+    }
+
     /// All counters, sorted by route, pool, version.
     pub fn all(&self) -> Vec<Arc<RoutePoolStats>> {
         let mut all: Vec<_> = self.stats.lock().unwrap().values().cloned().collect();
@@ -178,5 +206,35 @@ impl Registry {
             self.reloads[0].load(Ordering::Relaxed),
             self.reloads[1].load(Ordering::Relaxed),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_roll_without_resetting_counters() {
+        let registry = Registry::default();
+        let stats = registry.stats("r", "p", "v");
+        for _ in 0..3 {
+            stats.record_attempt(Outcome::Response { failed: false });
+            stats.record_response(StatusCode::OK, Duration::from_millis(2));
+        }
+        stats.record_attempt(Outcome::Error(UpstreamErrorKind::Reset));
+        stats.record_response(StatusCode::BAD_GATEWAY, Duration::from_millis(1));
+        assert_eq!(stats.last_window(), None);
+        let first = stats.roll_window();
+        assert_eq!(
+            (first.requests, first.failures, first.success_rate),
+            (4, 1, 75.0)
+        );
+        stats.record_attempt(Outcome::Response { failed: false });
+        stats.record_response(StatusCode::OK, Duration::from_millis(2));
+        registry.roll_windows();
+        let second = stats.last_window().unwrap();
+        assert_eq!((second.requests, second.failures), (1, 0));
+        // The cumulative counters kept counting.
+        assert_eq!(stats.snapshot().attempts, 5);
     }
 }

@@ -104,11 +104,11 @@ impl Drop for Recorder {
                 target: "veer::access",
                 route = %self.stats.route,
                 pool = %self.stats.pool,
-                endpoint = access.endpoint.as_deref().unwrap_or("-"),
+                endpoint = %access.endpoint.as_deref().unwrap_or("-"),
                 method = %access.method,
                 status = self.status.as_u16(),
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
-                request_id = access.request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-"),
+                request_id = %access.request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-"),
             );
         }
     }
