@@ -4,17 +4,23 @@
 # Rows measured (same wrk parameters for each):
 #   direct  wrk -> upstream nginx                        (the ceiling)
 #   veer    wrk -> veer (1 worker, 90/10 weighted split) -> upstream
+#   veer-nometrics  the same veer config with `[proxy] metrics = false`
 #   nginx   wrk -> nginx proxy (1 worker, keepalive 64)  -> upstream
 # Scenarios: keep-alive clients, then `Connection: close` clients (new TCP
 # connection per request; proxy->upstream connections stay pooled).
+#
+# The two veer rows are measured ROUNDS times each, interleaved in ABBA order
+# (on,off / off,on / ...), and report the mean; the line under each table
+# gives the cost of metrics recording as veer/veer-nometrics (target >= 0.97).
 #
 # Usage:  benches/compare.sh [--build]
 #   --build       run `cargo build --release` even if target/release/veer exists
 # Env:    DURATION=10s CONNECTIONS=50 THREADS=1   (wrk -d / -c / -t)
 #         WARMUP=2s                               (unmeasured run first; 0 = off)
-#         PROXY_CPU=0 LOAD_CPU=1 UPSTREAM_CPU=0   (taskset cores, see below)
+#         PROXY_CPU=0 LOAD_CPU=1 UPSTREAM_CPU=0   (taskset cores, see lib.sh)
 #         VEER_BIN=path/to/veer                   (default target/release/veer)
 #         SCENARIOS="keepalive close"             (which tables to print)
+#         ROUNDS=2                                (measured runs per veer row)
 #
 # Everything binds to 127.0.0.1 on fixed ports 18081-18089; the script fails
 # if any of them is busy. Everything it starts is stopped on exit.
@@ -35,7 +41,7 @@ BUILD=0
 for arg in "$@"; do
     case "$arg" in
         --build) BUILD=1 ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -75,6 +81,7 @@ split_check() {  # PORT -> "green N/200"
 }
 SPLIT_VEER="$(split_check "$PORT_VEER")"
 SPLIT_NGINX="$(split_check "$PORT_NGINX")"
+SPLIT_VEER_NOM="$(split_check "$PORT_VEER_NOM")"
 
 # ---------------------------------------------------------------- measure
 # bench SCENARIO NAME PORT [RUN]: run wrk once, store "rps p50 p99 errors" in RESULT.
@@ -135,13 +142,13 @@ for scen in $SCENARIOS; do
     RUNS[$scen,veer-nometrics]="$(printf '%s\n' "${off[@]}" | awk '{printf "%s%.0f", (NR > 1 ? " " : ""), $1}')"
     bench "$scen" nginx  "$PORT_NGINX"; R[$scen,nginx]="$RESULT"
 done
-SPLIT_VEER_NOM="$(split_check "$PORT_VEER_NOM")"
 
 # ---------------------------------------------------------------- report
 echo
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (warm-up $WARMUP); pinning: $PINNING;" \
      "$(nproc) cores; loadavg before: $LOAD_BEFORE"
-echo "veer: workers=1, route weights blue=90 green=10 (check: $SPLIT_VEER);" \
+echo "veer: workers=1, route weights blue=90 green=10 (check: $SPLIT_VEER; nometrics: $SPLIT_VEER_NOM);" \
+     "veer rows: mean of $ROUNDS interleaved runs;" \
      "nginx: worker_processes 1, keepalive 64, weights 9:1 (check: $SPLIT_NGINX)"
 for scen in $SCENARIOS; do
     echo
@@ -154,14 +161,17 @@ for scen in $SCENARIOS; do
     echo "| target | requests/s | p50 (ms) | p99 (ms) | errors | veer ratio |"
     echo "|---|---:|---:|---:|---:|---:|"
     read -r veer_rps _ <<<"${R[$scen,veer]}"
-    for name in direct veer nginx; do
+    for name in direct veer veer-nometrics nginx; do
         read -r rps p50 p99 errs <<<"${R[$scen,$name]}"
         ratio=$(awk -v a="$veer_rps" -v b="$rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
         printf '| %s | %.0f | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$errs" "$ratio"
     done
+    echo
+    read -r nom_rps _ <<<"${R[$scen,veer-nometrics]}"
+    cost=$(awk -v a="$veer_rps" -v b="$nom_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    echo "metrics cost: veer/veer-nometrics = $cost (target ≥ 0.97)" \
+         "[runs, req/s: veer ${RUNS[$scen,veer]}; veer-nometrics ${RUNS[$scen,veer-nometrics]}]"
 done
 echo
-if [ -s "$VEER_LOG" ] && grep -qiE 'error|panic' "$VEER_LOG"; then
-    log "veer logged errors (first lines of $VEER_LOG):"
-    grep -iE 'error|panic' "$VEER_LOG" | head -5 >&2
-fi
+veer_log_errors veer
+veer_log_errors veer-nometrics

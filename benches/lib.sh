@@ -18,8 +18,12 @@ PORT_VEER_NOM=18085    # second veer listener (metrics = false)
 PORT_VEER_NOM_ADMIN=18088  # its admin API
 PORT_VEER_ADMIN=18089  # veer admin API (kept off the default 9901)
 
-# Core pinning (the bench box has 2 cores): the proxy under test and the
-# upstream share core 0, wrk gets core 1 to itself (see README.md).
+# Core pinning (the bench box has 2 cores). The proxy under test gets core 0,
+# the load generator (wrk) gets core 1 so that it never steals CPU from the
+# proxy. The upstream nginx (1 worker) shares core 0 with the proxy: wrk then
+# has a core of its own and is never the bottleneck, and both proxies pay the
+# same upstream cost on their core, so the veer/nginx comparison stays fair.
+# (In the `direct` row the upstream has core 0 to itself.)
 PROXY_CPU="${PROXY_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
 UPSTREAM_CPU="${UPSTREAM_CPU:-0}"

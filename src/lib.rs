@@ -14,6 +14,8 @@
 //!   windows, Prometheus exposition.
 //! - [`proxy`]: listeners, the per-request service, header rewriting,
 //!   errors mapped to statuses.
+//! - [`rollout`]: analysis verdicts and the pure per-strategy planners
+//!   the rollout controller applies.
 //! - [`server`]: wires listeners to routing and runs until shutdown.
 //! - [`demo`]: `veer demo`, a local canary show with built-in upstreams.
 #![forbid(unsafe_code)]
@@ -22,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod observe;
 pub mod proxy;
+pub mod rollout;
 pub mod routing;
 pub mod server;
 pub mod upstream;

@@ -185,7 +185,8 @@ pub struct RolloutSpec {
     pub webhooks: Vec<WebhookSpec>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Strategy {
     Recreate,
     Rolling,

@@ -1,0 +1,69 @@
+//! A/B: only requests matching the rollout's `match` reach the candidate,
+//! for `iterations` passing intervals; then promote (or roll back on
+//! `threshold` failures).
+
+use crate::config::RolloutSpec;
+use crate::rollout::plan::{Input, Phase, Rollout, Traffic};
+
+pub fn start(mut r: Rollout, now: u64) -> Rollout {
+    r.traffic = Traffic {
+        ab_match: true,
+        ..Traffic::default()
+    };
+    r.with(
+        Phase::Progressing,
+        "A/B: matched requests reach the candidate",
+        now,
+    )
+}
+
+pub fn progress(
+    spec: &RolloutSpec,
+    gated: bool,
+    mut r: Rollout,
+    input: Input<'_>,
+    now: u64,
+) -> Rollout {
+    let Input::Interval(_) = input else { return r };
+    r.passes += 1;
+    if r.passes >= spec.iterations {
+        let reason = format!("{} of {} iterations passed", r.passes, spec.iterations);
+        return r.ready_to_promote(gated, &reason, now);
+    }
+    let reason = format!("iteration {}/{} passed", r.passes, spec.iterations);
+    r.with(Phase::Progressing, reason, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Strategy;
+    use crate::rollout::analysis::Outcome::{Inconclusive, Pass};
+    use crate::rollout::plan::{plan, Input, Phase, Rollout, Sizes};
+    use crate::rollout::strategy::test_support::{spec, verdict};
+
+    #[test]
+    fn iterations_then_promote_and_inconclusive_does_not_count() {
+        let s = spec(Strategy::AbTest);
+        let sz = Sizes::default();
+        let mut r = Rollout::new("app", Strategy::AbTest, "blue", "green", 0);
+        r = plan(&s, sz, false, &r, Input::Tick, 0);
+        assert_eq!((r.traffic.ab_match, r.traffic.candidate_weight), (true, 0));
+        for (t, outcome) in [Pass, Inconclusive, Pass].into_iter().enumerate() {
+            r = plan(
+                &s,
+                sz,
+                false,
+                &r,
+                Input::Interval(&verdict(outcome)),
+                t as u64 + 1,
+            );
+            assert_eq!(r.phase, Phase::Progressing);
+        }
+        assert_eq!(r.passes, 2);
+        r = plan(&s, sz, false, &r, Input::Interval(&verdict(Pass)), 9);
+        assert_eq!(
+            (r.phase, r.traffic.candidate_weight, r.traffic.ab_match),
+            (Phase::Promoted, 100, false)
+        );
+    }
+}

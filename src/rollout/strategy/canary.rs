@@ -1,0 +1,221 @@
+//! Canary: walk the candidate's weight through `steps`, one analysis per
+//! interval; the last step passed promotes (after the gate, if any).
+
+use crate::config::RolloutSpec;
+use crate::rollout::plan::{Input, Phase, Rollout};
+
+pub fn start(spec: &RolloutSpec, mut r: Rollout, now: u64) -> Rollout {
+    let first = spec.steps.first().copied().unwrap_or(100);
+    if first >= 100 {
+        return r.promote("single step: switched to the candidate", now);
+    }
+    r.step = 0;
+    r.traffic.candidate_weight = first;
+    r.with(
+        Phase::Progressing,
+        format!("step 1/{}: candidate at {first}%", spec.steps.len()),
+        now,
+    )
+}
+
+pub fn progress(
+    spec: &RolloutSpec,
+    gated: bool,
+    mut r: Rollout,
+    input: Input<'_>,
+    now: u64,
+) -> Rollout {
+    let Input::Interval(_) = input else { return r };
+    let next = r.step + 1;
+    match spec.steps.get(next) {
+        Some(&weight) if weight < 100 => {
+            r.step = next;
+            r.traffic.candidate_weight = weight;
+            let reason = format!(
+                "analysis passed; step {}/{}: candidate at {weight}%",
+                next + 1,
+                spec.steps.len()
+            );
+            r.with(Phase::Progressing, reason, now)
+        }
+        _ => r.ready_to_promote(gated, "last step passed", now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Strategy;
+    use crate::rollout::analysis::Outcome::{Fail, Inconclusive, Pass};
+    use crate::rollout::plan::{plan, Command, Input, Phase, Rollout, Sizes};
+    use crate::rollout::strategy::test_support::{spec, verdict};
+
+    fn begin() -> Rollout {
+        let r = Rollout::new("app", Strategy::Canary, "blue", "green", 0);
+        plan(
+            &spec(Strategy::Canary),
+            Sizes::default(),
+            false,
+            &r,
+            Input::Tick,
+            0,
+        )
+    }
+
+    #[test]
+    fn walks_the_steps_and_promotes() {
+        let s = spec(Strategy::Canary);
+        let mut r = begin();
+        let mut weights = vec![r.traffic.candidate_weight];
+        for t in 1..=3 {
+            r = plan(
+                &s,
+                Sizes::default(),
+                false,
+                &r,
+                Input::Interval(&verdict(Pass)),
+                t * 60_000,
+            );
+            weights.push(r.traffic.candidate_weight);
+        }
+        assert_eq!(weights, vec![5, 25, 50, 100]);
+        assert_eq!(r.phase, Phase::Promoted);
+    }
+
+    #[test]
+    fn inconclusive_holds_and_never_advances() {
+        let s = spec(Strategy::Canary);
+        let mut r = begin();
+        for t in 1..=5 {
+            r = plan(
+                &s,
+                Sizes::default(),
+                false,
+                &r,
+                Input::Interval(&verdict(Inconclusive)),
+                t * 60_000,
+            );
+            assert_eq!(
+                (r.phase, r.traffic.candidate_weight, r.failed_checks),
+                (Phase::Progressing, 5, 0)
+            );
+            assert_eq!(r.since_ms, t * 60_000, "a new interval starts");
+        }
+    }
+
+    #[test]
+    fn threshold_failures_roll_back() {
+        let s = spec(Strategy::Canary);
+        let mut r = begin();
+        r = plan(
+            &s,
+            Sizes::default(),
+            false,
+            &r,
+            Input::Interval(&verdict(Pass)),
+            1,
+        );
+        r = plan(
+            &s,
+            Sizes::default(),
+            false,
+            &r,
+            Input::Interval(&verdict(Fail)),
+            2,
+        );
+        assert_eq!(
+            (r.phase, r.traffic.candidate_weight, r.failed_checks),
+            (Phase::Progressing, 25, 1)
+        );
+        r = plan(
+            &s,
+            Sizes::default(),
+            false,
+            &r,
+            Input::Interval(&verdict(Fail)),
+            3,
+        );
+        assert_eq!(
+            (r.phase, r.traffic.candidate_weight),
+            (Phase::RollingBack, 0)
+        );
+        assert!(
+            r.reason.starts_with("2 failed analyses (threshold 2)"),
+            "{}",
+            r.reason
+        );
+        r = plan(&s, Sizes::default(), false, &r, Input::Tick, 4);
+        assert_eq!(r.phase, Phase::RolledBack);
+        // Rolled back stays rolled back.
+        r = plan(
+            &s,
+            Sizes::default(),
+            false,
+            &r,
+            Input::Interval(&verdict(Pass)),
+            5,
+        );
+        assert_eq!(r.phase, Phase::RolledBack);
+    }
+
+    #[test]
+    fn gate_holds_before_promotion() {
+        let s = spec(Strategy::Canary);
+        let mut r = begin();
+        for t in 1..=3 {
+            r = plan(
+                &s,
+                Sizes::default(),
+                true,
+                &r,
+                Input::Interval(&verdict(Pass)),
+                t,
+            );
+        }
+        assert_eq!(
+            (r.phase, r.traffic.candidate_weight),
+            (Phase::AwaitingPromotion, 50)
+        );
+        r = plan(
+            &s,
+            Sizes::default(),
+            true,
+            &r,
+            Input::Interval(&verdict(Pass)),
+            9,
+        );
+        assert_eq!(r.phase, Phase::AwaitingPromotion);
+        r = plan(&s, Sizes::default(), true, &r, Input::GateOpened, 10);
+        assert_eq!(
+            (r.phase, r.traffic.candidate_weight),
+            (Phase::Promoted, 100)
+        );
+    }
+
+    #[test]
+    fn pause_resume_promote_abort_tripwire() {
+        let s = spec(Strategy::Canary);
+        let sz = Sizes::default();
+        let r = begin();
+        let paused = plan(&s, sz, false, &r, Input::Command(Command::Pause), 1);
+        assert_eq!(paused.phase, Phase::Paused);
+        let still = plan(&s, sz, false, &paused, Input::Interval(&verdict(Pass)), 2);
+        assert_eq!(
+            (still.phase, still.traffic.candidate_weight),
+            (Phase::Paused, 5)
+        );
+        let resumed = plan(&s, sz, false, &still, Input::Command(Command::Resume), 3);
+        assert_eq!((resumed.phase, resumed.since_ms), (Phase::Progressing, 3));
+        let promoted = plan(&s, sz, false, &resumed, Input::Command(Command::Promote), 4);
+        assert_eq!(
+            (promoted.phase, promoted.traffic.candidate_weight),
+            (Phase::Promoted, 100)
+        );
+        let aborted = plan(&s, sz, false, &resumed, Input::Command(Command::Abort), 4);
+        assert_eq!(
+            (aborted.phase, aborted.traffic.candidate_weight),
+            (Phase::RolledBack, 0)
+        );
+        let tripped = plan(&s, sz, false, &resumed, Input::Tripwire(5), 4);
+        assert_eq!(tripped.phase, Phase::RollingBack);
+    }
+}

@@ -1,0 +1,116 @@
+//! One planner per strategy, each pure. `plan` in the parent module
+//! handles what every strategy shares (commands, failed and inconclusive
+//! analyses, tripwire); these only decide what a passing interval, a
+//! readiness report or the passing of time means for their strategy.
+
+mod ab_test;
+mod blue_green;
+mod canary;
+mod recreate;
+mod rolling;
+
+use crate::config::{RolloutSpec, Strategy};
+
+use super::plan::{Input, Rollout, Sizes};
+
+/// Begins a rollout that is `Idle`.
+pub fn start(spec: &RolloutSpec, sizes: Sizes, r: Rollout, now: u64) -> Rollout {
+    match r.strategy {
+        Strategy::Canary => canary::start(spec, r, now),
+        Strategy::BlueGreen => blue_green::start(spec, r, now),
+        Strategy::AbTest => ab_test::start(r, now),
+        Strategy::Recreate => recreate::start(r, now),
+        Strategy::Rolling => rolling::start(spec, sizes, r, now),
+    }
+}
+
+/// A `Progressing` rollout meets a passing interval, a readiness report,
+/// a tick or an early gate answer.
+pub fn progress(
+    spec: &RolloutSpec,
+    sizes: Sizes,
+    gated: bool,
+    r: Rollout,
+    input: Input<'_>,
+    now: u64,
+) -> Rollout {
+    match r.strategy {
+        Strategy::Canary => canary::progress(spec, gated, r, input, now),
+        Strategy::BlueGreen => blue_green::progress(spec, gated, r, input, now),
+        Strategy::AbTest => ab_test::progress(spec, gated, r, input, now),
+        Strategy::Recreate => recreate::progress(spec, r, input, now),
+        Strategy::Rolling => rolling::progress(spec, sizes, r, input, now),
+    }
+}
+
+/// After the switch: only blue-green keeps watching (its rollback window).
+pub fn after_promotion(spec: &RolloutSpec, r: Rollout, input: Input<'_>, now: u64) -> Rollout {
+    match r.strategy {
+        Strategy::BlueGreen => blue_green::after_promotion(spec, r, input, now),
+        _ => r,
+    }
+}
+
+/// True once a promoted rollout needs nothing more (blue-green: its
+/// rollback window has passed), so the old stable pool can be drained.
+pub fn finished(spec: &RolloutSpec, r: &Rollout, now: u64) -> bool {
+    match r.strategy {
+        Strategy::BlueGreen => blue_green::window_over(spec, r, now),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::time::Duration;
+
+    use crate::config::{AnalysisSpec, RolloutSpec, Strategy};
+    use crate::observe::Window;
+    use crate::rollout::analysis::{Outcome, Verdict};
+
+    pub fn spec(strategy: Strategy) -> RolloutSpec {
+        RolloutSpec {
+            strategy,
+            interval: Duration::from_secs(60),
+            threshold: 2,
+            tripwire: None,
+            steps: vec![5, 25, 50, 100],
+            hold: Duration::ZERO,
+            max_surge: 1,
+            max_unavailable: 0,
+            ready_timeout: Duration::from_secs(60),
+            preview_header: http::HeaderName::from_static("x-veer-preview"),
+            auto_promote: true,
+            rollback_window: Duration::from_secs(600),
+            ab_match: None,
+            iterations: 3,
+            analysis: AnalysisSpec {
+                min_requests: 10,
+                success_rate: Some(99.0),
+                p50: None,
+                p95: None,
+                p99: None,
+                max_success_rate_drop: None,
+                queries: vec![],
+            },
+            webhooks: vec![],
+        }
+    }
+
+    pub fn verdict(outcome: Outcome) -> Verdict {
+        let candidate = Window {
+            requests: 100,
+            failures: 0,
+            success_rate: 100.0,
+            p50: None,
+            p95: None,
+            p99: None,
+        };
+        Verdict {
+            outcome,
+            candidate,
+            stable: None,
+            reasons: vec![format!("{outcome:?}")],
+        }
+    }
+}
