@@ -265,3 +265,67 @@ async fn least_request_avoids_the_busy_endpoint() {
         assert_eq!(p.await.unwrap().0, 200);
     }
 }
+
+/// What the rollout controller publishes beyond weights: a preview rule,
+/// endpoint limits (rolling), and a hold for requests in a recreate gap.
+#[tokio::test]
+async fn run_time_rules_limits_and_hold() {
+    use veer::config::MatchSpec;
+    use veer::routing::RouteTraffic;
+    let (one, two, green) = (
+        Upstream::start("one").await,
+        Upstream::start("two").await,
+        Upstream::start("green").await,
+    );
+    let toml = format!(
+        "[[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n[[pool]]\nname = \"blue\"\nendpoints = [\"{}\", \"{}\"]\nbalance = \"round_robin\"\n[[pool]]\nname = \"green\"\nendpoints = [\"{}\"]\n[[route]]\nname = \"app\"\npool = \"blue\"\n",
+        one.addr, two.addr, green.addr
+    );
+    let proxy = Proxy::start(&toml).await;
+    let preview = MatchSpec {
+        headers: vec![(http::HeaderName::from_static("x-veer-preview"), "1".into())],
+        ..MatchSpec::default()
+    };
+    let traffic = RouteTraffic {
+        weights: Weights {
+            stable: "blue".into(),
+            percent: vec![("blue".into(), 100)],
+        },
+        rules: vec![(preview, "green".into())],
+        endpoint_limits: vec![("blue".into(), 1)],
+        hold: Duration::ZERO,
+    };
+    proxy.routing().set_traffic("app", Some(traffic.clone()));
+    assert_eq!(
+        tally(&proxy.url("/"), 20, &[("x-veer-preview", "1")])
+            .await
+            .get("green"),
+        Some(&20)
+    );
+    assert_eq!(
+        tally(&proxy.url("/"), 20, &[]).await.get("one"),
+        Some(&20),
+        "only the first blue endpoint serves"
+    );
+
+    // Hold: with no healthy endpoint, a request waits for one to come up.
+    proxy.routing().set_traffic(
+        "app",
+        Some(RouteTraffic {
+            hold: Duration::from_secs(5),
+            ..traffic
+        }),
+    );
+    let blue = proxy.routing().load().pool("blue").unwrap().clone();
+    blue.endpoints[0].set_healthy(false);
+    let url = proxy.url("/");
+    let waiting = tokio::spawn(async move { get(&url, &[]).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "the request should be held");
+    blue.endpoints[0].set_healthy(true);
+    let (status, _, body) = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((status.as_u16(), body.as_str()), (200, "one"));
+}

@@ -15,8 +15,8 @@ use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
 use crate::observe::{Outcome, RoutePoolStats};
-use crate::routing::{request_host, Route, Routing};
-use crate::upstream::{InFlight, Pool, Pooled, SendError};
+use crate::routing::{request_host, Route, Routing, Target};
+use crate::upstream::{InFlight, Pooled, SendError};
 
 use super::body::ProxyBody;
 use super::conn::ConnState;
@@ -92,7 +92,7 @@ impl ProxyService {
             (false, _) => None,
         };
         match self
-            .forward(&route, &target.pool, parts, body, recorder.as_mut())
+            .forward(&route, &target, parts, body, recorder.as_mut())
             .await
         {
             Ok(mut resp) => {
@@ -117,7 +117,7 @@ impl ProxyService {
     async fn forward(
         &self,
         route: &Route,
-        pool: &Pool,
+        target: &Target,
         mut parts: http::request::Parts,
         body: Incoming,
         recorder: Option<&mut Recorder>,
@@ -150,8 +150,11 @@ impl ProxyService {
         let mut req = Request::from_parts(parts, body);
         let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
-        let sent =
-            tokio::time::timeout(route.timeout, send(pool, req, attempts, stats.as_deref())).await;
+        if !route.hold.is_zero() {
+            wait_for_endpoint(target, route.hold).await;
+        }
+        let sent = send(target, req, attempts, stats.as_deref());
+        let sent = tokio::time::timeout(route.timeout, sent).await;
         let (mut resp, conn, in_flight) =
             sent.map_err(|_| ProxyError::Timeout(route.timeout))??;
         if let Some(recorder) = recorder {
@@ -180,7 +183,7 @@ impl ProxyService {
 /// only when the request never reached an upstream. Failed attempts that
 /// a retry hides from the client are still counted in `stats`.
 async fn send(
-    pool: &Pool,
+    target: &Target,
     mut req: Request<Incoming>,
     attempts: u32,
     stats: Option<&RoutePoolStats>,
@@ -188,7 +191,7 @@ async fn send(
     let mut tried = 0u64;
     let mut last = None;
     for _ in 0..attempts {
-        let Some((index, endpoint)) = pool.pick(tried) else {
+        let Some((index, endpoint)) = target.pool.pick(tried, target.limit) else {
             break;
         };
         tried |= 1u64.checked_shl(index as u32).unwrap_or(0);
@@ -222,6 +225,16 @@ async fn send(
         }
     }
     Err(last.unwrap_or(ProxyError::NoHealthyEndpoint))
+}
+
+/// Waits up to `hold` for the target to have a healthy endpoint (recreate:
+/// the gap between the old version leaving and the new one coming up).
+/// Health flips are rare and `hold` short, so a light poll is enough.
+async fn wait_for_endpoint(target: &Target, hold: std::time::Duration) {
+    let deadline = Instant::now() + hold;
+    while target.pool.pick(0, target.limit).is_none() && Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20).min(hold)).await;
+    }
 }
 
 /// Copies bytes both ways between an upgraded client and upstream.

@@ -11,6 +11,6 @@ mod split;
 mod table;
 
 pub use matching::request_host;
-pub use snapshot::{Route, Routing, Snapshot, Target, Weights};
+pub use snapshot::{Route, RouteTraffic, Routing, Snapshot, Target, Weights};
 pub use split::Split;
 pub use table::RouteTable;

@@ -17,7 +17,7 @@ use super::split::{bucket_of, Split};
 use super::table::RouteTable;
 
 /// A route's split as set at run time (admin API, rollout controller).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Weights {
     /// The pool that owns the upper buckets (sticky users stay here until
     /// a candidate's weight covers their bucket).
@@ -26,12 +26,39 @@ pub struct Weights {
     pub percent: Vec<(String, u32)>,
 }
 
+/// Everything run-time state (admin API, rollout controller) says about a
+/// route's traffic. Built from [`Weights`] alone for a manual split.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RouteTraffic {
+    pub weights: Weights,
+    /// Checked before the route's own rules: a blue-green preview header,
+    /// an A/B match. Each sends matching requests to the named pool.
+    pub rules: Vec<(MatchSpec, String)>,
+    /// Endpoints in rotation for this route, per pool: the first N in
+    /// config order (rolling). Pools not listed use all their endpoints.
+    pub endpoint_limits: Vec<(String, usize)>,
+    /// A request finding no healthy endpoint waits up to this long for
+    /// one (recreate's `hold`); zero answers 503 at once.
+    pub hold: Duration,
+}
+
+impl From<Weights> for RouteTraffic {
+    fn from(weights: Weights) -> Self {
+        RouteTraffic {
+            weights,
+            ..RouteTraffic::default()
+        }
+    }
+}
+
 /// Where a request goes: a pool, and the counters of this route×pool
 /// (resolved when the snapshot is built, never looked up per request).
 #[derive(Debug, Clone)]
 pub struct Target {
     pub pool: Arc<Pool>,
     pub stats: Arc<RoutePoolStats>,
+    /// Only the first `limit` endpoints of the pool serve this route.
+    pub limit: usize,
 }
 
 /// One route as the data plane uses it.
@@ -40,6 +67,8 @@ pub struct Route {
     pub name: String,
     pub timeout: Duration,
     pub retries: u32,
+    /// How long a request may wait for a healthy endpoint.
+    pub hold: Duration,
     /// The weights this snapshot applies, stable last.
     pub weights: Weights,
     rules: Vec<(MatchSpec, Target)>,
@@ -81,7 +110,7 @@ impl Snapshot {
     /// from `previous` for endpoints that did not change.
     pub fn build(
         config: Arc<Config>,
-        overrides: &HashMap<String, Weights>,
+        overrides: &HashMap<String, RouteTraffic>,
         previous: Option<&Snapshot>,
         registry: &Registry,
     ) -> Snapshot {
@@ -110,21 +139,25 @@ impl Snapshot {
         let mut table = RouteTable::default();
         let mut routes = Vec::with_capacity(config.routes.len());
         for (index, spec) in config.routes.iter().enumerate() {
-            let weights = overrides
-                .get(&spec.name)
-                .cloned()
-                .unwrap_or_else(|| Weights {
+            let traffic = overrides.get(&spec.name).cloned().unwrap_or_else(|| {
+                RouteTraffic::from(Weights {
                     stable: spec.pool.clone(),
                     percent: spec
                         .weights
                         .clone()
                         .unwrap_or_else(|| vec![(spec.pool.clone(), 100)]),
-                });
-            let weights = ordered(weights);
+                })
+            });
+            let weights = ordered(traffic.weights);
             let target = |name: &str| {
                 by_name.get(name).map(|pool| Target {
                     pool: (*pool).clone(),
                     stats: registry.stats(&spec.name, name, pool.version.as_deref().unwrap_or("")),
+                    limit: traffic
+                        .endpoint_limits
+                        .iter()
+                        .find(|(pool, _)| pool == name)
+                        .map_or(usize::MAX, |(_, limit)| *limit),
                 })
             };
             let resolved: Vec<(Target, u32)> = weights
@@ -132,16 +165,18 @@ impl Snapshot {
                 .iter()
                 .filter_map(|(name, w)| target(name).map(|t| (t, *w)))
                 .collect();
-            let rules = spec
-                .rules
-                .iter()
-                .filter_map(|r| target(&r.pool).map(|t| (r.matches.clone(), t)))
+            let run_time_rules = traffic.rules.iter().map(|(m, pool)| (m, pool.as_str()));
+            let file_rules = spec.rules.iter().map(|r| (&r.matches, r.pool.as_str()));
+            let rules = run_time_rules
+                .chain(file_rules)
+                .filter_map(|(m, pool)| target(pool).map(|t| (m.clone(), t)))
                 .collect();
             table.insert(spec.host.as_ref(), &spec.path_prefix, index);
             routes.push(Arc::new(Route {
                 name: spec.name.clone(),
                 timeout: spec.timeout,
                 retries: spec.retries,
+                hold: traffic.hold,
                 split: Split::new(&resolved),
                 weights,
                 rules,
@@ -194,7 +229,7 @@ pub struct Routing {
     current: ArcSwap<Snapshot>,
     /// Held while a writer builds and stores a new snapshot, so two writers
     /// never overwrite each other's change.
-    write: Mutex<HashMap<String, Weights>>,
+    write: Mutex<HashMap<String, RouteTraffic>>,
     /// Counters outlive snapshots; each build resolves its handles here.
     pub registry: Arc<Registry>,
 }
@@ -230,9 +265,15 @@ impl Routing {
 
     /// Sets (or with `None`, clears) a route's run-time weights.
     pub fn set_weights(&self, route: &str, weights: Option<Weights>) {
+        self.set_traffic(route, weights.map(RouteTraffic::from));
+    }
+
+    /// Sets (or with `None`, clears) everything run-time state says about a
+    /// route's traffic, and publishes the new snapshot.
+    pub fn set_traffic(&self, route: &str, traffic: Option<RouteTraffic>) {
         let mut overrides = self.write.lock().unwrap();
-        match weights {
-            Some(w) => overrides.insert(route.to_string(), w),
+        match traffic {
+            Some(t) => overrides.insert(route.to_string(), t),
             None => overrides.remove(route),
         };
         let current = self.current.load_full();

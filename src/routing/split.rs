@@ -99,6 +99,7 @@ mod tests {
         Target {
             pool: Arc::new(Pool::new(&spec, |_| None)),
             stats,
+            limit: usize::MAX,
         }
     }
 

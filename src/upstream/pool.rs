@@ -47,11 +47,14 @@ impl Pool {
             .find(|e| e.spec.authority == authority)
     }
 
-    /// Picks a healthy endpoint, skipping those in `tried` (a bit set of
-    /// endpoint indexes already attempted by this request). `None` when no
-    /// healthy endpoint is left.
-    pub fn pick(&self, tried: u64) -> Option<(usize, &Arc<EndpointState>)> {
-        let n = self.endpoints.len();
+    /// Picks a healthy endpoint among the first `limit`, skipping those in
+    /// `tried` (a bit set of endpoint indexes already attempted by this
+    /// request). `None` when no healthy endpoint is left.
+    pub fn pick(&self, tried: u64, limit: usize) -> Option<(usize, &Arc<EndpointState>)> {
+        let n = self.endpoints.len().min(limit);
+        if n == 0 {
+            return None;
+        }
         let usable =
             |i: usize| (i >= 64 || tried & (1 << i) == 0) && self.endpoints[i].is_healthy();
         match self.balance {
