@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ListenerSpec};
+use crate::rollout::Controller;
 use crate::routing::Routing;
 
 /// Length of the rolling per-pool analysis window shown by status (the
@@ -19,6 +20,8 @@ pub const ANALYSIS_WINDOW: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Server {
     pub routing: Arc<Routing>,
+    /// The rollout controller driving this routing state.
+    pub controller: Controller,
     /// Turns true to stop accepting and close connections gracefully.
     shutdown: watch::Sender<bool>,
     /// Listener and connection tasks, awaited on shutdown.
@@ -26,12 +29,39 @@ pub struct Server {
 }
 
 impl Server {
+    /// Builds the routing state and starts the rollout controller, which
+    /// resumes what `state_dir` holds. Must run inside a Tokio runtime.
     pub fn new(config: Arc<Config>) -> Server {
+        let routing = Arc::new(Routing::new(config.clone()));
+        let shutdown = watch::channel(false).0;
+        let tracker = TaskTracker::new();
+        let state_dir = Some(config.proxy.state_dir.clone());
+        let (controller, task) =
+            Controller::spawn(routing.clone(), state_dir, shutdown.subscribe());
+        tracker.spawn(async move {
+            let _ = task.await;
+        });
         Server {
-            routing: Arc::new(Routing::new(config)),
-            shutdown: watch::channel(false).0,
-            tracker: TaskTracker::new(),
+            routing,
+            controller,
+            shutdown,
+            tracker,
         }
+    }
+
+    /// Publishes a new, already validated config: routing first, then the
+    /// controller, which starts rollouts for routes whose pool changed.
+    pub fn set_config(&self, config: Arc<Config>) {
+        self.routing.set_config(config.clone());
+        self.controller.config_changed(config);
+    }
+
+    /// The Prometheus exposition of everything this server measures.
+    pub fn metrics(&self) -> String {
+        let snapshot = self.routing.load();
+        crate::observe::render(&self.routing.registry, &snapshot, |route| {
+            self.controller.phase(route)
+        })
     }
 
     /// Every `every`, closes the current analysis window of each route×pool

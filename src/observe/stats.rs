@@ -41,6 +41,8 @@ pub struct RoutePoolStats {
     attempts: AtomicU64,
     failures: AtomicU64,
     upstream_errors: [AtomicU64; 4],
+    /// Failed attempts in a row, reset by a success: the rollout tripwire.
+    consecutive_failures: AtomicU64,
     in_flight: AtomicI64,
     latency: Histogram,
     /// Counters at the start of the current interval, and the last
@@ -85,6 +87,7 @@ impl RoutePoolStats {
             attempts: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             upstream_errors: Default::default(),
+            consecutive_failures: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
             latency: Histogram::default(),
             window: Mutex::default(),
@@ -111,6 +114,9 @@ impl RoutePoolStats {
         self.attempts.fetch_add(1, Ordering::Relaxed);
         if outcome.is_failure() {
             self.failures.fetch_add(1, Ordering::Relaxed);
+            self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
+        } else if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
         }
         if let Outcome::Error(kind) = outcome {
             self.upstream_errors[kind_index(kind)].fetch_add(1, Ordering::Relaxed);
@@ -128,6 +134,11 @@ impl RoutePoolStats {
         let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
         self.codes[class].fetch_add(1, Ordering::Relaxed);
         self.latency.record(elapsed);
+    }
+
+    /// Failed attempts in a row since the last success.
+    pub fn consecutive_failures(&self) -> u64 {
+        self.consecutive_failures.load(Ordering::Relaxed)
     }
 
     pub fn enter(&self) {

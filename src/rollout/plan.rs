@@ -160,6 +160,12 @@ impl Rollout {
         self
     }
 
+    /// Back to stable at once, from outside the planners (a refused
+    /// pre-rollout gate).
+    pub fn roll_back_now(self, reason: impl Into<String>, now: u64) -> Rollout {
+        self.roll_back(reason, now)
+    }
+
     /// Back to stable: all traffic to the stable pool at once.
     pub(super) fn roll_back(mut self, reason: impl Into<String>, now: u64) -> Rollout {
         self.traffic = Traffic::default();

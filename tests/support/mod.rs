@@ -267,6 +267,16 @@ impl Proxy {
     }
 }
 
+/// A fresh, empty directory under the system temp dir.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("veer-test-{}-{name}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// A pooling HTTP/1.1 client.
 pub fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, BoxBody> {
     Client::builder(TokioExecutor::new()).build_http()
