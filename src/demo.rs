@@ -90,10 +90,10 @@ pub async fn run(options: DemoOptions, mut out: impl FnMut(String)) -> anyhow::R
          [[pool]]\nname = \"v2\"\nversion = \"2.0.0\"\nendpoints = [\"{v2}\"]\n\
          [[route]]\nname = \"demo\"\npool = \"v1\"\nretries = 0\n"
     );
-    let config = Arc::new(crate::config::parse(
-        &toml,
-        std::path::Path::new("demo.toml"),
-    )?);
+    let mut config = crate::config::parse(&toml, std::path::Path::new("demo.toml"))?;
+    // The demo keeps no state between runs.
+    config.proxy.state_dir = std::env::temp_dir().join(format!("veer-demo-{}", std::process::id()));
+    let config = Arc::new(config);
     let server = Server::new(config.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let proxy = listener.local_addr()?;

@@ -34,6 +34,8 @@ pub struct Upstream {
     pub log: Arc<Mutex<Vec<String>>>,
     /// TCP connections accepted.
     pub connections: Arc<AtomicUsize>,
+    /// Every n-th request to `/` fails with 500 (0 = never).
+    pub flaky: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
     /// Per-connection tasks: dropping the upstream kills its connections too.
     conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
@@ -54,11 +56,26 @@ impl Upstream {
         Self::serve(name, listener)
     }
 
+    /// An upstream whose every `every`-th request to `/` answers 500 (every
+    /// = 5 is a 20% error rate), deterministic so tests can count.
+    pub async fn flaky(name: &str, every: usize) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let up = Self::serve(name, listener);
+        up.flaky.store(every, Ordering::SeqCst);
+        up
+    }
+
     pub fn serve(name: &str, listener: TcpListener) -> Upstream {
         let addr = listener.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
-        let (n, l, c) = (name.to_string(), log.clone(), connections.clone());
+        let flaky = Arc::new(AtomicUsize::new(0));
+        let (n, l, c, f) = (
+            name.to_string(),
+            log.clone(),
+            connections.clone(),
+            flaky.clone(),
+        );
         let conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
         let tasks = conns.clone();
         let task = tokio::spawn(async move {
@@ -67,11 +84,11 @@ impl Upstream {
                     return;
                 };
                 c.fetch_add(1, Ordering::SeqCst);
-                let (n, l) = (n.clone(), l.clone());
+                let (n, l, f) = (n.clone(), l.clone(), f.clone());
                 let conn = tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
-                        let (n, l) = (n.clone(), l.clone());
-                        async move { Ok::<_, Infallible>(respond(&n, &l, req).await) }
+                        let (n, l, f) = (n.clone(), l.clone(), f.clone());
+                        async move { Ok::<_, Infallible>(respond(&n, &l, &f, req).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -88,6 +105,7 @@ impl Upstream {
             addr,
             log,
             connections,
+            flaky,
             task,
             conns,
         }
@@ -101,11 +119,23 @@ impl Upstream {
 async fn respond(
     name: &str,
     log: &Mutex<Vec<String>>,
+    flaky: &AtomicUsize,
     mut req: Request<Incoming>,
 ) -> Response<BoxBody> {
-    log.lock()
-        .unwrap()
-        .push(format!("{} {}", req.method(), req.uri()));
+    let count = {
+        let mut log = log.lock().unwrap();
+        log.push(format!("{} {}", req.method(), req.uri()));
+        log.len()
+    };
+    let every = flaky.load(Ordering::SeqCst);
+    if every > 0 && req.uri().path() == "/" && count % every == 0 {
+        let body = Full::new(Bytes::from(format!("{name} failed"))).boxed();
+        return Response::builder()
+            .status(500)
+            .header("x-upstream", name)
+            .body(body)
+            .unwrap();
+    }
     let path = req.uri().path().to_string();
     let with_name = |status: StatusCode, body: BoxBody| {
         Response::builder()
@@ -241,8 +271,14 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(toml: &str) -> Proxy {
-        let config =
+        Self::start_in(toml, &temp_dir("state")).await
+    }
+
+    /// Like `start`, with rollout state kept in `state_dir`.
+    pub async fn start_in(toml: &str, state_dir: &Path) -> Proxy {
+        let mut config =
             veer::config::parse(toml, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"));
+        config.proxy.state_dir = state_dir.to_path_buf();
         let config = Arc::new(config);
         let server = veer::server::Server::new(config.clone());
         let mut addrs = Vec::new();

@@ -183,6 +183,7 @@ impl Task {
                 let result = self
                     .check_start(&route, &pool)
                     .map(|()| self.start(&route, &pool, strategy));
+                self.persist();
                 let _ = reply.send(result);
             }
             Msg::Command {
@@ -299,8 +300,8 @@ impl Task {
             Input::Command(command),
             now_ms(),
         );
-        let _ = reply.send(Ok(()));
         self.apply(route, after, None);
+        let _ = reply.send(Ok(()));
     }
 
     fn config_changed(&mut self, config: Arc<Config>) {

@@ -1,0 +1,312 @@
+//! The rollout controller end to end: real upstreams, real load, the
+//! proxy's own measurements deciding.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::*;
+use veer::rollout::{Command, Phase};
+
+/// Synthetic load: 4 clients, each bounded in count and time, tallying
+/// (upstream, status) until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<HashMap<(String, u16), usize>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(url: String, headers: &'static [(&'static str, &'static str)]) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen: Arc<Mutex<HashMap<(String, u16), usize>>> = Arc::default();
+        let tasks = (0..4)
+            .map(|_| {
+                let (stop, seen, url) = (stop.clone(), seen.clone(), url.clone());
+                tokio::spawn(async move {
+                    let client = client();
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                    for _ in 0..20_000 {
+                        if stop.load(Ordering::Relaxed) || tokio::time::Instant::now() > deadline {
+                            return;
+                        }
+                        let mut req = http::Request::get(&url);
+                        for (k, v) in headers {
+                            req = req.header(*k, *v);
+                        }
+                        let (status, h, _) = send(&client, req.body(empty()).unwrap()).await;
+                        let who = h
+                            .get("x-upstream")
+                            .map_or("-".into(), |v| v.to_str().unwrap().to_string());
+                        *seen
+                            .lock()
+                            .unwrap()
+                            .entry((who, status.as_u16()))
+                            .or_default() += 1;
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                })
+            })
+            .collect();
+        Load { stop, seen, tasks }
+    }
+
+    async fn finish(self) -> HashMap<(String, u16), usize> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        Arc::try_unwrap(self.seen).unwrap().into_inner().unwrap()
+    }
+}
+
+fn count(seen: &HashMap<(String, u16), usize>, who: &str, status: u16) -> usize {
+    seen.get(&(who.to_string(), status)).copied().unwrap_or(0)
+}
+
+async fn wait_phase(proxy: &Proxy, route: &str, want: &[Phase], limit: Duration) -> Phase {
+    let controller = &proxy.server.as_ref().unwrap().controller;
+    let start = tokio::time::Instant::now();
+    loop {
+        let phase = controller
+            .rollouts()
+            .into_iter()
+            .find(|v| v.rollout.route == route)
+            .map(|v| v.rollout.phase);
+        if let Some(phase) = phase.filter(|p| want.contains(p)) {
+            return phase;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{route}: phase {phase:?}, wanted {want:?}; events {:#?}",
+            controller.events()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn canary(blue: std::net::SocketAddr, green: std::net::SocketAddr, extra: &str) -> String {
+    config(
+        &[("blue", &[blue]), ("green", &[green])],
+        &format!(
+            "[[route]]\nname = \"app\"\npool = \"blue\"\nretries = 0\n[route.rollout]\nstrategy = \"canary\"\nsteps = [20, 50, 100]\ninterval = \"400ms\"\nthreshold = 2\n{extra}[route.rollout.analysis]\nmin_requests = 10\nsuccess_rate = 99.0\n"
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_promotes_a_healthy_candidate() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let proxy = Proxy::start(&canary(blue.addr, green.addr, "")).await;
+    let load = Load::start(proxy.url("/"), &[]);
+    let controller = proxy.server.as_ref().unwrap().controller.clone();
+    controller.start("app", "green", None).await.unwrap();
+    wait_phase(&proxy, "app", &[Phase::Promoted], Duration::from_secs(15)).await;
+    let seen = load.finish().await;
+    assert_eq!(count(&seen, "blue", 500) + count(&seen, "green", 500), 0);
+    assert!(count(&seen, "green", 200) > 0);
+    let after = tally(&proxy.url("/"), 20, &[]).await;
+    assert_eq!(
+        after.get("green"),
+        Some(&20),
+        "promoted: all traffic on green"
+    );
+    let events = controller.events();
+    let weights: Vec<u32> = events
+        .iter()
+        .filter_map(|e| {
+            e.weights
+                .iter()
+                .find(|(p, _)| p == "green")
+                .map(|(_, w)| *w)
+        })
+        .collect();
+    assert!(
+        weights.windows(2).all(|w| w[0] <= w[1]),
+        "weights only grow: {weights:?}"
+    );
+    assert!(
+        weights.contains(&20) && weights.contains(&50) && weights.contains(&100),
+        "{weights:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.verdict.is_some()),
+        "verdicts are recorded"
+    );
+}
+
+/// 20% errors: rolled back after `threshold` failed analyses; the errors
+/// clients saw are bounded by what the first steps exposed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_rolls_back_a_failing_candidate() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::flaky("green", 5).await,
+    );
+    let proxy = Proxy::start(&canary(blue.addr, green.addr, "")).await;
+    let load = Load::start(proxy.url("/"), &[]);
+    let controller = proxy.server.as_ref().unwrap().controller.clone();
+    controller.start("app", "green", None).await.unwrap();
+    wait_phase(&proxy, "app", &[Phase::RolledBack], Duration::from_secs(15)).await;
+    let seen = load.finish().await;
+    let errors = count(&seen, "green", 500);
+    let total: usize = seen.values().sum();
+    assert!(errors > 0, "the candidate did serve some traffic");
+    // At most two intervals at ≤ 50% of traffic with 20% failing: well
+    // under 10% of all requests.
+    assert!(errors * 10 < total, "{errors} errors of {total}");
+    let after = tally(&proxy.url("/"), 20, &[]).await;
+    assert_eq!(
+        after.get("blue"),
+        Some(&20),
+        "rolled back: all traffic on blue"
+    );
+    let last = controller.rollouts().into_iter().next().unwrap();
+    assert!(
+        last.last_verdict.unwrap().reasons[0].contains("success rate"),
+        "the failed bound is named"
+    );
+    // A rolled-back route does not retry by itself.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(controller.phase("app"), "rolled-back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tripwire_rolls_back_before_the_interval_ends() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::flaky("green", 1).await,
+    );
+    let toml = canary(blue.addr, green.addr, "tripwire = 3\n")
+        .replace("interval = \"400ms\"", "interval = \"30s\"");
+    let proxy = Proxy::start(&toml).await;
+    let load = Load::start(proxy.url("/"), &[]);
+    let started = tokio::time::Instant::now();
+    proxy
+        .server
+        .as_ref()
+        .unwrap()
+        .controller
+        .start("app", "green", None)
+        .await
+        .unwrap();
+    wait_phase(
+        &proxy,
+        "app",
+        &[Phase::RollingBack, Phase::RolledBack],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let seen = load.finish().await;
+    assert!(count(&seen, "green", 500) < 50, "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_traffic_is_inconclusive_and_never_promotes() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let toml =
+        canary(blue.addr, green.addr, "").replace("min_requests = 10", "min_requests = 1000");
+    let proxy = Proxy::start(&toml).await;
+    let load = Load::start(proxy.url("/"), &[]);
+    let controller = proxy.server.as_ref().unwrap().controller.clone();
+    controller.start("app", "green", None).await.unwrap();
+    // Several intervals pass: the weight stays at the first step.
+    eventually(Duration::from_secs(10), || {
+        controller
+            .events()
+            .iter()
+            .filter(|e| e.reason.starts_with("inconclusive"))
+            .count()
+            >= 3
+    })
+    .await;
+    let view = controller.rollouts().into_iter().next().unwrap();
+    assert_eq!(
+        (view.rollout.phase, view.rollout.traffic.candidate_weight),
+        (Phase::Progressing, 20)
+    );
+    load.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_and_errors() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let toml =
+        canary(blue.addr, green.addr, "").replace("interval = \"400ms\"", "interval = \"1h\"");
+    let proxy = Proxy::start(&toml).await;
+    let controller = proxy.server.as_ref().unwrap().controller.clone();
+    assert!(controller.start("nope", "green", None).await.is_err());
+    assert!(controller.start("app", "nope", None).await.is_err());
+    assert!(
+        controller.start("app", "blue", None).await.is_err(),
+        "already serving blue"
+    );
+    assert!(
+        controller.command("app", Command::Promote).await.is_err(),
+        "no rollout yet"
+    );
+    controller.start("app", "green", None).await.unwrap();
+    controller.command("app", Command::Pause).await.unwrap();
+    assert_eq!(controller.phase("app"), "paused");
+    controller.command("app", Command::Resume).await.unwrap();
+    assert_eq!(controller.phase("app"), "progressing");
+    controller.command("app", Command::Abort).await.unwrap();
+    assert_eq!(controller.phase("app"), "rolled-back");
+    assert_eq!(tally(&proxy.url("/"), 10, &[]).await.get("blue"), Some(&10));
+    controller.start("app", "green", None).await.unwrap();
+    controller.command("app", Command::Promote).await.unwrap();
+    assert_eq!(controller.phase("app"), "promoted");
+    assert_eq!(
+        tally(&proxy.url("/"), 10, &[]).await.get("green"),
+        Some(&10)
+    );
+}
+
+/// A restart mid-canary resumes the same step and weights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_resumes_mid_canary() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let toml =
+        canary(blue.addr, green.addr, "").replace("interval = \"400ms\"", "interval = \"1h\"");
+    let dir = temp_dir("restart");
+    let proxy = Proxy::start_in(&toml, &dir).await;
+    let controller = proxy.server.as_ref().unwrap().controller.clone();
+    controller.start("app", "green", None).await.unwrap();
+    let before = controller.rollouts().remove(0).rollout;
+    assert_eq!(before.traffic.candidate_weight, 20);
+    drop(proxy);
+
+    let proxy = Proxy::start_in(&toml, &dir).await;
+    let controller = proxy.server.as_ref().unwrap().controller.clone();
+    let after = controller.rollouts().remove(0).rollout;
+    assert_eq!(
+        (after.phase, after.step, after.traffic.candidate_weight),
+        (Phase::Progressing, 0, 20)
+    );
+    assert_eq!(
+        after.since_ms, before.since_ms,
+        "the remaining interval is kept"
+    );
+    let counts = tally(&proxy.url("/"), 400, &[]).await;
+    let green = counts.get("green").copied().unwrap_or(0) as f64;
+    assert!(
+        (green - 80.0).abs() < 4.5 * (400.0f64 * 0.2 * 0.8).sqrt(),
+        "{counts:?}"
+    );
+}
