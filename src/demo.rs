@@ -2,15 +2,13 @@
 //!
 //! Two built-in upstreams (v1 healthy; v2 with an error rate and added
 //! latency), the real data plane in front of them, synthetic load, and a
-//! canary from v1 to v2 that walks its steps, judges v2 on each interval
+//! canary from v1 to v2 run by the real rollout controller: it walks the
+//! steps, judges v2 on each interval from what the proxy measured
 //! (success rate, p95, minimum requests) and promotes or rolls back.
-//!
-//! Until the rollout controller lands, the canary walk and its analysis
-//! live here, measured from the load generator's side.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,7 +19,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use crate::routing::Weights;
+use crate::observe::Window;
+use crate::rollout::Event;
 use crate::server::Server;
 
 /// What the demo runs.
@@ -45,52 +44,29 @@ pub enum Outcome {
     RolledBack,
 }
 
-/// Per-version figures over one interval, seen by the load generator.
-#[derive(Debug, Default, Clone)]
-struct Tally {
-    latencies: Vec<Duration>,
-    failures: usize,
+/// The demo's analysis: SPEC §2's example bounds.
+const ANALYSIS: &str = "min_requests = 20\nsuccess_rate = 99.0\np95 = \"500ms\"\n";
+
+fn config(v1: SocketAddr, v2: SocketAddr, options: &DemoOptions) -> String {
+    let steps: Vec<String> = options.steps.iter().map(u32::to_string).collect();
+    format!(
+        "[[listener]]\nname = \"demo\"\nlisten = \"127.0.0.1:0\"\n\
+         [[pool]]\nname = \"v1\"\nversion = \"1.0.0\"\nendpoints = [\"{v1}\"]\n\
+         [[pool]]\nname = \"v2\"\nversion = \"2.0.0\"\nendpoints = [\"{v2}\"]\n\
+         [[route]]\nname = \"demo\"\npool = \"v1\"\nretries = 0\n\
+         [route.rollout]\nstrategy = \"canary\"\nsteps = [{}]\ninterval = \"{}ms\"\nthreshold = 2\n\
+         [route.rollout.analysis]\n{ANALYSIS}",
+        steps.join(", "),
+        options.interval.as_millis()
+    )
 }
-
-impl Tally {
-    fn requests(&self) -> usize {
-        self.latencies.len()
-    }
-
-    fn success_rate(&self) -> f64 {
-        if self.latencies.is_empty() {
-            return 100.0;
-        }
-        100.0 * (1.0 - self.failures as f64 / self.latencies.len() as f64)
-    }
-
-    fn p95(&self) -> Duration {
-        let mut sorted = self.latencies.clone();
-        sorted.sort_unstable();
-        sorted
-            .get((sorted.len() * 95 / 100).min(sorted.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    }
-}
-
-const SUCCESS_RATE: f64 = 99.0;
-const P95: Duration = Duration::from_millis(500);
-const MIN_REQUESTS: usize = 20;
-/// Inconclusive intervals a step may hold for before the demo gives up.
-const MAX_HOLDS: u32 = 5;
 
 /// Runs the demo and reports each step through `out`.
 pub async fn run(options: DemoOptions, mut out: impl FnMut(String)) -> anyhow::Result<Outcome> {
     let v1 = spawn_upstream("v1", 0.0, Duration::ZERO).await?;
     let v2 = spawn_upstream("v2", options.v2_error_rate, options.v2_latency).await?;
-    let toml = format!(
-        "[[listener]]\nname = \"demo\"\nlisten = \"127.0.0.1:0\"\n\
-         [[pool]]\nname = \"v1\"\nversion = \"1.0.0\"\nendpoints = [\"{v1}\"]\n\
-         [[pool]]\nname = \"v2\"\nversion = \"2.0.0\"\nendpoints = [\"{v2}\"]\n\
-         [[route]]\nname = \"demo\"\npool = \"v1\"\nretries = 0\n"
-    );
-    let mut config = crate::config::parse(&toml, std::path::Path::new("demo.toml"))?;
+    let mut config =
+        crate::config::parse(&config(v1, v2, &options), std::path::Path::new("demo.toml"))?;
     // The demo keeps no state between runs.
     config.proxy.state_dir = std::env::temp_dir().join(format!("veer-demo-{}", std::process::id()));
     let config = Arc::new(config);
@@ -102,113 +78,92 @@ pub async fn run(options: DemoOptions, mut out: impl FnMut(String)) -> anyhow::R
         "proxy on http://{proxy}  v1 on {v1}  v2 on {v2} (error rate {}%, +{:?})",
         options.v2_error_rate, options.v2_latency
     ));
+    out(format!("canary v1 -> v2: steps {:?}, interval {:?}, pass = success rate >= 99%, p95 <= 500ms, >= 20 requests", options.steps, options.interval));
 
-    let tallies: Arc<Mutex<[Tally; 2]>> = Arc::default();
-    // Bounded even if the walk holds on inconclusive intervals.
-    let stop =
-        Instant::now() + options.interval * (options.steps.len() as u32 * (MAX_HOLDS + 1) + 1);
+    // Bounded even if every step holds on inconclusive intervals for a while.
+    let deadline = Instant::now() + options.interval * (options.steps.len() as u32 + 2) * 6;
     let load: Vec<_> = (0..options.clients)
-        .map(|_| tokio::spawn(generate_load(proxy, tallies.clone(), stop)))
+        .map(|_| tokio::spawn(generate_load(proxy, deadline)))
         .collect();
+    server.controller.start("demo", "v2", None).await?;
 
-    let mut outcome = Outcome::Promoted;
-    for (i, &weight) in options.steps.iter().enumerate() {
-        let weights = Weights {
-            stable: "v1".into(),
-            percent: vec![("v1".into(), 100 - weight), ("v2".into(), weight)],
-        };
-        server.routing.set_weights("demo", Some(weights));
-        *tallies.lock().unwrap() = Default::default();
-        let mut holds = 0;
-        let [t1, t2] = loop {
-            tokio::time::sleep(options.interval).await;
-            let [t1, t2] = tallies.lock().unwrap().clone();
-            // Too little data is inconclusive: hold the weight, never advance on it.
-            if t2.requests() >= MIN_REQUESTS || holds == MAX_HOLDS {
-                break [t1, t2];
-            }
-            holds += 1;
-            out(format!(
-                "step {}: only {} v2 requests (< {MIN_REQUESTS}), holding",
-                i + 1,
-                t2.requests()
-            ));
-        };
-        let bar: String = options
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(j, _)| if j <= i { '#' } else { '.' })
-            .collect();
-        out(format!(
-            "step {}/{} [{bar}] weights v1={:>3}% v2={:>3}% | v1 {:>4} req {:5.1}% ok p95 {:>7} | v2 {:>4} req {:5.1}% ok p95 {:>7}",
-            i + 1,
-            options.steps.len(),
-            100 - weight,
-            weight,
-            t1.requests(),
-            t1.success_rate(),
-            ms(t1.p95()),
-            t2.requests(),
-            t2.success_rate(),
-            ms(t2.p95()),
-        ));
-        if t2.requests() < MIN_REQUESTS {
-            out("v2 never received enough traffic to judge: rolling back".into());
-            rollback(&server);
-            outcome = Outcome::RolledBack;
-            break;
+    let mut printed = 0;
+    let outcome = loop {
+        let events = server.controller.events();
+        for event in &events[printed.min(events.len())..] {
+            out(describe(event, &options.steps));
         }
-        if t2.success_rate() < SUCCESS_RATE || t2.p95() > P95 {
-            out(format!("v2 failed analysis (success rate >= {SUCCESS_RATE}%, p95 <= {P95:?}): rolling back"));
-            let weights = Weights {
-                stable: "v1".into(),
-                percent: vec![("v1".into(), 100), ("v2".into(), 0)],
-            };
-            server.routing.set_weights("demo", Some(weights));
-            outcome = Outcome::RolledBack;
-            break;
+        printed = events.len();
+        match events.last().map(|e| e.phase) {
+            Some("promoted") => break Some(Outcome::Promoted),
+            Some("rolled-back") => break Some(Outcome::RolledBack),
+            _ if Instant::now() > deadline => break None,
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
-    }
+    };
     for task in load {
         task.abort();
     }
+    let outcome = match outcome {
+        Some(outcome) => outcome,
+        None => {
+            out("the canary did not finish in time: rolling back".into());
+            let _ = server
+                .controller
+                .command("demo", crate::rollout::Command::Rollback)
+                .await;
+            Outcome::RolledBack
+        }
+    };
     server.shutdown(Duration::from_secs(1)).await;
     Ok(outcome)
 }
 
-fn rollback(server: &Server) {
-    let weights = Weights {
-        stable: "v1".into(),
-        percent: vec![("v1".into(), 100), ("v2".into(), 0)],
-    };
-    server.routing.set_weights("demo", Some(weights));
+/// One event as a line: a progress bar, the weights, and the figures of
+/// the verdict (if this event carried one).
+fn describe(event: &Event, steps: &[u32]) -> String {
+    let v2 = event
+        .weights
+        .iter()
+        .find(|(p, _)| p == "v2")
+        .map_or(0, |(_, w)| *w);
+    let done = steps.iter().filter(|&&s| s <= v2).count();
+    let bar: String = (0..steps.len())
+        .map(|i| if i < done { '#' } else { '.' })
+        .collect();
+    let mut line = format!(
+        "[{bar}] {:<18} v1 {:>3}%  v2 {:>3}%  {}",
+        event.phase,
+        100 - v2,
+        v2,
+        event.reason
+    );
+    if let Some(verdict) = &event.verdict {
+        let fmt = |w: &Window| {
+            let p95 = w
+                .p95
+                .map_or("-".into(), |d| format!("{:.1}ms", d.as_secs_f64() * 1000.0));
+            format!("{} req {:.1}% ok p95 {p95}", w.requests, w.success_rate)
+        };
+        line.push_str(&format!("\n        v2: {}", fmt(&verdict.candidate)));
+        if let Some(stable) = &verdict.stable {
+            line.push_str(&format!("  |  v1: {}", fmt(stable)));
+        }
+    }
+    line
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.1}ms", d.as_secs_f64() * 1000.0)
-}
-
-async fn generate_load(proxy: SocketAddr, tallies: Arc<Mutex<[Tally; 2]>>, stop: Instant) {
+async fn generate_load(proxy: SocketAddr, deadline: Instant) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let uri: http::Uri = format!("http://{proxy}/").parse().unwrap();
-    while Instant::now() < stop {
-        let started = Instant::now();
-        let req = Request::get(uri.clone()).body(Empty::new()).unwrap();
-        let result = tokio::time::timeout(Duration::from_secs(5), client.request(req)).await;
-        let took = started.elapsed();
-        let Ok(Ok(resp)) = result else { continue };
-        let version = resp
-            .headers()
-            .get("x-version")
-            .map(|v| v.as_bytes() == b"v2");
-        let failed = resp.status().is_server_error();
-        let _ = resp.into_body().collect().await;
-        if let Some(is_v2) = version {
-            let mut t = tallies.lock().unwrap();
-            let tally = &mut t[is_v2 as usize];
-            tally.latencies.push(took);
-            tally.failures += failed as usize;
+    let uri: http::Uri = format!("http://{proxy}/").parse().expect("a valid URI");
+    while Instant::now() < deadline {
+        let req = Request::get(uri.clone())
+            .body(Empty::new())
+            .expect("a valid request");
+        if let Ok(Ok(resp)) =
+            tokio::time::timeout(Duration::from_secs(5), client.request(req)).await
+        {
+            let _ = resp.into_body().collect().await;
         }
         // Pace each client at about 100 requests per second.
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -236,12 +191,12 @@ async fn spawn_upstream(
                     } else {
                         StatusCode::OK
                     };
+                    let body = Full::new(Bytes::from(format!("hello from {name}\n")));
                     let resp = Response::builder()
                         .status(status)
                         .header("x-version", name)
-                        .body(Full::new(Bytes::from(format!("hello from {name}\n"))))
-                        .unwrap();
-                    Ok::<_, Infallible>(resp)
+                        .body(body);
+                    Ok::<_, Infallible>(resp.expect("a valid response"))
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)

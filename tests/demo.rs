@@ -20,7 +20,7 @@ async fn healthy_v2_is_promoted() {
     let outcome = run(options(0.0), |l| lines.push(l)).await.unwrap();
     assert_eq!(outcome, Outcome::Promoted, "{lines:#?}");
     assert!(
-        lines.iter().any(|l| l.contains("v1=  0% v2=100%")),
+        lines.iter().any(|l| l.contains("v1   0%  v2 100%")),
         "{lines:#?}"
     );
 }
@@ -30,5 +30,9 @@ async fn failing_v2_is_rolled_back() {
     let mut lines = Vec::new();
     let outcome = run(options(50.0), |l| lines.push(l)).await.unwrap();
     assert_eq!(outcome, Outcome::RolledBack, "{lines:#?}");
-    assert!(!lines.iter().any(|l| l.contains("v2=100%")), "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains("v2 100%")), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains("success rate")),
+        "the failed bound is shown: {lines:#?}"
+    );
 }

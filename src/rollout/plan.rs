@@ -245,11 +245,10 @@ pub fn plan(
     match (r.phase, input) {
         (Phase::Idle, _) => strategy::start(spec, sizes, r, now),
         (Phase::RolledBack, _) => r,
-        (Phase::RollingBack, Input::Tick) => r.with(
-            Phase::RolledBack,
-            "rolled back: stable serves all traffic",
-            now,
-        ),
+        (Phase::RollingBack, Input::Tick) => {
+            let reason = format!("rolled back, stable serves all traffic ({})", r.reason);
+            r.with(Phase::RolledBack, reason, now)
+        }
         (Phase::RollingBack, _) => r,
         (_, Input::Command(command)) => on_command(spec, sizes, r, command, now),
         (Phase::Paused, _) => r,

@@ -443,7 +443,11 @@ impl Task {
             }
             self.spawn_gate(&r, WebhookKind::ConfirmPromotion, &spec);
         }
-        r = plan(&spec, sizes, gate, &r, Input::Tick, now);
+        // Time passing acts only when nothing else did this round, so every
+        // phase (rolling-back included) is seen and recorded.
+        if r == self.active[route].rollout {
+            r = plan(&spec, sizes, gate, &r, Input::Tick, now);
+        }
         self.apply(route, r, verdict);
     }
 
