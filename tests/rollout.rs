@@ -310,3 +310,149 @@ async fn restart_resumes_mid_canary() {
         "{counts:?}"
     );
 }
+
+/// A stand-in Prometheus answering every instant query with `value`.
+async fn fake_prometheus(value: &'static str) -> std::net::SocketAddr {
+    use bytes::Bytes;
+    use http_body_util::Full;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: http::Request<hyper::body::Incoming>| async move {
+                        assert!(
+                            req.uri().path() == "/api/v1/query"
+                                && req.uri().query().unwrap().starts_with("query=")
+                        );
+                        let body = format!(
+                            r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[1700000000,"{value}"]}}]}}}}"#
+                        );
+                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                            Bytes::from(body),
+                        )))
+                    },
+                );
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// The seed's go/no-go rule includes CPU, which only an external metric
+/// knows: a Prometheus check over its bound rolls back a candidate whose
+/// own traffic looks healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_check_over_its_bound_rolls_back() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let prometheus = fake_prometheus("0.93").await;
+    let query = format!(
+        "[[route.rollout.analysis.query]]\nname = \"cpu\"\nprometheus = \"http://{prometheus}\"\nquery = 'avg(rate(process_cpu_seconds_total{{pool=\"green\"}}[1m]))'\nmax = 0.8\n"
+    );
+    let proxy = Proxy::start(&(canary(blue.addr, green.addr, "") + &query)).await;
+    let load = Load::start(proxy.url("/"), &[]);
+    let controller = proxy.server.as_ref().unwrap().controller.clone();
+    controller.start("app", "green", None).await.unwrap();
+    wait_phase(&proxy, "app", &[Phase::RolledBack], Duration::from_secs(15)).await;
+    load.finish().await;
+    let verdict = controller.rollouts().remove(0).last_verdict.unwrap();
+    assert!(
+        verdict
+            .reasons
+            .iter()
+            .any(|r| r == "query cpu: 0.93 > max 0.8"),
+        "{verdict:?}"
+    );
+    assert_eq!(
+        verdict.candidate.failures, 0,
+        "the candidate's own traffic was healthy"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_preview_switch_and_rollback_within_the_window() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let rollout = "[route.rollout]\nstrategy = \"blue_green\"\ninterval = \"400ms\"\nthreshold = 1\nrollback_window = \"1h\"\nauto_promote = false\n[route.rollout.analysis]\nmin_requests = 10\nsuccess_rate = 99.0\n";
+    let toml = config(
+        &[("blue", &[blue.addr]), ("green", &[green.addr])],
+        &format!("[[route]]\nname = \"app\"\npool = \"blue\"\n{rollout}"),
+    );
+    let proxy = Proxy::start(&toml).await;
+    let preview_load = Load::start(proxy.url("/"), &[("x-veer-preview", "1")]);
+    let controller = proxy.server.as_ref().unwrap().controller.clone();
+    controller.start("app", "green", None).await.unwrap();
+    // Preview: only requests with the header reach green.
+    assert_eq!(tally(&proxy.url("/"), 20, &[]).await.get("blue"), Some(&20));
+    assert_eq!(
+        tally(&proxy.url("/"), 20, &[("x-veer-preview", "1")])
+            .await
+            .get("green"),
+        Some(&20)
+    );
+    wait_phase(
+        &proxy,
+        "app",
+        &[Phase::AwaitingPromotion],
+        Duration::from_secs(10),
+    )
+    .await;
+    preview_load.finish().await;
+    controller.command("app", Command::Promote).await.unwrap();
+    assert_eq!(
+        tally(&proxy.url("/"), 20, &[]).await.get("green"),
+        Some(&20),
+        "one switch to 100%"
+    );
+    // Within the rollback window the stable pool is still there: instant rollback.
+    controller.command("app", Command::Rollback).await.unwrap();
+    assert_eq!(tally(&proxy.url("/"), 20, &[]).await.get("blue"), Some(&20));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ab_test_only_exposes_matched_users() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let rollout = "[route.rollout]\nstrategy = \"ab_test\"\ninterval = \"300ms\"\niterations = 2\nmatch = { headers = { \"x-group\" = \"b\" } }\n[route.rollout.analysis]\nmin_requests = 5\nsuccess_rate = 99.0\n";
+    let toml = config(
+        &[("blue", &[blue.addr]), ("green", &[green.addr])],
+        &format!("[[route]]\nname = \"app\"\npool = \"blue\"\n{rollout}"),
+    );
+    let proxy = Proxy::start(&toml).await;
+    let matched = Load::start(proxy.url("/"), &[("x-group", "b")]);
+    let others = Load::start(proxy.url("/"), &[("x-group", "a")]);
+    let controller = proxy.server.as_ref().unwrap().controller.clone();
+    controller.start("app", "green", None).await.unwrap();
+    // Promotion needs two passing 300 ms intervals: while they run, only
+    // matched users reach green.
+    let unmatched = tally(&proxy.url("/"), 20, &[("x-group", "a")]).await;
+    let matched_now = tally(&proxy.url("/"), 20, &[("x-group", "b")]).await;
+    assert_eq!(
+        controller.phase("app"),
+        "progressing",
+        "checked during the test phase"
+    );
+    assert_eq!(unmatched.get("blue"), Some(&20));
+    assert_eq!(matched_now.get("green"), Some(&20));
+    wait_phase(&proxy, "app", &[Phase::Promoted], Duration::from_secs(10)).await;
+    let (matched, others) = (matched.finish().await, others.finish().await);
+    assert!(count(&matched, "green", 200) > 0 && count(&others, "blue", 200) > 0);
+    assert_eq!(
+        tally(&proxy.url("/"), 20, &[("x-group", "a")])
+            .await
+            .get("green"),
+        Some(&20)
+    );
+}

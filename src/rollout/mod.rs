@@ -5,6 +5,7 @@
 pub mod analysis;
 mod controller;
 pub mod plan;
+mod query;
 mod store;
 pub mod strategy;
 mod traffic;

@@ -83,6 +83,11 @@ pub(super) enum Msg {
         kind: WebhookKind,
         ok: bool,
     },
+    /// External checks finished: one reason per failed check.
+    Checks {
+        route: String,
+        reasons: Vec<String>,
+    },
 }
 
 /// A handle on the controller task.

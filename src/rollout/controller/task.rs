@@ -8,8 +8,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{Config, RolloutSpec, Strategy, WebhookKind};
 use crate::observe::{StatsSnapshot, Window};
-use crate::rollout::analysis::{judge, Verdict};
+use crate::rollout::analysis::{judge, Outcome, Verdict};
 use crate::rollout::plan::{plan, Command, Input, Phase, Rollout, Sizes};
+use crate::rollout::query;
 use crate::rollout::store::{self, Saved};
 use crate::rollout::strategy;
 use crate::rollout::traffic::route_traffic;
@@ -25,6 +26,9 @@ struct Active {
     window_start: (StatsSnapshot, StatsSnapshot),
     /// A gate webhook call is in flight.
     gate_pending: bool,
+    /// The interval's own verdict while its external checks (Prometheus
+    /// queries) are being evaluated off the task.
+    checks_pending: Option<Verdict>,
     last_verdict: Option<Verdict>,
 }
 
@@ -131,6 +135,7 @@ impl Task {
                     rollout,
                     window_start,
                     gate_pending: false,
+                    checks_pending: None,
                     last_verdict: None,
                 };
                 self.active.insert(name.clone(), active);
@@ -193,6 +198,7 @@ impl Task {
             } => self.command(&route, command, reply),
             Msg::Config(config) => self.config_changed(config),
             Msg::Gate { route, kind, ok } => self.gate_answered(&route, kind, ok),
+            Msg::Checks { route, reasons } => self.checks_done(&route, reasons),
         }
     }
 
@@ -267,6 +273,7 @@ impl Task {
                 rollout: r.clone(),
                 window_start,
                 gate_pending: gated,
+                checks_pending: None,
                 last_verdict: None,
             },
         );
@@ -431,10 +438,18 @@ impl Task {
             );
         }
         let mut verdict = None;
-        if matches!(r.phase, Phase::Progressing | Phase::Promoted) && r.interval_due(&spec, now) {
+        let checking = self.active[route].checks_pending.is_some();
+        if matches!(r.phase, Phase::Progressing | Phase::Promoted)
+            && r.interval_due(&spec, now)
+            && !checking
+        {
             let v = self.analyse(route, &spec, &r);
-            r = plan(&spec, sizes, gate, &r, Input::Interval(&v), now);
-            verdict = Some(v);
+            if spec.analysis.queries.is_empty() || v.outcome == Outcome::Inconclusive {
+                r = plan(&spec, sizes, gate, &r, Input::Interval(&v), now);
+                verdict = Some(v);
+            } else {
+                self.spawn_checks(route, &spec, v);
+            }
         }
         if r.phase == Phase::AwaitingPromotion && gate && r.interval_due(&spec, now) {
             r.since_ms = now;
@@ -642,6 +657,50 @@ impl Task {
                 webhooks.call(&hook, &payload).await;
             }
         });
+    }
+
+    /// Runs the interval's external checks off the task; the completed
+    /// verdict comes back as a message.
+    fn spawn_checks(&mut self, route: &str, spec: &RolloutSpec, verdict: Verdict) {
+        if let Some(active) = self.active.get_mut(route) {
+            active.checks_pending = Some(verdict);
+        }
+        let (queries, tx, route) = (
+            spec.analysis.queries.clone(),
+            self.tx.clone(),
+            route.to_string(),
+        );
+        tokio::spawn(async move {
+            let reasons = query::check_all(&queries).await;
+            let _ = tx.send(Msg::Checks { route, reasons });
+        });
+    }
+
+    fn checks_done(&mut self, route: &str, reasons: Vec<String>) {
+        let Some(active) = self.active.get_mut(route) else {
+            return;
+        };
+        let Some(mut verdict) = active.checks_pending.take() else {
+            return;
+        };
+        if !reasons.is_empty() {
+            verdict.outcome = Outcome::Fail;
+            verdict.reasons.extend(reasons);
+        }
+        let before = active.rollout.clone();
+        let spec = self
+            .spec(route)
+            .cloned()
+            .unwrap_or_else(|| default_spec(before.strategy));
+        let after = plan(
+            &spec,
+            self.sizes(&before),
+            gated(&spec),
+            &before,
+            Input::Interval(&verdict),
+            now_ms(),
+        );
+        self.apply(route, after, Some(verdict));
     }
 
     /// Calls the gate webhooks of `kind`; the answer comes back as a message.
