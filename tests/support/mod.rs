@@ -137,17 +137,23 @@ impl Upstream {
 
     /// Stops this upstream (its listener and connections) and starts a new
     /// one with the same name on the same address: a process restart.
-    pub async fn restart(self) -> Upstream {
-        let (name, addr) = (self.name.clone(), self.addr);
-        drop(self);
+    pub async fn restart(&mut self) {
+        self.task.abort();
+        for conn in self.conns.lock().unwrap().drain(..) {
+            conn.abort();
+        }
         let start = tokio::time::Instant::now();
         loop {
-            match TcpListener::bind(addr).await {
-                Ok(listener) => return Self::serve(&name, listener),
+            match TcpListener::bind(self.addr).await {
+                Ok(listener) => {
+                    *self = Self::serve(&self.name, listener);
+                    return;
+                }
                 Err(e) => {
                     assert!(
                         start.elapsed() < Duration::from_secs(5),
-                        "rebinding {addr}: {e}"
+                        "rebinding {}: {e}",
+                        self.addr
                     );
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
