@@ -219,3 +219,76 @@ pub async fn follow(
         active = drains.poll(Instant::now(), timeout);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Endpoint;
+
+    fn endpoint() -> Arc<EndpointState> {
+        let spec = Endpoint {
+            authority: "127.0.0.1:1".into(),
+            host: "127.0.0.1".into(),
+            port: 1,
+        };
+        EndpointState::new(spec, Duration::from_secs(1), Duration::from_secs(1))
+    }
+
+    fn leaving(endpoints: &[Arc<EndpointState>]) -> Leaving {
+        Leaving {
+            pool: "v1".into(),
+            endpoint: None,
+            endpoints: endpoints.to_vec(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drained_when_nothing_is_in_flight() {
+        let (drains, ep) = (Drains::default(), endpoint());
+        let mut events = drains.subscribe();
+        let request = ep.start_request();
+        drains.start(leaving(&[ep.clone()]), Instant::now());
+        assert!(matches!(events.try_recv(), Ok(DrainEvent::Draining { .. })));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(drains.poll(Instant::now(), Duration::from_secs(30)));
+        assert_eq!(drains.status()[0].in_flight, 1);
+        drop(request);
+        assert!(!drains.poll(Instant::now(), Duration::from_secs(30)));
+        let state = drains.status()[0].state;
+        assert_eq!(state, DrainState::Drained { forced: false });
+        match events.try_recv() {
+            Ok(DrainEvent::Drained { took, forced, .. }) => {
+                assert_eq!((took, forced), (Duration::from_secs(1), false));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn upgraded_connections_are_closed_at_the_timeout() {
+        let (drains, ep) = (Drains::default(), endpoint());
+        let tunnel = ep.start_request();
+        let closed = ep.tunnel_closed();
+        drains.start(leaving(&[ep.clone()]), Instant::now());
+        tokio::time::advance(Duration::from_millis(499)).await;
+        assert!(drains.poll(Instant::now(), Duration::from_millis(500)));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(!drains.poll(Instant::now(), Duration::from_millis(500)));
+        tokio::time::timeout(Duration::from_millis(1), closed)
+            .await
+            .expect("tunnel told to close");
+        drop(tunnel);
+        let state = drains.status()[0].state;
+        assert_eq!(state, DrainState::Drained { forced: true });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pool_serving_again_forgets_its_drain() {
+        let drains = Drains::default();
+        drains.start(leaving(&[endpoint()]), Instant::now());
+        drains.resume(&|pool| pool == "v2");
+        assert_eq!(drains.status().len(), 1);
+        drains.resume(&|pool| pool == "v1");
+        assert!(drains.status().is_empty());
+    }
+}
