@@ -141,3 +141,22 @@ async fn connect_failures_eject_before_clients_see_them() {
     assert_eq!(counts.values().sum::<usize>(), 30);
     assert!(endpoint(&proxy, "app", dead).is_ejected());
 }
+
+#[tokio::test]
+async fn a_check_needs_only_the_status() {
+    // A large body on the check path is not read, and does not stall it.
+    let a = Upstream::start("a").await;
+    let checks =
+        "[pool.health]\npath = \"/bytes/4000000\"\ninterval = \"50ms\"\ntimeout = \"1s\"\n";
+    let pool = pool_toml("app", &[a.addr], checks);
+    let proxy = Proxy::start(&config(&[], &format!("{pool}{ROUTE}"))).await;
+    let ea = endpoint(&proxy, "app", a.addr);
+    eventually(WAIT, || ea.is_healthy()).await;
+    // Checks keep their 50ms pace: none waits for the body or times out.
+    let seen = a.requests().len();
+    eventually(Duration::from_millis(900), || {
+        a.requests().len() >= seen + 5
+    })
+    .await;
+    assert!(ea.is_healthy());
+}

@@ -92,16 +92,21 @@ pub async fn probe(endpoint: &EndpointState, spec: &HealthSpec) -> Result<(), Pr
         .map_err(ProbeError::Connect)?;
         let _ = stream.set_nodelay(true);
         let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        let conn = async move {
-            let _ = conn.await;
-        };
         let req = Request::get(spec.path.as_str())
             .header(header::HOST, endpoint.spec.authority.as_str())
             .header(header::USER_AGENT, "veer-health-check")
             .header(header::CONNECTION, "close")
             .body(Empty::<bytes::Bytes>::new())
             .expect("a valid path and authority make a valid request");
-        let ((), resp) = tokio::join!(conn, tx.send_request(req));
+        // Only the status matters: the connection (and any body) is
+        // dropped as soon as the response head is in.
+        let sent = tx.send_request(req);
+        tokio::pin!(sent, conn);
+        let resp = tokio::select! {
+            biased;
+            resp = &mut sent => resp,
+            _ = &mut conn => sent.await,
+        };
         let status = resp?.status();
         if status.is_success() {
             Ok(())
