@@ -247,7 +247,7 @@ mod tests {
         let (drains, ep) = (Drains::default(), endpoint());
         let mut events = drains.subscribe();
         let request = ep.start_request();
-        drains.start(leaving(&[ep.clone()]), Instant::now());
+        drains.start(leaving(std::slice::from_ref(&ep)), Instant::now());
         assert!(matches!(events.try_recv(), Ok(DrainEvent::Draining { .. })));
         tokio::time::advance(Duration::from_secs(1)).await;
         assert!(drains.poll(Instant::now(), Duration::from_secs(30)));
@@ -269,7 +269,7 @@ mod tests {
         let (drains, ep) = (Drains::default(), endpoint());
         let tunnel = ep.start_request();
         let closed = ep.tunnel_closed();
-        drains.start(leaving(&[ep.clone()]), Instant::now());
+        drains.start(leaving(std::slice::from_ref(&ep)), Instant::now());
         tokio::time::advance(Duration::from_millis(499)).await;
         assert!(drains.poll(Instant::now(), Duration::from_millis(500)));
         tokio::time::advance(Duration::from_millis(1)).await;
