@@ -17,6 +17,7 @@ use veer::routing::Weights;
 
 const CLIENTS: usize = 16;
 const SHIFTS: usize = 50;
+const SHIFT_EVERY: Duration = Duration::from_millis(25);
 /// Per client; the test ends long before in practice.
 const MAX_REQUESTS: u64 = 1_000_000;
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -79,9 +80,12 @@ async fn load(url: String, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
 }
 
 /// Moves all traffic to the other pool `SHIFTS` times, each once at least
-/// 100 more requests have completed.
+/// 100 more requests have completed, at most one per `SHIFT_EVERY` so that
+/// the shifts span the rolling restart.
 async fn shift(proxy: &Proxy, tally: &Tally) {
+    let mut pace = tokio::time::interval(SHIFT_EVERY);
     for i in 0..SHIFTS {
+        pace.tick().await;
         let v1 = if i % 2 == 0 { 0 } else { 100 };
         let weights = Weights {
             stable: "v1".into(),
