@@ -9,7 +9,10 @@
 //! - [`config`]: the TOML file, validated into runtime types.
 //! - [`routing`]: host/path match, weighted and sticky split, and the
 //!   immutable [`routing::Snapshot`] published through one `ArcSwap`.
-//! - [`upstream`]: pools, endpoint picking, pooled upstream connections.
+//! - [`upstream`]: pools, endpoint picking, pooled upstream connections,
+//!   active health checks and passive outlier detection.
+//! - [`drain`]: pools and endpoints that leave traffic finish what is in
+//!   flight; `drained` events.
 //! - [`observe`]: per route×pool counters and histograms, analysis
 //!   windows, Prometheus exposition.
 //! - [`proxy`]: listeners, the per-request service, header rewriting,
@@ -22,6 +25,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod drain;
 pub mod observe;
 pub mod proxy;
 pub mod rollout;

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ListenerSpec};
+use crate::drain::Drains;
 use crate::rollout::Controller;
 use crate::routing::Routing;
 
@@ -26,11 +27,16 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     /// Listener and connection tasks, awaited on shutdown.
     tracker: TaskTracker,
+    /// Pools and endpoints draining or drained, and their events.
+    pub drains: Arc<Drains>,
+    /// True once serving, false from the start of shutdown (`/readyz`).
+    ready: watch::Sender<bool>,
 }
 
 impl Server {
-    /// Builds the routing state and starts the rollout controller, which
-    /// resumes what `state_dir` holds. Must run inside a Tokio runtime.
+    /// Builds the routing state and starts the tasks that follow it: the
+    /// rollout controller (which resumes what `state_dir` holds), health
+    /// checks and drains. Must run inside a Tokio runtime.
     pub fn new(config: Arc<Config>) -> Server {
         let routing = Arc::new(Routing::new(config.clone()));
         let shutdown = watch::channel(false).0;
@@ -41,11 +47,19 @@ impl Server {
         tracker.spawn(async move {
             let _ = task.await;
         });
+        let drains = Arc::new(Drains::default());
+        let checks =
+            crate::upstream::health::run(routing.clone(), shutdown.subscribe(), tracker.clone());
+        tracker.spawn(checks);
+        let follow = crate::drain::follow(routing.clone(), drains.clone(), shutdown.subscribe());
+        tracker.spawn(follow);
         Server {
             routing,
             controller,
             shutdown,
             tracker,
+            drains,
+            ready: watch::Sender::new(false),
         }
     }
 
@@ -80,6 +94,12 @@ impl Server {
         });
     }
 
+    /// Readiness as `/readyz` reports it: true while serving, false once
+    /// shutdown has begun.
+    pub fn readiness(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
     /// Starts serving an already bound listener.
     pub fn serve(&self, listener: TcpListener, spec: &ListenerSpec) {
         let task = crate::proxy::serve(
@@ -90,11 +110,24 @@ impl Server {
             self.tracker.clone(),
         );
         self.tracker.spawn(task);
+        self.ready.send_replace(true);
     }
 
-    /// Stops accepting, lets connections finish for up to `grace`.
-    /// Returns false when some were still open at the deadline.
+    /// Graceful shutdown as SPEC §10 has it: readiness turns false, then
+    /// after `delay` (for load balancers in front to notice) the listeners
+    /// close and connections get up to `grace` to finish.
+    pub async fn stop(self, delay: Duration, grace: Duration) -> bool {
+        self.ready.send_replace(false);
+        tokio::time::sleep(delay).await;
+        self.shutdown(grace).await
+    }
+
+    /// Stops accepting, lets connections finish for up to `grace`: idle
+    /// HTTP/1 connections close, busy ones answer with `Connection: close`,
+    /// h2 ones get GOAWAY. Returns false when some were still open at the
+    /// deadline.
     pub async fn shutdown(self, grace: Duration) -> bool {
+        self.ready.send_replace(false);
         let _ = self.shutdown.send(true);
         self.tracker.close();
         tokio::time::timeout(grace, self.tracker.wait())
@@ -117,8 +150,12 @@ pub async fn run(
         server.serve(listener, spec);
     }
     signal.await;
-    tracing::info!("shutting down");
-    if !server.shutdown(config.proxy.shutdown_grace).await {
+    let settings = server.routing.load().config.proxy.clone();
+    tracing::info!(delay = ?settings.shutdown_delay, grace = ?settings.shutdown_grace, "shutting down");
+    if !server
+        .stop(settings.shutdown_delay, settings.shutdown_grace)
+        .await
+    {
         tracing::warn!("shutdown grace period ended with connections still open");
     }
 }

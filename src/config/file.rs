@@ -84,6 +84,7 @@ pub struct PoolFile {
     pub connect_timeout: Option<Str>,
     pub idle_timeout: Option<Str>,
     pub health: Option<HealthFile>,
+    pub outlier: Option<OutlierFile>,
 }
 
 /// `[pool.health]`.
@@ -95,6 +96,16 @@ pub struct HealthFile {
     pub timeout: Option<Str>,
     pub healthy_threshold: Option<Spanned<u32>>,
     pub unhealthy_threshold: Option<Spanned<u32>>,
+}
+
+/// `[pool.outlier]`.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierFile {
+    pub consecutive_failures: Option<Spanned<u32>>,
+    pub base_ejection: Option<Str>,
+    pub max_ejection: Option<Str>,
+    pub max_ejected_percent: Option<Spanned<u32>>,
 }
 
 /// `[[route]]`.

@@ -79,6 +79,8 @@ pub struct PoolSpec {
     /// below common upstream keep-alive timeouts (Node 5s, Apache 5s).
     pub idle_timeout: Duration,
     pub health: Option<HealthSpec>,
+    /// Passive outlier detection; `None` (no `[pool.outlier]`) = off.
+    pub outlier: Option<OutlierSpec>,
 }
 
 /// An upstream endpoint, `host:port` (a name or an IP literal).
@@ -109,6 +111,20 @@ pub struct HealthSpec {
     pub timeout: Duration,
     pub healthy_threshold: u32,
     pub unhealthy_threshold: u32,
+}
+
+/// `[pool.outlier]`: passive outlier detection (Envoy's model). An
+/// endpoint that fails `consecutive_failures` requests in a row (connect
+/// error, reset, 5xx) leaves rotation for `base_ejection` times the number
+/// of times it was ejected, at most `max_ejection`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutlierSpec {
+    pub consecutive_failures: u32,
+    pub base_ejection: Duration,
+    pub max_ejection: Duration,
+    /// At most this percent of the pool's endpoints are ejected at once
+    /// (rounded down), and never the last endpoint in rotation.
+    pub max_ejected_percent: u32,
 }
 
 /// One `[[route]]`.

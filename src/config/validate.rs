@@ -4,6 +4,7 @@
 //! Defaults live here, next to the checks, and match SPEC §2.
 
 mod address;
+mod outlier;
 mod rollout;
 mod route;
 
@@ -296,6 +297,10 @@ impl Check<'_> {
                 .health
                 .as_ref()
                 .map(|h| self.health(h, &format!("{label}.health")));
+            let outlier = p
+                .outlier
+                .as_ref()
+                .map(|o| self.outlier(o, &format!("{label}.outlier")));
             out.push(PoolSpec {
                 name: p.name.get_ref().clone(),
                 version: p.version.as_ref().map(|v| v.get_ref().clone()),
@@ -304,6 +309,7 @@ impl Check<'_> {
                 connect_timeout,
                 idle_timeout,
                 health,
+                outlier,
             });
         }
         out

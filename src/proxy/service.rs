@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::observe::{Outcome, RoutePoolStats};
 use crate::routing::{request_host, Route, Routing, Target};
-use crate::upstream::{InFlight, Pooled, SendError};
+use crate::upstream::{Attempt, InFlight, Pooled, SendError};
 
 use super::body::ProxyBody;
 use super::conn::ConnState;
@@ -164,6 +164,9 @@ impl ProxyService {
                 &in_flight.endpoint().spec.authority,
             );
         }
+        target
+            .pool
+            .record(in_flight.endpoint(), Attempt::of_status(resp.status()));
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             let Some(downstream) = downstream_upgrade else {
@@ -206,6 +209,7 @@ async fn send(
                 error,
                 request: Some(back),
             }) => {
+                target.pool.record(endpoint, Attempt::Failure);
                 tracing::debug!(endpoint = %endpoint.spec.authority, %error, "upstream attempt failed");
                 if let (Some(stats), Some(kind)) = (stats, error.upstream_kind()) {
                     stats.record_attempt(Outcome::Error(kind));
@@ -220,6 +224,7 @@ async fn send(
                 if let (Some(stats), Some(kind)) = (stats, error.upstream_kind()) {
                     stats.record_attempt(Outcome::Error(kind));
                 }
+                target.pool.record(endpoint, Attempt::Failure);
                 return Err(error);
             }
         }
@@ -243,6 +248,7 @@ async fn tunnel(
     upstream: hyper::upgrade::OnUpgrade,
     in_flight: InFlight,
 ) {
+    let closed = in_flight.endpoint().tunnel_closed();
     let (down, up) = match tokio::try_join!(downstream, upstream) {
         Ok(pair) => pair,
         Err(e) => {
@@ -251,7 +257,11 @@ async fn tunnel(
         }
     };
     let (mut down, mut up) = (TokioIo::new(down), TokioIo::new(up));
-    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+    // Closed early when its pool has drained for `drain_timeout`.
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
+        () = closed => tracing::debug!("upgraded connection closed by drain"),
+    }
     drop(in_flight);
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use arc_swap::{ArcSwap, Guard};
 use http::request::Parts;
+use tokio::sync::watch;
 
 use crate::config::{Config, MatchSpec, StickyKey};
 use crate::observe::{Registry, RoutePoolStats};
@@ -77,6 +78,14 @@ pub struct Route {
 }
 
 impl Route {
+    /// The pools this route's rules (file and run-time) send requests to,
+    /// whatever the weights say.
+    pub fn rule_pools(&self) -> impl Iterator<Item = &str> {
+        self.rules
+            .iter()
+            .map(|(_, target)| target.pool.name.as_str())
+    }
+
     /// The pool a request goes to: the first matching rule, else the
     /// weighted split (by sticky bucket when the request has a sticky key).
     pub fn select(&self, parts: &Parts) -> Option<&Target> {
@@ -232,6 +241,9 @@ pub struct Routing {
     write: Mutex<HashMap<String, RouteTraffic>>,
     /// Counters outlive snapshots; each build resolves its handles here.
     pub registry: Arc<Registry>,
+    /// Ticks after every publish, to wake background tasks (health
+    /// checks, drains) that follow the snapshots.
+    published: watch::Sender<()>,
 }
 
 impl Routing {
@@ -243,7 +255,18 @@ impl Routing {
             current: ArcSwap::from_pointee(snapshot),
             write: Mutex::new(overrides),
             registry,
+            published: watch::Sender::new(()),
         }
+    }
+
+    /// Changes once per snapshot published from now on.
+    pub fn subscribe(&self) -> watch::Receiver<()> {
+        self.published.subscribe()
+    }
+
+    /// The current snapshot, owned (for tasks that keep it across awaits).
+    pub fn load_full(&self) -> Arc<Snapshot> {
+        self.current.load_full()
     }
 
     /// The current snapshot. Do not hold the guard across an `.await`.
@@ -261,6 +284,7 @@ impl Routing {
             &self.registry,
         );
         self.current.store(Arc::new(next));
+        self.published.send_replace(());
     }
 
     /// Sets (or with `None`, clears) a route's run-time weights.
@@ -284,5 +308,6 @@ impl Routing {
             &self.registry,
         );
         self.current.store(Arc::new(next));
+        self.published.send_replace(());
     }
 }

@@ -94,6 +94,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
             health: None,
+            outlier: None,
         };
         let stats = Registry::default().stats("r", name, "");
         Target {

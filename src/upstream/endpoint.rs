@@ -7,9 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use crate::config::Endpoint;
 
 use super::client::ConnPool;
+use super::outlier::Outlier;
 
 #[derive(Debug)]
 pub struct EndpointState {
@@ -17,8 +20,13 @@ pub struct EndpointState {
     /// Resolved once when the endpoint is an IP literal, so connecting
     /// never goes through the blocking resolver.
     pub addr: Option<SocketAddr>,
-    /// In rotation. Health checking (active and passive) flips this.
+    /// Passes its active health checks (always, without `[pool.health]`).
     healthy: AtomicBool,
+    /// Passive outlier detection: failures in a row, current ejection.
+    pub outlier: Outlier,
+    /// Bumped to close the upgraded connections (WebSocket tunnels) to
+    /// this endpoint, when a drain runs out of time.
+    tunnels: watch::Sender<u64>,
     /// Requests sent and not yet finished: the load `least_request` compares.
     in_flight: AtomicUsize,
     pub conns: ConnPool,
@@ -37,13 +45,27 @@ impl EndpointState {
             spec,
             addr,
             healthy: AtomicBool::new(true),
+            outlier: Outlier::default(),
+            tunnels: watch::Sender::new(0),
             in_flight: AtomicUsize::new(0),
             conns: ConnPool::new(connect_timeout, idle_timeout),
         })
     }
 
+    /// In rotation: passes its health checks and is not ejected. This is
+    /// what `veer_endpoint_healthy` and the status report.
     pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed) && !self.outlier.is_ejected()
+    }
+
+    /// Passes its active health checks, ejected or not.
+    pub fn passes_checks(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Ejected by outlier detection right now.
+    pub fn is_ejected(&self) -> bool {
+        self.outlier.is_ejected()
     }
 
     pub fn set_healthy(&self, healthy: bool) {
@@ -52,6 +74,20 @@ impl EndpointState {
 
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once [`EndpointState::close_tunnels`] is called after this
+    /// was; an upgraded connection selects on it.
+    pub fn tunnel_closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.tunnels.subscribe();
+        async move {
+            let _ = rx.changed().await;
+        }
+    }
+
+    /// Closes every upgraded connection to this endpoint open now.
+    pub fn close_tunnels(&self) {
+        self.tunnels.send_modify(|epoch| *epoch += 1);
     }
 
     /// Counts one request against this endpoint until the guard drops.

@@ -1,34 +1,45 @@
 //! A pool of endpoints running one version, and how a request picks one.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rand::Rng;
 
-use crate::config::{Balance, PoolSpec};
+use crate::config::{Balance, HealthSpec, OutlierSpec, PoolSpec};
 
 use super::endpoint::EndpointState;
+use super::outlier::Attempt;
 
 #[derive(Debug)]
 pub struct Pool {
     pub name: String,
     pub version: Option<String>,
     pub endpoints: Vec<Arc<EndpointState>>,
+    /// Active checks; their tasks follow the snapshots (see [`super::health`]).
+    pub health: Option<HealthSpec>,
+    pub outlier: Option<OutlierSpec>,
     balance: Balance,
     /// Round-robin cursor.
     next: AtomicUsize,
+    /// Held while deciding an ejection, so two endpoints failing at once
+    /// cannot both slip under the floor.
+    ejecting: Mutex<()>,
 }
 
 impl Pool {
     /// Builds a pool, reusing the endpoint states (health, warm connections)
-    /// of `reuse` for endpoints that were already there.
+    /// of `reuse` for endpoints that were already there. New endpoints of a
+    /// pool with `[pool.health]` start out of rotation until a check passes.
     pub fn new(spec: &PoolSpec, reuse: impl Fn(&str) -> Option<Arc<EndpointState>>) -> Pool {
         let endpoints = spec
             .endpoints
             .iter()
             .map(|ep| {
                 reuse(&ep.authority).unwrap_or_else(|| {
-                    EndpointState::new(ep.clone(), spec.connect_timeout, spec.idle_timeout)
+                    let state =
+                        EndpointState::new(ep.clone(), spec.connect_timeout, spec.idle_timeout);
+                    state.set_healthy(spec.health.is_none());
+                    state
                 })
             })
             .collect();
@@ -36,8 +47,11 @@ impl Pool {
             name: spec.name.clone(),
             version: spec.version.clone(),
             endpoints,
+            health: spec.health.clone(),
+            outlier: spec.outlier.clone(),
             balance: spec.balance,
             next: AtomicUsize::new(0),
+            ejecting: Mutex::new(()),
         }
     }
 
@@ -95,5 +109,34 @@ impl Pool {
 
     pub fn healthy_count(&self) -> usize {
         self.endpoints.iter().filter(|e| e.is_healthy()).count()
+    }
+
+    /// Reports how one request to `endpoint` went (outlier detection).
+    /// Ejects it after too many failures in a row, unless that would put
+    /// more than `max_ejected_percent` of the pool, or its last endpoint in
+    /// rotation, out.
+    pub fn record(&self, endpoint: &EndpointState, attempt: Attempt) {
+        let Some(spec) = &self.outlier else { return };
+        if !endpoint.outlier.record(attempt, spec.consecutive_failures) {
+            return;
+        }
+        let _deciding = self.ejecting.lock().unwrap();
+        if !endpoint.is_healthy() {
+            return;
+        }
+        let ejected = self.endpoints.iter().filter(|e| e.is_ejected()).count();
+        let allowed = self.endpoints.len() * spec.max_ejected_percent as usize / 100;
+        if ejected >= allowed || self.healthy_count() <= 1 {
+            return;
+        }
+        let length = endpoint.outlier.eject(spec);
+        endpoint.conns.clear();
+        tracing::warn!(
+            pool = %self.name,
+            endpoint = %endpoint.spec.authority,
+            failures = spec.consecutive_failures,
+            ?length,
+            "endpoint ejected"
+        );
     }
 }

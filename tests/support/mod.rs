@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,8 +25,9 @@ pub type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 ///
 /// Paths: `/headers` lists the request headers; `/echo` streams the body
 /// back; `/status/N` answers N; `/sleep/MS` waits then answers;
-/// `/bytes/N` streams N bytes; `/ws` is a WebSocket echo; anything else
-/// answers the upstream's name.
+/// `/bytes/N` streams N bytes; `/ws` is a WebSocket echo; `/ready` is 200
+/// or 503 as `ready` says; anything else answers the upstream's name. While
+/// `failing` is set, everything but `/ready` answers 500.
 pub struct Upstream {
     pub name: String,
     pub addr: SocketAddr,
@@ -36,6 +37,10 @@ pub struct Upstream {
     pub connections: Arc<AtomicUsize>,
     /// Every n-th request to `/` fails with 500 (0 = never).
     pub flaky: Arc<AtomicUsize>,
+    /// What `/ready` (a health check path) answers: 200 when set, else 503.
+    pub ready: Arc<AtomicBool>,
+    /// Every other path answers 500 while set.
+    pub failing: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
     /// Per-connection tasks: dropping the upstream kills its connections too.
     conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
@@ -76,6 +81,9 @@ impl Upstream {
             connections.clone(),
             flaky.clone(),
         );
+        let ready = Arc::new(AtomicBool::new(true));
+        let failing = Arc::new(AtomicBool::new(false));
+        let (r, x) = (ready.clone(), failing.clone());
         let conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
         let tasks = conns.clone();
         let task = tokio::spawn(async move {
@@ -85,10 +93,24 @@ impl Upstream {
                 };
                 c.fetch_add(1, Ordering::SeqCst);
                 let (n, l, f) = (n.clone(), l.clone(), f.clone());
+                let (r, x) = (r.clone(), x.clone());
                 let conn = tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let (n, l, f) = (n.clone(), l.clone(), f.clone());
-                        async move { Ok::<_, Infallible>(respond(&n, &l, &f, req).await) }
+                        let status = match req.uri().path() {
+                            "/ready" if r.load(Ordering::SeqCst) => Some(StatusCode::OK),
+                            "/ready" => Some(StatusCode::SERVICE_UNAVAILABLE),
+                            _ if x.load(Ordering::SeqCst) => {
+                                Some(StatusCode::INTERNAL_SERVER_ERROR)
+                            }
+                            _ => None,
+                        };
+                        async move {
+                            Ok::<_, Infallible>(match status {
+                                Some(status) => fixed(&n, status),
+                                None => respond(&n, &l, &f, req).await,
+                            })
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -106,14 +128,50 @@ impl Upstream {
             log,
             connections,
             flaky,
+            ready,
+            failing,
             task,
             conns,
+        }
+    }
+
+    /// Stops this upstream (its listener and connections) and starts a new
+    /// one with the same name on the same address: a process restart.
+    pub async fn restart(&mut self) {
+        self.task.abort();
+        for conn in self.conns.lock().unwrap().drain(..) {
+            conn.abort();
+        }
+        let start = tokio::time::Instant::now();
+        loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(listener) => {
+                    *self = Self::serve(&self.name, listener);
+                    return;
+                }
+                Err(e) => {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(5),
+                        "rebinding {}: {e}",
+                        self.addr
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
         }
     }
 
     pub fn requests(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
+}
+
+fn fixed(name: &str, status: StatusCode) -> Response<BoxBody> {
+    Response::builder()
+        .status(status)
+        .header("x-upstream", name)
+        .body(Full::new(Bytes::from(name.to_string())).boxed())
+        .unwrap()
 }
 
 async fn respond(
@@ -400,6 +458,41 @@ pub fn config(pools: &[(&str, &[SocketAddr])], extra: &str) -> String {
     }
     toml.push_str(extra);
     toml
+}
+
+/// A `[[pool]]` table with the given endpoints and extra keys/tables
+/// (`[pool.health]`...) appended.
+pub fn pool_toml(name: &str, endpoints: &[SocketAddr], extra: &str) -> String {
+    let eps: Vec<String> = endpoints.iter().map(|a| format!("\"{a}\"")).collect();
+    format!(
+        "[[pool]]\nname = \"{name}\"\nendpoints = [{}]\n{extra}\n",
+        eps.join(", ")
+    )
+}
+
+/// Waits for `cond` to hold, polling, up to `deadline`; async condition.
+pub async fn eventually_async<F, Fut>(deadline: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = tokio::time::Instant::now();
+    while !cond().await {
+        assert!(
+            start.elapsed() < deadline,
+            "condition not met within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The state of endpoint `addr` of pool `pool` in the current snapshot.
+pub fn endpoint(proxy: &Proxy, pool: &str, addr: SocketAddr) -> Arc<veer::upstream::EndpointState> {
+    let snapshot = proxy.routing().load();
+    let pool = snapshot.pool(pool).expect("pool exists");
+    pool.endpoint(&addr.to_string())
+        .expect("endpoint exists")
+        .clone()
 }
 
 /// A TCP server that answers every connection with `reply` and closes.

@@ -275,3 +275,39 @@ fn admin_off_loopback_needs_a_token() {
     );
     ok("[admin]\nlisten = \"0.0.0.0:9901\"\ntoken_env = \"T\"\n");
 }
+
+#[test]
+fn outlier_settings() {
+    let pool = "[[pool]]\nname = \"o\"\nendpoints = [\"a:1\"]\n[pool.outlier]\n";
+    let c = ok(pool);
+    let o = c.pools[2].outlier.clone().unwrap();
+    let s = std::time::Duration::from_secs;
+    assert_eq!(
+        (
+            o.consecutive_failures,
+            o.base_ejection,
+            o.max_ejection,
+            o.max_ejected_percent
+        ),
+        (5, s(30), s(300), 50)
+    );
+    assert!(c.pools[0].outlier.is_none());
+    fails(
+        &format!("{pool}consecutive_failures = 0\n"),
+        "consecutive_failures = 0",
+        "pool \"o\".outlier.consecutive_failures",
+        "at least 1",
+    );
+    fails(
+        &format!("{pool}max_ejected_percent = 101\n"),
+        "max_ejected_percent",
+        "pool \"o\".outlier.max_ejected_percent",
+        "percent",
+    );
+    fails(
+        &format!("{pool}base_ejection = \"1m\"\nmax_ejection = \"10s\"\n"),
+        "max_ejection = ",
+        "pool \"o\".outlier.max_ejection",
+        "shorter than base_ejection",
+    );
+}

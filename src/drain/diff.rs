@@ -1,0 +1,123 @@
+//! Which pools and endpoints stopped receiving traffic between two routing
+//! snapshots. Pure: two snapshots in, a list out.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::routing::Snapshot;
+use crate::upstream::EndpointState;
+
+/// Something that left traffic and must be drained.
+#[derive(Debug)]
+pub struct Leaving {
+    pub pool: String,
+    /// `None`: the whole pool (weight to 0, or removed); `Some`: one
+    /// endpoint removed from (or replaced in) a pool that still serves.
+    pub endpoint: Option<String>,
+    pub endpoints: Vec<Arc<EndpointState>>,
+}
+
+/// Pools that new requests can reach: a weight above 0 in some route, or
+/// the target of some rule.
+pub fn serving(snapshot: &Snapshot) -> HashSet<&str> {
+    let mut out = HashSet::new();
+    for route in &snapshot.routes {
+        for (pool, weight) in &route.weights.percent {
+            if *weight > 0 {
+                out.insert(pool.as_str());
+            }
+        }
+    }
+    for route in &snapshot.routes {
+        out.extend(route.rule_pools());
+    }
+    out
+}
+
+/// What serves in `old` and no longer does in `new`.
+pub fn leaving(old: &Snapshot, new: &Snapshot) -> Vec<Leaving> {
+    let (was, is) = (serving(old), serving(new));
+    let mut out = Vec::new();
+    for pool in &old.pools {
+        let name = pool.name.as_str();
+        if !was.contains(name) {
+            continue;
+        }
+        let Some(next) = new.pool(name).filter(|_| is.contains(name)) else {
+            out.push(Leaving {
+                pool: pool.name.clone(),
+                endpoint: None,
+                endpoints: pool.endpoints.clone(),
+            });
+            continue;
+        };
+        for endpoint in &pool.endpoints {
+            if !next.endpoints.iter().any(|e| Arc::ptr_eq(e, endpoint)) {
+                out.push(Leaving {
+                    pool: pool.name.clone(),
+                    endpoint: Some(endpoint.spec.authority.clone()),
+                    endpoints: vec![endpoint.clone()],
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::observe::Registry;
+    use crate::routing::{RouteTraffic, Weights};
+
+    fn config(blue: &str) -> Arc<crate::config::Config> {
+        let text = format!(
+            "[[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:1\"\n\
+             [[pool]]\nname = \"blue\"\nendpoints = [{blue}]\n\
+             [[pool]]\nname = \"green\"\nendpoints = [\"127.0.0.1:3\"]\n\
+             [[pool]]\nname = \"beta\"\nendpoints = [\"127.0.0.1:4\"]\n\
+             [[route]]\nname = \"r\"\npool = \"blue\"\n\
+             [[route.rule]]\nheaders = {{ x = \"1\" }}\npool = \"beta\"\n"
+        );
+        Arc::new(crate::config::parse(&text, Path::new("t.toml")).unwrap())
+    }
+
+    fn weights(blue: u32) -> HashMap<String, RouteTraffic> {
+        let percent = vec![("blue".into(), blue), ("green".into(), 100 - blue)];
+        let stable = "blue".to_string();
+        let traffic = RouteTraffic::from(Weights { stable, percent });
+        HashMap::from([("r".to_string(), traffic)])
+    }
+
+    fn names(list: &[Leaving]) -> Vec<(String, Option<String>)> {
+        list.iter()
+            .map(|l| (l.pool.clone(), l.endpoint.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_pool_shifted_to_zero_leaves_and_rule_targets_stay() {
+        let c = config("\"127.0.0.1:2\"");
+        let r = Registry::default();
+        let before = Snapshot::build(c.clone(), &weights(100), None, &r);
+        let after = Snapshot::build(c.clone(), &weights(0), Some(&before), &r);
+        assert_eq!(names(&leaving(&before, &after)), [("blue".into(), None)]);
+        assert!(leaving(&after, &after).is_empty());
+        assert_eq!(names(&leaving(&after, &before)), [("green".into(), None)]);
+    }
+
+    #[test]
+    fn a_removed_endpoint_leaves_alone() {
+        let (r, none) = (Registry::default(), HashMap::new());
+        let before = Snapshot::build(config("\"127.0.0.1:2\", \"127.0.0.1:5\""), &none, None, &r);
+        let after = Snapshot::build(config("\"127.0.0.1:2\""), &none, Some(&before), &r);
+        assert_eq!(
+            names(&leaving(&before, &after)),
+            [("blue".into(), Some("127.0.0.1:5".into()))]
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! Graceful shutdown: the real binary on SIGTERM, and `Server::stop` in
+//! process for HTTP/2.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::*;
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A port nothing listens on now (bound, then released).
+async fn free_port() -> u16 {
+    dead_addr().await.port()
+}
+
+/// Starts `veer run` on a temp config in front of `upstream`; returns the
+/// child and the listener address once it accepts connections.
+async fn start_veer(upstream: SocketAddr, proxy_keys: &str) -> (Child, SocketAddr) {
+    let dir = std::env::temp_dir().join(format!(
+        "veer-shutdown-{}-{}",
+        std::process::id(),
+        free_port().await
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port().await).parse().unwrap();
+    let admin = free_port().await;
+    let text = format!(
+        "[proxy]\n{proxy_keys}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+         [[listener]]\nname = \"public\"\nlisten = \"{listen}\"\n\
+         {}[[route]]\nname = \"app\"\npool = \"app\"\n",
+        pool_toml("app", &[upstream], "")
+    );
+    let path = dir.join("veer.toml");
+    std::fs::write(&path, text).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_veer"))
+        .arg("run")
+        .arg("-c")
+        .arg(&path)
+        .env("VEER_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    eventually_async(WAIT, || async { TcpStream::connect(listen).await.is_ok() }).await;
+    (child, listen)
+}
+
+fn signal(child: &Child, name: &str) {
+    let pid = child.id().expect("still running").to_string();
+    let ok = std::process::Command::new("kill")
+        .args([name, &pid])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {name} {pid}");
+}
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_refuses_new_and_exits_0() {
+    let up = Upstream::start("up").await;
+    let keys = "shutdown_delay = \"200ms\"\nshutdown_grace = \"10s\"\n";
+    let (mut child, addr) = start_veer(up.addr, keys).await;
+    let url = format!("http://{addr}/sleep/1500");
+    let slow = tokio::spawn(async move { get(&url, &[]).await });
+    eventually(WAIT, || !up.requests().is_empty()).await;
+
+    signal(&child, "-TERM");
+    let signalled = tokio::time::Instant::now();
+    eventually_async(WAIT, || async { TcpStream::connect(addr).await.is_err() }).await;
+    let refused_after = signalled.elapsed();
+    assert!(
+        !slow.is_finished(),
+        "new connections refused while in flight"
+    );
+
+    let (status, headers, body) = slow.await.unwrap();
+    assert_eq!((status.as_u16(), body.as_str()), (200, "up"));
+    assert_eq!(headers["connection"], "close");
+    let exit = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+    assert!(
+        refused_after >= Duration::from_millis(200),
+        "{refused_after:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_signal_exits_at_once() {
+    let up = Upstream::start("up").await;
+    let (mut child, addr) = start_veer(up.addr, "shutdown_grace = \"30s\"\n").await;
+    let url = format!("http://{addr}/sleep/20000");
+    let _slow = tokio::spawn(async move {
+        let _ = client()
+            .request(http::Request::get(url).body(empty()).unwrap())
+            .await;
+    });
+    eventually(WAIT, || !up.requests().is_empty()).await;
+    signal(&child, "-TERM");
+    eventually_async(WAIT, || async { TcpStream::connect(addr).await.is_err() }).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "waiting for the request"
+    );
+    signal(&child, "-INT");
+    let exit = tokio::time::timeout(Duration::from_secs(3), child.wait())
+        .await
+        .expect("exits at once")
+        .unwrap();
+    assert_eq!(exit.code(), Some(1));
+}
+
+#[tokio::test]
+async fn stop_turns_unready_then_lets_h2_requests_finish() {
+    let up = Upstream::start("up").await;
+    let mut proxy = Proxy::start(&config(
+        &[("app", &[up.addr])],
+        "[[route]]\nname = \"app\"\npool = \"app\"\n",
+    ))
+    .await;
+    let server = proxy.server.take().unwrap();
+    let ready = server.readiness();
+    assert!(*ready.borrow());
+
+    // A raw h2 connection, so GOAWAY itself can be seen.
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut h2, conn) = h2::client::handshake(tcp).await.unwrap();
+    let driver = tokio::spawn(conn);
+    let get = |path: &str| {
+        http::Request::get(format!("http://{}{path}", proxy.addr))
+            .body(())
+            .unwrap()
+    };
+    let (slow, _) = h2.send_request(get("/sleep/800"), true).unwrap();
+    eventually(WAIT, || !up.requests().is_empty()).await;
+    let stopping = tokio::spawn(server.stop(Duration::from_millis(100), WAIT));
+    eventually(WAIT, || !*ready.borrow()).await;
+
+    let mut resp = tokio::time::timeout(WAIT, slow).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.body_mut().data().await.unwrap().unwrap();
+    assert_eq!(&body[..], b"up");
+    assert!(stopping.await.unwrap(), "all connections finished in grace");
+    // GOAWAY: the client may not open new streams; the listener is closed.
+    let refused = match h2.ready().await {
+        Err(e) => e,
+        Ok(mut h2) => match h2.send_request(get("/"), true) {
+            Err(e) => e,
+            Ok((resp, _)) => resp.await.expect_err("no new stream after GOAWAY"),
+        },
+    };
+    assert!(refused.is_go_away(), "{refused:?}");
+    let ended = tokio::time::timeout(WAIT, driver).await.unwrap().unwrap();
+    assert!(ended.is_ok(), "{ended:?}");
+    assert!(TcpStream::connect(proxy.addr).await.is_err());
+}
