@@ -67,8 +67,11 @@ pub async fn run(options: DemoOptions, mut out: impl FnMut(String)) -> anyhow::R
     let v2 = spawn_upstream("v2", options.v2_error_rate, options.v2_latency).await?;
     let mut config =
         crate::config::parse(&config(v1, v2, &options), std::path::Path::new("demo.toml"))?;
-    // The demo keeps no state between runs.
-    config.proxy.state_dir = std::env::temp_dir().join(format!("veer-demo-{}", std::process::id()));
+    // The demo keeps no state between runs: its own directory, removed at the end.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let state_dir = std::env::temp_dir().join(format!("veer-demo-{}-{run}", std::process::id()));
+    config.proxy.state_dir = state_dir.clone();
     let config = Arc::new(config);
     let server = Server::new(config.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -116,6 +119,7 @@ pub async fn run(options: DemoOptions, mut out: impl FnMut(String)) -> anyhow::R
         }
     };
     server.shutdown(Duration::from_secs(1)).await;
+    let _ = std::fs::remove_dir_all(&state_dir);
     Ok(outcome)
 }
 
