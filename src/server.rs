@@ -1,6 +1,7 @@
 //! Wires bound listeners to the routing state and runs until shutdown.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,9 @@ pub struct Server {
     pub routing: Arc<Routing>,
     /// The rollout controller driving this routing state.
     pub controller: Controller,
+    /// True once the config is loaded and listeners are bound; false again
+    /// as soon as shutdown starts. `/readyz` answers from it.
+    pub ready: Arc<AtomicBool>,
     /// Turns true to stop accepting and close connections gracefully.
     shutdown: watch::Sender<bool>,
     /// Listener and connection tasks, awaited on shutdown.
@@ -44,6 +48,7 @@ impl Server {
         Server {
             routing,
             controller,
+            ready: Arc::new(AtomicBool::new(false)),
             shutdown,
             tracker,
         }
@@ -92,9 +97,22 @@ impl Server {
         self.tracker.spawn(task);
     }
 
+    /// Turns true when shutdown starts (listeners started elsewhere, e.g.
+    /// by a reload, watch it too).
+    pub fn shutdown_receiver(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Where listener and connection tasks are spawned, so shutdown waits
+    /// for them.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.tracker
+    }
+
     /// Stops accepting, lets connections finish for up to `grace`.
     /// Returns false when some were still open at the deadline.
     pub async fn shutdown(self, grace: Duration) -> bool {
+        self.ready.store(false, Ordering::SeqCst);
         let _ = self.shutdown.send(true);
         self.tracker.close();
         tokio::time::timeout(grace, self.tracker.wait())
