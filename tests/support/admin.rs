@@ -71,6 +71,11 @@ impl Veer {
 
     /// Starts on the config file already at `path`.
     pub async fn start_at(path: &Path, token: Option<&str>) -> Veer {
+        Veer::start_with(path, token, true).await
+    }
+
+    /// Starts on `path`, watching its directory only when `watch`.
+    pub async fn start_with(path: &Path, token: Option<&str>, watch: bool) -> Veer {
         let config = veer::config::load(path).unwrap_or_else(|e| panic!("{e}"));
         let config = Arc::new(config);
         let mut listeners = Vec::new();
@@ -92,7 +97,7 @@ impl Veer {
             token: token.map(str::to_string),
             bind: Some(bind),
             reload: Arc::new(tokio::sync::Notify::new()),
-            watch: true,
+            watch,
             metrics: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -223,4 +228,59 @@ pub fn two_pools(blue: SocketAddr, green: SocketAddr, pool: &str, extra: &str) -
          [[pool]]\nname = \"green\"\nversion = \"2.0\"\nendpoints = [\"{green}\"]\n\n\
          [[route]]\nname = \"app\"\npool = \"{pool}\"\n{extra}"
     )
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A keep-alive HTTP/1.1 connection driven by hand, to show that one
+/// connection survives what happens around it.
+pub struct KeepAlive(tokio::net::TcpStream);
+
+impl KeepAlive {
+    pub async fn open(addr: SocketAddr) -> KeepAlive {
+        KeepAlive(tokio::net::TcpStream::connect(addr).await.unwrap())
+    }
+
+    /// GET `path` on this connection; returns status and `x-upstream`.
+    pub async fn get(&mut self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let req = format!("GET {path} HTTP/1.1\r\nhost: test\r\n\r\n");
+        self.0.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let read = async {
+            loop {
+                let mut chunk = [0u8; 4096];
+                let n = self.0.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "connection closed");
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let head = text[..end].to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    if buf.len() >= end + 4 + len {
+                        return head;
+                    }
+                }
+            }
+        };
+        let head = tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("no response on the kept-alive connection");
+        let status = head[9..12].parse().unwrap();
+        let upstream = head
+            .lines()
+            .find_map(|l| l.strip_prefix("x-upstream:"))
+            .map_or(String::new(), |v| v.trim().to_string());
+        (status, upstream)
+    }
 }
