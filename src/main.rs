@@ -37,6 +37,9 @@ enum Command {
     Run {
         #[arg(short, long, default_value = "veer.toml")]
         config: PathBuf,
+        /// Do not watch the config file; reload only on SIGHUP or the API.
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Validate a config file without serving.
     Check {
@@ -74,7 +77,7 @@ fn main() -> ExitCode {
     let admin = cli.admin;
     let token = cli.token;
     let result = match cli.command {
-        Command::Run { config } => run(config),
+        Command::Run { config, no_watch } => run(config, !no_watch),
         Command::Check { config } => check(config),
         Command::Demo {
             v2_error_rate,
@@ -121,7 +124,7 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(path: PathBuf) -> anyhow::Result<()> {
+fn run(path: PathBuf, watch: bool) -> anyhow::Result<()> {
     let config = Arc::new(veer::config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?);
     if let Some(l) = config.listeners.iter().find(|l| l.tls.is_some()) {
         anyhow::bail!(
@@ -171,7 +174,7 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
             token,
             bind: Some(Arc::new(bind)),
             reload,
-            watch: true,
+            watch,
             metrics: None,
         };
         veer::control::run(options, shutdown_signal()).await;
