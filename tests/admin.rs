@@ -315,6 +315,20 @@ async fn probes_and_metrics() {
         body.contains("veer_config_reloads_total{result=\"error\"} 0"),
         "{body}"
     );
+    let put = r#"{"blue":40,"green":60}"#;
+    let (code, _) = veer
+        .api(Method::PUT, "/api/v1/routes/app/weights", Some(put), None)
+        .await;
+    assert_eq!(code, 200);
+    let (_, _, body) = get(&veer.admin_url("/metrics"), &[]).await;
+    assert!(
+        body.contains("veer_rollout_phase{route=\"app\",phase=\"paused\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("veer_route_weight{route=\"app\",pool=\"green\"} 60"),
+        "{body}"
+    );
     let (code, _) = veer.api(Method::POST, "/healthz", None, None).await;
     assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
     let admin = veer.admin_url("/readyz");

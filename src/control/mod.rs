@@ -15,7 +15,6 @@ mod run;
 mod status;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use actions::Action;
@@ -49,34 +48,6 @@ pub enum ControlError {
     State(#[from] StateError),
 }
 
-/// Config reloads since start, by result (`veer_config_reloads_total`).
-#[derive(Debug, Default)]
-pub struct ReloadCounts {
-    pub ok: AtomicU64,
-    pub error: AtomicU64,
-}
-
-impl ReloadCounts {
-    /// `(ok, error)`.
-    pub fn get(&self) -> (u64, u64) {
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.error.load(Ordering::Relaxed),
-        )
-    }
-
-    /// The `veer_config_reloads_total` family in Prometheus text format.
-    pub fn render(&self) -> String {
-        let (ok, error) = self.get();
-        format!(
-            "# HELP veer_config_reloads_total Config reloads, by result.\n\
-             # TYPE veer_config_reloads_total counter\n\
-             veer_config_reloads_total{{result=\"ok\"}} {ok}\n\
-             veer_config_reloads_total{{result=\"error\"}} {error}\n"
-        )
-    }
-}
-
 /// The control plane of one running veer.
 pub struct Control {
     pub routing: Arc<Routing>,
@@ -86,7 +57,6 @@ pub struct Control {
     /// Serialises writers: actions and reloads build on the state they saw.
     inner: Mutex<Inner>,
     pub events: Events,
-    pub reloads: Arc<ReloadCounts>,
 }
 
 struct Inner {
@@ -122,7 +92,6 @@ impl Control {
                 last_text: std::fs::read_to_string(&config.source).ok(),
             }),
             events,
-            reloads: Arc::default(),
         };
         let mut inner = control.inner.lock().unwrap();
         let dropped = control.drop_stale(&mut inner.state, config);
@@ -137,6 +106,16 @@ impl Control {
         }
         drop(inner);
         control
+    }
+
+    /// The route's rollout phase, as one of [`crate::observe::PHASES`].
+    pub fn phase(&self, route: &str) -> &'static str {
+        let inner = self.inner.lock().unwrap();
+        let phase = inner.state.routes.get(route).map(|r| r.phase.as_str());
+        crate::observe::PHASES
+            .iter()
+            .find(|p| Some(**p) == phase)
+            .unwrap_or(&"idle")
     }
 
     /// Persists `state`, logging (and recording) a failure.

@@ -2,7 +2,6 @@
 //! any new listeners, then publish. Any failure leaves the old config
 //! serving, is logged, counted and returned.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::config::{self, ConfigError};
@@ -73,14 +72,14 @@ impl Control {
         );
         self.routing.set_config(Arc::new(config));
         inner.listeners.apply(plan);
-        self.reloads.ok.fetch_add(1, Ordering::Relaxed);
+        self.routing.registry.record_reload(true);
         self.events.record("reload", None, summary);
         Ok(true)
     }
 
     /// Counts, logs and records a rejected reload; the old config stays.
     fn rejected(&self, error: ControlError) -> ControlError {
-        self.reloads.error.fetch_add(1, Ordering::Relaxed);
+        self.routing.registry.record_reload(false);
         tracing::error!("config reload rejected, old config keeps serving:\n{error}");
         self.events.record(
             "reload-error",

@@ -11,7 +11,7 @@ use tokio::sync::{watch, Notify};
 use crate::admin::{AdminApi, MetricsRenderer};
 use crate::config::watch::{ConfigWatcher, DEBOUNCE};
 use crate::config::Config;
-use crate::server::Server;
+use crate::server::{Server, ANALYSIS_WINDOW};
 
 use super::{Bind, Control, ListenerSet};
 
@@ -30,7 +30,8 @@ pub struct RunOptions {
     pub reload: Arc<Notify>,
     /// Watch the config file's directory and reload on change.
     pub watch: bool,
-    /// Renders `/metrics`; `None` serves only the reload counters.
+    /// Renders `/metrics`; `None` renders every veer metric
+    /// ([`crate::observe::render`]).
     pub metrics: Option<MetricsRenderer>,
 }
 
@@ -38,6 +39,7 @@ pub struct RunOptions {
 pub async fn run(options: RunOptions, signal: impl Future<Output = ()>) {
     let config = options.config;
     let server = Server::new(config.clone());
+    server.roll_windows(ANALYSIS_WINDOW);
     let mut listeners = ListenerSet::new(&server, options.bind);
     for (listener, spec) in options.listeners.into_iter().zip(&config.listeners) {
         listeners.serve(listener, spec);
@@ -63,10 +65,15 @@ pub async fn run(options: RunOptions, signal: impl Future<Output = ()>) {
     ));
 
     let admin = options.admin.map(|listener| {
-        let reloads = control.reloads.clone();
-        let metrics = options
-            .metrics
-            .unwrap_or_else(|| Arc::new(move || reloads.render()));
+        let metrics = options.metrics.unwrap_or_else(|| {
+            let control = control.clone();
+            Arc::new(move || {
+                let snapshot = control.routing.load();
+                crate::observe::render(&control.routing.registry, &snapshot, |route| {
+                    control.phase(route)
+                })
+            })
+        });
         let api = AdminApi {
             control: control.clone(),
             token: options.token,

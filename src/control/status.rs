@@ -28,7 +28,8 @@ pub struct RouteStatus {
     pub weights: BTreeMap<String, u32>,
     pub step: Option<usize>,
     pub failed_checks: u32,
-    /// Last analysis verdict per pool (filled by the rollout controller).
+    /// The last closed analysis window per pool (requests, failures,
+    /// success rate, latency quantiles).
     pub analysis: BTreeMap<String, serde_json::Value>,
     /// Weights come from the admin API, not the file.
     pub manual: bool,
@@ -53,6 +54,7 @@ impl Control {
     pub fn status(&self) -> Status {
         let inner = self.inner.lock().unwrap();
         let snapshot = self.routing.load();
+        let windows = self.routing.registry.all();
         let routes = snapshot
             .routes
             .iter()
@@ -79,7 +81,14 @@ impl Control {
                     weights: w.percent.iter().cloned().collect(),
                     step: state.and_then(|s| s.step),
                     failed_checks: state.map_or(0, |s| s.failed_checks),
-                    analysis: BTreeMap::new(),
+                    analysis: windows
+                        .iter()
+                        .filter(|s| s.route == route.name)
+                        .filter_map(|s| {
+                            let window = serde_json::to_value(s.last_window()?).ok()?;
+                            Some((s.pool.clone(), window))
+                        })
+                        .collect(),
                     manual: state.is_some_and(|s| s.weights.is_some()),
                     paused: state.is_some_and(|s| s.paused),
                 }
@@ -102,7 +111,7 @@ impl Control {
                     .collect(),
             })
             .collect();
-        let (ok, error) = self.reloads.get();
+        let (ok, error) = self.routing.registry.reloads();
         Status {
             routes,
             pools,
