@@ -50,6 +50,8 @@ async fn restart_resumes_weights_30_70() {
     assert_eq!(route["weights"]["green"], 70);
     assert_eq!(route["phase"], "paused");
     assert_eq!(route["stable"], "blue");
+    let (_, events) = veer.api(Method::GET, "/api/v1/events", None, None).await;
+    assert_eq!(events["events"][0]["kind"], "restored", "{events}");
     assert_split_30_70(&veer).await;
     veer.stop().await;
 

@@ -115,3 +115,21 @@ fn describe(route: &RouteStatus) -> String {
         route.phase
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_arguments() {
+        let args = ["blue=90".to_string(), "green=10".to_string()];
+        assert_eq!(
+            parse_weights(&args).unwrap(),
+            json!({"blue": 90, "green": 10})
+        );
+        for bad in ["blue", "=5", "blue=x", "blue=-1"] {
+            let err = parse_weights(&[bad.to_string()]).unwrap_err();
+            assert!(err.to_string().contains("POOL=PERCENT"), "{bad}: {err}");
+        }
+    }
+}

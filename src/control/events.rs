@@ -18,7 +18,8 @@ pub struct Event {
     /// Unix milliseconds.
     pub at: u64,
     /// `weights`, `rollout`, `promote`, `abort`, `pause`, `resume`,
-    /// `rollback`, `reload`, `reload-error`, `override-dropped`, `state-error`.
+    /// `rollback`, `reload`, `reload-error`, `override-dropped`, `restored`,
+    /// `state-error`.
     pub kind: String,
     pub route: Option<String>,
     pub message: String,

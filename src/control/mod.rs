@@ -101,7 +101,9 @@ impl Control {
         for (name, route) in &inner.state.routes {
             if let Some(w) = &route.weights {
                 control.routing.set_weights(name, Some(to_weights(w)));
-                tracing::info!(route = %name, weights = ?w.percent, "restored run-time weights");
+                let shown = actions::show(&w.percent);
+                let message = format!("run-time weights restored: {shown}");
+                control.events.record("restored", Some(name), message);
             }
         }
         drop(inner);
