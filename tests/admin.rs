@@ -265,7 +265,7 @@ async fn weights_are_effective_on_the_next_request() {
 }
 
 #[tokio::test]
-async fn rollout_without_controller_switches_and_pause_holds() {
+async fn rollout_goes_to_the_controller() {
     let (blue, green) = (
         Upstream::start("blue").await,
         Upstream::start("green").await,
@@ -276,27 +276,29 @@ async fn rollout_without_controller_switches_and_pause_holds() {
         .api(
             Method::POST,
             "/api/v1/routes/app/rollout",
-            Some(r#"{"pool":"green","strategy":"canary"}"#),
+            Some(r#"{"pool":"green"}"#),
             None,
         )
         .await;
     assert_eq!(code, 200, "{json}");
-    assert_eq!(json["route"]["stable"], "green");
-    assert_eq!(who(&veer.url("/")).await, "green");
-    let (_, json) = veer
-        .api(Method::POST, "/api/v1/routes/app/pause", None, None)
+    // No [route.rollout]: the controller switches at once.
+    let url = veer.url("/");
+    until(Duration::from_secs(10), "switched to green", || {
+        let url = url.clone();
+        async move { who(&url).await == "green" }
+    })
+    .await;
+    let status = veer.status().await;
+    assert_eq!(status["routes"][0]["stable"], "green", "{status}");
+    let (code, json) = veer
+        .api(
+            Method::POST,
+            "/api/v1/routes/app/rollout",
+            Some(r#"{"pool":"green"}"#),
+            None,
+        )
         .await;
-    assert_eq!(json["route"]["phase"], "paused");
-    assert!(json["route"]["paused"].as_bool().unwrap());
-    let (_, json) = veer
-        .api(Method::POST, "/api/v1/routes/app/abort", None, None)
-        .await;
-    assert_eq!(json["route"]["paused"], false);
-    assert_eq!(
-        who(&veer.url("/")).await,
-        "green",
-        "abort with no candidate keeps stable"
-    );
+    assert_eq!(code, StatusCode::CONFLICT, "already serving: {json}");
     veer.stop().await;
 }
 

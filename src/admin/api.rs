@@ -31,6 +31,14 @@ impl From<ControlError> for Refusal {
             }
             ControlError::Conflict(_) => StatusCode::CONFLICT,
             ControlError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ControlError::Rollout(e) => {
+                use crate::rollout::ControlError as R;
+                match e {
+                    R::UnknownRoute(_) | R::UnknownPool(_) => StatusCode::NOT_FOUND,
+                    R::NoRollout(_) | R::AlreadyServing(..) => StatusCode::CONFLICT,
+                    R::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+                }
+            }
         };
         Refusal(status, e.to_string())
     }
@@ -123,6 +131,7 @@ async fn call(api: &AdminApi, req: Request<Incoming>) -> Result<Value, Refusal> 
                     .ok_or_else(|| bad(format!("weight of {pool:?} must be 0..=100")))?;
                 weights.push((pool, w as u32));
             }
+            control.pause_rollout(route).await;
             control.set_weights(route, weights)?;
             Ok(route_reply(api, route))
         }
@@ -135,7 +144,9 @@ async fn call(api: &AdminApi, req: Request<Incoming>) -> Result<Value, Refusal> 
                 strategy: Option<String>,
             }
             let body: Rollout = body_json(req).await?;
-            control.rollout(route, &body.pool, body.strategy.as_deref())?;
+            control
+                .start_rollout(route, &body.pool, body.strategy.as_deref())
+                .await?;
             Ok(route_reply(api, route))
         }
         ["api", "v1", "routes", route, action] => {
@@ -143,7 +154,7 @@ async fn call(api: &AdminApi, req: Request<Incoming>) -> Result<Value, Refusal> 
                 Refusal(StatusCode::NOT_FOUND, format!("no such API call {path}"))
             })?;
             allow(Method::POST)?;
-            control.act(route, action)?;
+            control.command(route, action).await?;
             Ok(route_reply(api, route))
         }
         _ => Err(Refusal(

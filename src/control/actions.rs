@@ -255,3 +255,74 @@ pub(crate) fn show(percent: &[(String, u32)]) -> String {
     let parts: Vec<String> = percent.iter().map(|(p, w)| format!("{p}={w}")).collect();
     parts.join(" ")
 }
+
+impl Control {
+    /// `POST .../rollout`: handed to the rollout controller when there is
+    /// one (the route's strategy, or `strategy`); the route's manual
+    /// override ends, the controller publishes from now on.
+    pub async fn start_rollout(
+        &self,
+        route: &str,
+        pool: &str,
+        strategy: Option<&str>,
+    ) -> Result<(), ControlError> {
+        let Some(controller) = &self.controller else {
+            return self.rollout(route, pool, strategy);
+        };
+        let parsed = strategy.map(parse_strategy).transpose()?;
+        controller.start(route, pool, parsed).await?;
+        self.forget(route);
+        self.events.record(
+            "rollout",
+            Some(route),
+            format!("rollout to {pool:?} started"),
+        );
+        Ok(())
+    }
+
+    /// promote / abort / pause / resume / rollback: the controller's
+    /// rollout when the route has one, else the manual state here.
+    pub async fn command(&self, route: &str, action: Action) -> Result<(), ControlError> {
+        use crate::rollout::{Command, ControlError as Refused};
+        let Some(controller) = &self.controller else {
+            return self.act(route, action);
+        };
+        let command = match action {
+            Action::Promote => Command::Promote,
+            Action::Abort => Command::Abort,
+            Action::Pause => Command::Pause,
+            Action::Resume => Command::Resume,
+            Action::Rollback => Command::Rollback,
+        };
+        match controller.command(route, command).await {
+            Ok(()) => {
+                if action != Action::Pause {
+                    self.forget(route);
+                }
+                Ok(())
+            }
+            Err(Refused::NoRollout(_)) => self.act(route, action),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Pauses the controller's rollout of `route`, if it has one (manual
+    /// weights take over).
+    pub async fn pause_rollout(&self, route: &str) {
+        if let Some(controller) = &self.controller {
+            let _ = controller
+                .command(route, crate::rollout::Command::Pause)
+                .await;
+        }
+    }
+
+    /// Drops the manual state of `route` without publishing: the
+    /// controller owns its traffic now.
+    fn forget(&self, route: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        let mut next = inner.state.clone();
+        if next.routes.remove(route).is_some() && self.save(&next) {
+            inner.state = next;
+        }
+    }
+}

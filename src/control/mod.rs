@@ -24,6 +24,7 @@ pub use run::{run, RunOptions};
 pub use status::{EndpointStatus, PoolStatus, RouteStatus, Status};
 
 use crate::config::{Config, ConfigError};
+use crate::rollout::Controller;
 use crate::routing::{Routing, Weights};
 use crate::state::{RuntimeState, SavedWeights, StateError, StateStore};
 
@@ -46,11 +47,16 @@ pub enum ControlError {
     Listener(std::io::Error),
     #[error("saving runtime state: {0}")]
     State(#[from] StateError),
+    #[error("{0}")]
+    Rollout(#[from] crate::rollout::ControlError),
 }
 
 /// The control plane of one running veer.
 pub struct Control {
     pub routing: Arc<Routing>,
+    /// The rollout controller: reloads tell it about the new config, and
+    /// rollouts and commands go to it.
+    pub controller: Option<Controller>,
     /// The config file reloads read.
     path: PathBuf,
     store: StateStore,
@@ -71,7 +77,12 @@ impl Control {
     /// Takes over `routing` (built from `config`), restores the persisted
     /// state from `proxy.state_dir` and applies its overrides. A corrupt
     /// state file is moved aside and reported as an event.
-    pub fn new(config: &Config, routing: Arc<Routing>, listeners: ListenerSet) -> Control {
+    pub fn new(
+        config: &Config,
+        routing: Arc<Routing>,
+        controller: Option<Controller>,
+        listeners: ListenerSet,
+    ) -> Control {
         let store = StateStore::new(&config.proxy.state_dir);
         let events = Events::default();
         let state = match store.load() {
@@ -84,6 +95,7 @@ impl Control {
         };
         let control = Control {
             routing,
+            controller,
             path: config.source.clone(),
             store,
             inner: Mutex::new(Inner {
@@ -112,6 +124,11 @@ impl Control {
 
     /// The route's rollout phase, as one of [`crate::observe::PHASES`].
     pub fn phase(&self, route: &str) -> &'static str {
+        if let Some(phase) = self.controller.as_ref().map(|c| c.phase(route)) {
+            if phase != "idle" {
+                return phase;
+            }
+        }
         let inner = self.inner.lock().unwrap();
         let phase = inner.state.routes.get(route).map(|r| r.phase.as_str());
         crate::observe::PHASES

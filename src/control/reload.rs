@@ -70,7 +70,12 @@ impl Control {
             if notes.is_empty() { "" } else { "; " },
             notes.join("; "),
         );
-        self.routing.set_config(Arc::new(config));
+        let config = Arc::new(config);
+        self.routing.set_config(config.clone());
+        if let Some(controller) = &self.controller {
+            // Routes whose `pool` changed in the file start rolling out.
+            controller.config_changed(config);
+        }
         inner.listeners.apply(plan);
         self.routing.registry.record_reload(true);
         self.events.record("reload", None, summary);

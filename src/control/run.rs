@@ -44,7 +44,12 @@ pub async fn run(options: RunOptions, signal: impl Future<Output = ()>) {
     for (listener, spec) in options.listeners.into_iter().zip(&config.listeners) {
         listeners.serve(listener, spec);
     }
-    let control = Arc::new(Control::new(&config, server.routing.clone(), listeners));
+    let control = Arc::new(Control::new(
+        &config,
+        server.routing.clone(),
+        Some(server.controller.clone()),
+        listeners,
+    ));
     let (stop, stopped) = watch::channel(false);
 
     let watcher = match options.watch {

@@ -52,13 +52,19 @@ pub struct EndpointStatus {
 
 impl Control {
     pub fn status(&self) -> Status {
-        let inner = self.inner.lock().unwrap();
         let snapshot = self.routing.load();
+        let phases: Vec<&'static str> = snapshot
+            .routes
+            .iter()
+            .map(|r| self.phase(&r.name))
+            .collect();
+        let inner = self.inner.lock().unwrap();
         let windows = self.routing.registry.all();
         let routes = snapshot
             .routes
             .iter()
-            .map(|route| {
+            .zip(phases)
+            .map(|(route, phase)| {
                 let spec = snapshot.config.routes.iter().find(|r| r.name == route.name);
                 let state = inner.state.routes.get(&route.name);
                 let w = &route.weights;
@@ -71,10 +77,7 @@ impl Control {
                 });
                 RouteStatus {
                     name: route.name.clone(),
-                    phase: state
-                        .map(|s| s.phase.clone())
-                        .filter(|p| !p.is_empty())
-                        .unwrap_or_else(|| "idle".into()),
+                    phase: phase.to_string(),
                     pool: spec.map(|s| s.pool.clone()).unwrap_or_default(),
                     stable: w.stable.clone(),
                     candidate,
