@@ -65,6 +65,10 @@ wait_http nginx-proxy "$PORT_NGINX" "$NGINX_PID" "$WORK/nginx-proxy/error.log"
 # Two veer instances, identical but for ports, state dir and `metrics`.
 # Both stay up for the whole run (pinned to the same core); the idle one costs
 # nothing measurable.
+UPSTREAM_WORKER="$(worker_pid "$UPSTREAM_PID")"
+NGINX_WORKER="$(worker_pid "$NGINX_PID")"
+CLK_TCK="$(getconf CLK_TCK)"
+
 start_veer veer "$PORT_VEER" "$PORT_VEER_ADMIN" true
 VEER_PID="$STARTED_PID"
 start_veer veer-nometrics "$PORT_VEER_NOM" "$PORT_VEER_NOM_ADMIN" false
@@ -84,9 +88,13 @@ SPLIT_NGINX="$(split_check "$PORT_NGINX")"
 SPLIT_VEER_NOM="$(split_check "$PORT_VEER_NOM")"
 
 # ---------------------------------------------------------------- measure
-# bench SCENARIO NAME PORT [RUN]: run wrk once, store "rps p50 p99 errors" in RESULT.
+# bench SCENARIO NAME PORT CPU_PID [RUN]: run wrk once, store
+# "rps p50 p99 errors cpu_us_per_request" in RESULT. CPU is CPU_PID's
+# utime+stime (all threads) over the measured run divided by wrk's request
+# count: unlike requests/s it hardly depends on how much CPU other work on the
+# box leaves to the proxy.
 bench() {
-    local scen="$1" name="$2" port="$3" run="${4:-1}"
+    local scen="$1" name="$2" port="$3" cpu_pid="$4" run="${5:-1}"
     local out="$WORK/wrk-$scen-$name-$run.txt"
     local extra=()
     [ "$scen" = close ] && extra=(-H "Connection: close")
@@ -95,13 +103,18 @@ bench() {
         "${ON_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" \
             "${extra[@]}" "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
     fi
-    log "wrk [$scen] $name${4:+ (run $run)}: -t$THREADS -c$CONNECTIONS -d$DURATION"
+    log "wrk [$scen] $name${5:+ (run $run)}: -t$THREADS -c$CONNECTIONS -d$DURATION"
+    local t0; t0="$(cpu_ticks "$cpu_pid")"
     "${ON_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
         "${extra[@]}" "http://127.0.0.1:$port/" >"$out" 2>&1 || {
         cat "$out" >&2; die "wrk failed against $name"; }
+    local t1; t1="$(cpu_ticks "$cpu_pid")"
     wrk_parse "$out"
     [ -n "$W_RPS" ] || { cat "$out" >&2; die "could not parse wrk output for $name"; }
-    RESULT="$W_RPS $W_P50 $W_P99 $W_ERRS"
+    local cpu
+    cpu=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="${W_REQS:-0}" \
+        'BEGIN { printf "%.2f", (n > 0 ? t * 1e6 / hz / n : 0) }')
+    RESULT="$W_RPS $W_P50 $W_P99 $W_ERRS $cpu"
     # a proxy that died under load must not go unnoticed
     local pid
     for pid in "$UPSTREAM_PID" "$NGINX_PID" "$VEER_PID" "$VEER_NOM_PID"; do
@@ -111,17 +124,17 @@ bench() {
     done
 }
 
-# mean_results "rps p50 p99 errs" ... -> mean rps/p50/p99, summed errors
+# mean_results "rps p50 p99 errs cpu" ... -> mean rps/p50/p99/cpu, summed errors
 mean_results() {
-    printf '%s\n' "$@" | awk '{ r += $1; a += $2; b += $3; e += $4; n++ }
-        END { printf "%.2f %.3f %.3f %d", r / n, a / n, b / n, e }'
+    printf '%s\n' "$@" | awk '{ r += $1; a += $2; b += $3; e += $4; c += $5; n++ }
+        END { printf "%.2f %.3f %.3f %d %.2f", r / n, a / n, b / n, e, c / n }'
 }
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"   # other work on the box skews results
 declare -A R RUNS
 for scen in $SCENARIOS; do
     case "$scen" in keepalive|close) ;; *) die "unknown scenario $scen" ;; esac
-    bench "$scen" direct "$PORT_BLUE";  R[$scen,direct]="$RESULT"
+    bench "$scen" direct "$PORT_BLUE" "$UPSTREAM_WORKER";  R[$scen,direct]="$RESULT"
     # veer with and without metrics, interleaved in ABBA order
     # (on,off / off,on / on,off ...) so that slow drift on the box hits both
     # rows alike; each row reports the mean of its ROUNDS runs.
@@ -130,17 +143,18 @@ for scen in $SCENARIOS; do
         if ((i % 2)); then order="veer veer-nometrics"; else order="veer-nometrics veer"; fi
         for name in $order; do
             if [ "$name" = veer ]; then
-                bench "$scen" veer "$PORT_VEER" "$i"; on+=("$RESULT")
+                bench "$scen" veer "$PORT_VEER" "$VEER_PID" "$i"; on+=("$RESULT")
             else
-                bench "$scen" veer-nometrics "$PORT_VEER_NOM" "$i"; off+=("$RESULT")
+                bench "$scen" veer-nometrics "$PORT_VEER_NOM" "$VEER_NOM_PID" "$i"; off+=("$RESULT")
             fi
         done
     done
     R[$scen,veer]="$(mean_results "${on[@]}")"
     R[$scen,veer-nometrics]="$(mean_results "${off[@]}")"
-    RUNS[$scen,veer]="$(printf '%s\n' "${on[@]}" | awk '{printf "%s%.0f", (NR > 1 ? " " : ""), $1}')"
-    RUNS[$scen,veer-nometrics]="$(printf '%s\n' "${off[@]}" | awk '{printf "%s%.0f", (NR > 1 ? " " : ""), $1}')"
-    bench "$scen" nginx  "$PORT_NGINX"; R[$scen,nginx]="$RESULT"
+    # "rps/cpu" per run, for the line under the table
+    RUNS[$scen,veer]="$(printf '%s\n' "${on[@]}" | awk '{printf "%s%.0f/%s", (NR > 1 ? " " : ""), $1, $5}')"
+    RUNS[$scen,veer-nometrics]="$(printf '%s\n' "${off[@]}" | awk '{printf "%s%.0f/%s", (NR > 1 ? " " : ""), $1, $5}')"
+    bench "$scen" nginx  "$PORT_NGINX" "$NGINX_WORKER"; R[$scen,nginx]="$RESULT"
 done
 
 # ---------------------------------------------------------------- report
@@ -158,19 +172,22 @@ for scen in $SCENARIOS; do
         echo "### Connection: close (new client connection per request)"
     fi
     echo
-    echo "| target | requests/s | p50 (ms) | p99 (ms) | errors | veer ratio |"
-    echo "|---|---:|---:|---:|---:|---:|"
+    echo "| target | requests/s | p50 (ms) | p99 (ms) | errors | veer ratio | server CPU µs/req |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
     read -r veer_rps _ <<<"${R[$scen,veer]}"
     for name in direct veer veer-nometrics nginx; do
-        read -r rps p50 p99 errs <<<"${R[$scen,$name]}"
+        read -r rps p50 p99 errs cpu <<<"${R[$scen,$name]}"
         ratio=$(awk -v a="$veer_rps" -v b="$rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-        printf '| %s | %.0f | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$errs" "$ratio"
+        printf '| %s | %.0f | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$errs" "$ratio" "$cpu"
     done
     echo
-    read -r nom_rps _ <<<"${R[$scen,veer-nometrics]}"
+    read -r _ _ _ _ on_cpu <<<"${R[$scen,veer]}"
+    read -r nom_rps _ _ _ nom_cpu <<<"${R[$scen,veer-nometrics]}"
     cost=$(awk -v a="$veer_rps" -v b="$nom_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-    echo "metrics cost: veer/veer-nometrics = $cost (target ≥ 0.97)" \
-         "[runs, req/s: veer ${RUNS[$scen,veer]}; veer-nometrics ${RUNS[$scen,veer-nometrics]}]"
+    cpu_cost=$(awk -v a="$nom_cpu" -v b="$on_cpu" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    echo "metrics cost: veer/veer-nometrics = $cost (target ≥ 0.97)"
+    echo "  by CPU per request: veer-nometrics/veer = $cpu_cost;" \
+         "runs (req/s / CPU µs/req): veer ${RUNS[$scen,veer]}; veer-nometrics ${RUNS[$scen,veer-nometrics]}"
 done
 echo
 veer_log_errors veer

@@ -265,6 +265,19 @@ veer_log_errors() {
     fi
 }
 
+# cpu_ticks PID: utime + stime of all its threads, in clock ticks.
+cpu_ticks() {
+    # fields after the ")" that ends the comm field: utime = 12th, stime = 13th
+    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
+# worker_pid MASTER_PID: the (single) worker of an nginx master, else the master.
+worker_pid() {
+    local kids
+    kids="$(cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -m1 . || true)"
+    echo "${kids:-$1}"
+}
+
 # ---------------------------------------------------------------- wrk output
 # to_ms "1.23ms" -> 1.230 ; accepts us/ms/s/m as printed by wrk.
 to_ms() {

@@ -20,10 +20,16 @@
 //! - [`rollout`]: analysis verdicts and the pure per-strategy planners
 //!   the rollout controller applies.
 //! - [`server`]: wires listeners to routing and runs until shutdown.
+//! - [`control`]: the control plane: run-time weights and rollouts,
+//!   config reloads, events; [`control::run`] runs the whole process.
+//! - [`admin`]: the admin HTTP API and the CLI client for it.
+//! - [`state`]: run-time state persisted in `state_dir`.
 //! - [`demo`]: `veer demo`, a local canary show with built-in upstreams.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod drain;
 pub mod observe;
@@ -31,4 +37,5 @@ pub mod proxy;
 pub mod rollout;
 pub mod routing;
 pub mod server;
+pub mod state;
 pub mod upstream;

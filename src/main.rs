@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use veer::admin::client::AdminClient;
 
 #[derive(Parser)]
 #[command(
@@ -17,6 +18,17 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The admin API the client commands talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "VEER_ADMIN",
+        default_value = "http://127.0.0.1:9901"
+    )]
+    admin: String,
+    /// Bearer token for the admin API.
+    #[arg(long, global = true, env = "VEER_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -25,6 +37,9 @@ enum Command {
     Run {
         #[arg(short, long, default_value = "veer.toml")]
         config: PathBuf,
+        /// Do not watch the config file; reload only on SIGHUP or the API.
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Validate a config file without serving.
     Check {
@@ -46,6 +61,8 @@ enum Command {
         #[arg(long, default_value = "5,25,50,100", value_delimiter = ',')]
         steps: Vec<u32>,
     },
+    #[command(flatten)]
+    Admin(veer::admin::cli::AdminCommand),
 }
 
 fn main() -> ExitCode {
@@ -57,8 +74,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let admin = cli.admin;
+    let token = cli.token;
     let result = match cli.command {
-        Command::Run { config } => run(config),
+        Command::Run { config, no_watch } => run(config, !no_watch),
         Command::Check { config } => check(config),
         Command::Demo {
             v2_error_rate,
@@ -72,6 +91,7 @@ fn main() -> ExitCode {
             steps,
             clients: 4,
         }),
+        Command::Admin(command) => client(&admin, token, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -104,7 +124,7 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(path: PathBuf) -> anyhow::Result<()> {
+fn run(path: PathBuf, watch: bool) -> anyhow::Result<()> {
     let config = Arc::new(veer::config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?);
     if let Some(l) = config.listeners.iter().find(|l| l.tls.is_some()) {
         anyhow::bail!(
@@ -112,6 +132,15 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
             l.name
         );
     }
+    let token = match &config.admin.token_env {
+        None => None,
+        Some(var) => match std::env::var(var) {
+            Ok(t) if !t.is_empty() => Some(t),
+            _ => anyhow::bail!(
+                "[admin] token_env = {var:?}, but the environment variable {var} is empty or not set"
+            ),
+        },
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.proxy.workers)
         .enable_all()
@@ -125,9 +154,59 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
                 .with_context(|| format!("listener {:?}: binding {}", spec.name, spec.listen))?;
             listeners.push(listener);
         }
-        veer::server::run(config, listeners, shutdown_signal()).await;
+        let admin = tokio::net::TcpListener::bind(config.admin.listen)
+            .await
+            .with_context(|| format!("[admin] listen: binding {}", config.admin.listen))?;
+        let reload = Arc::new(tokio::sync::Notify::new());
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
+        let on_hup = reload.clone();
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the config");
+                on_hup.notify_one();
+            }
+        });
+        let options = veer::control::RunOptions {
+            config,
+            listeners,
+            admin: Some(admin),
+            token,
+            bind: Some(Arc::new(bind)),
+            reload,
+            watch,
+            metrics: None,
+        };
+        veer::control::run(options, shutdown_signal()).await;
         Ok(())
     })
+}
+
+/// Binds a listener a reload added.
+fn bind(spec: &veer::config::ListenerSpec) -> std::io::Result<std::net::TcpListener> {
+    if spec.tls.is_some() {
+        return Err(std::io::Error::other(
+            "TLS termination is not implemented yet",
+        ));
+    }
+    let listener = std::net::TcpListener::bind(spec.listen)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+fn client(
+    admin: &str,
+    token: Option<String>,
+    command: veer::admin::cli::AdminCommand,
+) -> anyhow::Result<()> {
+    let client = AdminClient::new(admin, token)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let out = runtime.block_on(veer::admin::cli::execute(&client, command))?;
+    print!("{out}");
+    Ok(())
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one exits at once,

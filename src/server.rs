@@ -94,6 +94,12 @@ impl Server {
         });
     }
 
+    /// Marks the server ready (listeners bound elsewhere, e.g. by a
+    /// [`crate::control::ListenerSet`]).
+    pub fn mark_ready(&self) {
+        self.ready.send_replace(true);
+    }
+
     /// Readiness as `/readyz` reports it: true while serving, false once
     /// shutdown has begun.
     pub fn readiness(&self) -> watch::Receiver<bool> {
@@ -111,6 +117,18 @@ impl Server {
         );
         self.tracker.spawn(task);
         self.ready.send_replace(true);
+    }
+
+    /// Turns true when shutdown starts (listeners started elsewhere, e.g.
+    /// by a reload, watch it too).
+    pub fn shutdown_receiver(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Where listener and connection tasks are spawned, so shutdown waits
+    /// for them.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.tracker
     }
 
     /// Graceful shutdown as SPEC §10 has it: readiness turns false, then

@@ -8,6 +8,7 @@ mod error;
 pub mod file;
 pub mod model;
 mod validate;
+pub mod watch;
 
 use std::path::Path;
 

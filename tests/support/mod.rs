@@ -2,6 +2,8 @@
 //! ephemeral ports, plus small clients.
 #![allow(dead_code)]
 
+pub mod admin;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -3,7 +3,7 @@
 //! time behind health checks (a rolling restart). No client request may
 //! fail. Every loop is bounded in count and time; figures are printed:
 //!
-//! `cargo test --release --test load -- --nocapture`
+//! `cargo test --release --test load_shift -- --nocapture`
 
 mod support;
 

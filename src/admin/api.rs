@@ -1,0 +1,192 @@
+//! Request dispatch for the admin listener and the one place control
+//! errors become HTTP statuses.
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::control::{Action, ControlError};
+
+use super::{auth, AdminApi};
+
+/// Larger request bodies are refused (400).
+const MAX_BODY: usize = 64 * 1024;
+
+type Reply = Response<Full<Bytes>>;
+
+/// A refused call: the status and the `{"error": ...}` text.
+struct Refusal(StatusCode, String);
+
+impl From<ControlError> for Refusal {
+    fn from(e: ControlError) -> Refusal {
+        let status = match &e {
+            ControlError::UnknownRoute(_) | ControlError::UnknownPool(_) => StatusCode::NOT_FOUND,
+            ControlError::BadRequest(_) | ControlError::Config(_) | ControlError::Listener(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ControlError::Conflict(_) => StatusCode::CONFLICT,
+            ControlError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ControlError::Rollout(e) => {
+                use crate::rollout::ControlError as R;
+                match e {
+                    R::UnknownRoute(_) | R::UnknownPool(_) => StatusCode::NOT_FOUND,
+                    R::NoRollout(_) | R::AlreadyServing(..) => StatusCode::CONFLICT,
+                    R::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+                }
+            }
+        };
+        Refusal(status, e.to_string())
+    }
+}
+
+fn bad(msg: impl Into<String>) -> Refusal {
+    Refusal(StatusCode::BAD_REQUEST, msg.into())
+}
+
+pub(super) async fn handle(api: &AdminApi, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path().to_string();
+    let get = req.method() == Method::GET || req.method() == Method::HEAD;
+    let text = |status: StatusCode, body: String| {
+        Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    match path.as_str() {
+        "/healthz" | "/readyz" | "/metrics" if !get => {
+            refuse(Refusal(StatusCode::METHOD_NOT_ALLOWED, "use GET".into()))
+        }
+        "/healthz" => text(StatusCode::OK, "ok\n".into()),
+        "/readyz" if *api.ready.borrow() => text(StatusCode::OK, "ready\n".into()),
+        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".into()),
+        "/metrics" => {
+            let mut resp = text(StatusCode::OK, (api.metrics)());
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            resp
+        }
+        p if p == "/api" || p.starts_with("/api/") => {
+            if let Some(token) = &api.token {
+                if !auth::token_matches(req.headers(), token) {
+                    return refuse(Refusal(
+                        StatusCode::UNAUTHORIZED,
+                        "missing or wrong bearer token".into(),
+                    ));
+                }
+            }
+            match call(api, req).await {
+                Ok(value) => reply(StatusCode::OK, &value),
+                Err(refusal) => refuse(refusal),
+            }
+        }
+        _ => refuse(Refusal(
+            StatusCode::NOT_FOUND,
+            format!("no such path {path}"),
+        )),
+    }
+}
+
+async fn call(api: &AdminApi, req: Request<Incoming>) -> Result<Value, Refusal> {
+    let control = &api.control;
+    let method = req.method().clone();
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let parts: Vec<&str> = path.split('/').skip(1).collect();
+    let allow = |want: Method| match method == want {
+        true => Ok(()),
+        false => Err(Refusal(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{path} takes {want}"),
+        )),
+    };
+    match parts.as_slice() {
+        ["api", "v1", "status"] => {
+            allow(Method::GET)?;
+            Ok(serde_json::to_value(control.status()).expect("status serialises"))
+        }
+        ["api", "v1", "events"] => {
+            allow(Method::GET)?;
+            Ok(json!({ "events": control.events.recent() }))
+        }
+        ["api", "v1", "reload"] => {
+            allow(Method::POST)?;
+            control.reload()?;
+            Ok(json!({ "ok": true }))
+        }
+        ["api", "v1", "routes", route, "weights"] => {
+            allow(Method::PUT)?;
+            let body: serde_json::Map<String, Value> = body_json(req).await?;
+            let mut weights = Vec::with_capacity(body.len());
+            for (pool, value) in body {
+                let w = value
+                    .as_u64()
+                    .filter(|w| *w <= 100)
+                    .ok_or_else(|| bad(format!("weight of {pool:?} must be 0..=100")))?;
+                weights.push((pool, w as u32));
+            }
+            control.pause_rollout(route).await;
+            control.set_weights(route, weights)?;
+            Ok(route_reply(api, route))
+        }
+        ["api", "v1", "routes", route, "rollout"] => {
+            allow(Method::POST)?;
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Rollout {
+                pool: String,
+                strategy: Option<String>,
+            }
+            let body: Rollout = body_json(req).await?;
+            control
+                .start_rollout(route, &body.pool, body.strategy.as_deref())
+                .await?;
+            Ok(route_reply(api, route))
+        }
+        ["api", "v1", "routes", route, action] => {
+            let action = Action::parse(action).ok_or_else(|| {
+                Refusal(StatusCode::NOT_FOUND, format!("no such API call {path}"))
+            })?;
+            allow(Method::POST)?;
+            control.command(route, action).await?;
+            Ok(route_reply(api, route))
+        }
+        _ => Err(Refusal(
+            StatusCode::NOT_FOUND,
+            format!("no such API call {path}"),
+        )),
+    }
+}
+
+fn route_reply(api: &AdminApi, route: &str) -> Value {
+    let status = api.control.status();
+    let route = status.routes.into_iter().find(|r| r.name == route);
+    json!({ "ok": true, "route": route })
+}
+
+async fn body_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Refusal> {
+    let bytes = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| bad(format!("reading body: {e}")))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| bad(format!("bad JSON body: {e}")))
+}
+
+fn reply(status: StatusCode, value: &Value) -> Reply {
+    let mut body = serde_json::to_vec(value).expect("JSON serialises");
+    body.push(b'\n');
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+fn refuse(Refusal(status, error): Refusal) -> Reply {
+    reply(status, &json!({ "error": error }))
+}

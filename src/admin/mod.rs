@@ -1,0 +1,74 @@
+//! The admin listener: `/healthz`, `/readyz`, `/metrics` and the JSON
+//! `/api/v1` of SPEC §6 (`api`), the bearer token check (`auth`), and the
+//! command-line client that talks to it (`client`, `table`).
+
+mod api;
+mod auth;
+pub mod cli;
+pub mod client;
+pub mod table;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::control::Control;
+
+pub use auth::token_matches;
+
+/// Produces the Prometheus text for `/metrics`.
+pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// What the admin API serves from.
+pub struct AdminApi {
+    pub control: Arc<Control>,
+    /// `/api` calls need `Authorization: Bearer <token>` when set.
+    pub token: Option<String>,
+    /// `/readyz` is 200 while true.
+    pub ready: tokio::sync::watch::Receiver<bool>,
+    pub metrics: MetricsRenderer,
+}
+
+/// Serves the admin API on `listener` until `stop` turns true, then lets
+/// open requests finish (up to a second).
+pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, mut stop: watch::Receiver<bool>) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stop) => break,
+        };
+        let api = api.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let api = api.clone();
+            async move { Ok::<_, std::convert::Infallible>(api::handle(&api, req).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10))
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "admin connection ended with error");
+            }
+        });
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), graceful.shutdown()).await;
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}

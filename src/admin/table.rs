@@ -1,0 +1,87 @@
+//! `veer status` as readable tables: routes, then pools and endpoints.
+
+use crate::control::{RouteStatus, Status};
+
+/// Routes (weights, phase), then pools with endpoint health.
+pub fn render(status: &Status) -> String {
+    let mut routes = vec![row(&[
+        "ROUTE",
+        "PHASE",
+        "STABLE",
+        "CANDIDATE",
+        "WEIGHTS",
+        "STEP",
+    ])];
+    for r in &status.routes {
+        routes.push(vec![
+            r.name.clone(),
+            r.phase.clone(),
+            r.stable.clone(),
+            r.candidate.clone().unwrap_or_else(|| "-".into()),
+            weights(r),
+            r.step.map_or("-".into(), |s| s.to_string()),
+        ]);
+    }
+    let mut pools = vec![row(&[
+        "POOL",
+        "VERSION",
+        "ENDPOINT",
+        "HEALTHY",
+        "IN-FLIGHT",
+    ])];
+    for p in &status.pools {
+        for e in &p.endpoints {
+            pools.push(vec![
+                p.name.clone(),
+                p.version.clone().unwrap_or_else(|| "-".into()),
+                e.address.clone(),
+                if e.healthy { "yes" } else { "no" }.into(),
+                e.in_flight.to_string(),
+            ]);
+        }
+    }
+    format!("{}\n{}", columns(&routes), columns(&pools))
+}
+
+/// `blue=90 green=10`, stable last, with `(manual)` for admin overrides.
+pub fn weights(r: &RouteStatus) -> String {
+    let mut parts: Vec<String> = r
+        .weights
+        .iter()
+        .filter(|(p, _)| **p != r.stable)
+        .chain(r.weights.iter().filter(|(p, _)| **p == r.stable))
+        .map(|(p, w)| format!("{p}={w}"))
+        .collect();
+    if r.manual {
+        parts.push("(manual)".into());
+    }
+    parts.join(" ")
+}
+
+fn row(cells: &[&str]) -> Vec<String> {
+    cells.iter().map(|c| c.to_string()).collect()
+}
+
+/// Left-aligned columns, two spaces apart.
+fn columns(rows: &[Vec<String>]) -> String {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, String::len))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

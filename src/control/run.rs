@@ -1,0 +1,139 @@
+//! Running veer: the data plane, the control plane, the admin API and the
+//! config watcher, until a shutdown signal.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+
+use crate::admin::{AdminApi, MetricsRenderer};
+use crate::config::watch::{ConfigWatcher, DEBOUNCE};
+use crate::config::Config;
+use crate::server::{Server, ANALYSIS_WINDOW};
+
+use super::{Bind, Control, ListenerSet};
+
+/// What the binary hands the library: everything already bound and read.
+pub struct RunOptions {
+    pub config: Arc<Config>,
+    /// Bound in the order of `config.listeners`.
+    pub listeners: Vec<TcpListener>,
+    /// The admin listener (`[admin] listen`).
+    pub admin: Option<TcpListener>,
+    /// The bearer token `/api` calls need, read from `token_env`.
+    pub token: Option<String>,
+    /// Binds listeners a reload adds.
+    pub bind: Option<Bind>,
+    /// Notified to reload the config (SIGHUP).
+    pub reload: Arc<Notify>,
+    /// Watch the config file's directory and reload on change.
+    pub watch: bool,
+    /// Renders `/metrics`; `None` renders every veer metric
+    /// ([`crate::observe::render`]).
+    pub metrics: Option<MetricsRenderer>,
+}
+
+/// Serves until `signal` resolves, then shuts down gracefully.
+pub async fn run(options: RunOptions, signal: impl Future<Output = ()>) {
+    let config = options.config;
+    let server = Server::new(config.clone());
+    server.roll_windows(ANALYSIS_WINDOW);
+    let mut listeners = ListenerSet::new(&server, options.bind);
+    for (listener, spec) in options.listeners.into_iter().zip(&config.listeners) {
+        listeners.serve(listener, spec);
+    }
+    let control = Arc::new(Control::new(
+        &config,
+        server.routing.clone(),
+        Some(server.controller.clone()),
+        listeners,
+    ));
+    let (stop, stopped) = watch::channel(false);
+
+    let watcher = match options.watch {
+        false => None,
+        true => match ConfigWatcher::start(&config.source) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "not watching the config file; SIGHUP still reloads");
+                None
+            }
+        },
+    };
+    tokio::spawn(reloads(
+        control.clone(),
+        watcher,
+        options.reload,
+        stopped.clone(),
+    ));
+
+    let admin = options.admin.map(|listener| {
+        let metrics = options.metrics.unwrap_or_else(|| {
+            let control = control.clone();
+            Arc::new(move || {
+                let snapshot = control.routing.load();
+                crate::observe::render(&control.routing.registry, &snapshot, |route| {
+                    control.phase(route)
+                })
+            })
+        });
+        let api = AdminApi {
+            control: control.clone(),
+            token: options.token,
+            ready: server.readiness(),
+            metrics,
+        };
+        tracing::info!(addr = ?listener.local_addr().ok(), "admin API serving");
+        tokio::spawn(crate::admin::serve(
+            listener,
+            Arc::new(api),
+            stopped.clone(),
+        ))
+    });
+
+    server.mark_ready();
+    signal.await;
+    let settings = server.routing.load().config.proxy.clone();
+    tracing::info!(delay = ?settings.shutdown_delay, grace = ?settings.shutdown_grace, "shutting down");
+    if !server
+        .stop(settings.shutdown_delay, settings.shutdown_grace)
+        .await
+    {
+        tracing::warn!("shutdown grace period ended with connections still open");
+    }
+    let _ = stop.send(true);
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
+}
+
+/// Reloads on directory changes (when the file's text changed) and on
+/// every explicit request, until `stopped`.
+async fn reloads(
+    control: Arc<Control>,
+    mut watcher: Option<ConfigWatcher>,
+    requested: Arc<Notify>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let changed = async {
+            match &mut watcher {
+                Some(w) => w.changed(DEBOUNCE).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = crate::admin::stopped(&mut stopped) => return,
+            () = requested.notified() => {
+                let _ = control.reload();
+            }
+            seen = changed => match seen {
+                Some(()) => {
+                    let _ = control.reload_if_changed();
+                }
+                None => watcher = None,
+            },
+        }
+    }
+}

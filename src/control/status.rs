@@ -1,0 +1,124 @@
+//! `GET /api/v1/status`: what every route serves now and how its pools'
+//! endpoints are doing. Also what `veer status` reads back.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Control;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub routes: Vec<RouteStatus>,
+    pub pools: Vec<PoolStatus>,
+    /// Config reloads since start: `{"ok": n, "error": n}`.
+    pub reloads: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteStatus {
+    pub name: String,
+    /// SPEC §3 phases; `idle` when nothing is in progress.
+    pub phase: String,
+    /// The pool the config file asks this route to serve.
+    pub pool: String,
+    pub stable: String,
+    pub candidate: Option<String>,
+    /// Percent per pool, as applied now.
+    pub weights: BTreeMap<String, u32>,
+    pub step: Option<usize>,
+    pub failed_checks: u32,
+    /// The last closed analysis window per pool (requests, failures,
+    /// success rate, latency quantiles).
+    pub analysis: BTreeMap<String, serde_json::Value>,
+    /// Weights come from the admin API, not the file.
+    pub manual: bool,
+    pub paused: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolStatus {
+    pub name: String,
+    pub version: Option<String>,
+    pub endpoints: Vec<EndpointStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointStatus {
+    pub address: String,
+    pub healthy: bool,
+    pub in_flight: usize,
+}
+
+impl Control {
+    pub fn status(&self) -> Status {
+        let snapshot = self.routing.load();
+        let phases: Vec<&'static str> = snapshot
+            .routes
+            .iter()
+            .map(|r| self.phase(&r.name))
+            .collect();
+        let inner = self.inner.lock().unwrap();
+        let windows = self.routing.registry.all();
+        let routes = snapshot
+            .routes
+            .iter()
+            .zip(phases)
+            .map(|(route, phase)| {
+                let spec = snapshot.config.routes.iter().find(|r| r.name == route.name);
+                let state = inner.state.routes.get(&route.name);
+                let w = &route.weights;
+                let candidate = state.and_then(|s| s.candidate.clone()).or_else(|| {
+                    w.percent
+                        .iter()
+                        .filter(|(p, pct)| *p != w.stable && *pct > 0)
+                        .max_by_key(|(_, pct)| *pct)
+                        .map(|(p, _)| p.clone())
+                });
+                RouteStatus {
+                    name: route.name.clone(),
+                    phase: phase.to_string(),
+                    pool: spec.map(|s| s.pool.clone()).unwrap_or_default(),
+                    stable: w.stable.clone(),
+                    candidate,
+                    weights: w.percent.iter().cloned().collect(),
+                    step: state.and_then(|s| s.step),
+                    failed_checks: state.map_or(0, |s| s.failed_checks),
+                    analysis: windows
+                        .iter()
+                        .filter(|s| s.route == route.name)
+                        .filter_map(|s| {
+                            let window = serde_json::to_value(s.last_window()?).ok()?;
+                            Some((s.pool.clone(), window))
+                        })
+                        .collect(),
+                    manual: state.is_some_and(|s| s.weights.is_some()),
+                    paused: state.is_some_and(|s| s.paused),
+                }
+            })
+            .collect();
+        let pools = snapshot
+            .pools
+            .iter()
+            .map(|pool| PoolStatus {
+                name: pool.name.clone(),
+                version: pool.version.clone(),
+                endpoints: pool
+                    .endpoints
+                    .iter()
+                    .map(|e| EndpointStatus {
+                        address: e.spec.authority.clone(),
+                        healthy: e.is_healthy(),
+                        in_flight: e.in_flight(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let (ok, error) = self.routing.registry.reloads();
+        Status {
+            routes,
+            pools,
+            reloads: [("ok".to_string(), ok), ("error".to_string(), error)].into(),
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The `veer` binary: admin client commands against a live instance, their
+//! errors, and `veer run` reloading on SIGHUP.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::admin::*;
+use support::*;
+
+/// Runs `veer ARGS` with `VEER_ADMIN` set; returns (success, stdout, stderr).
+async fn veer_cli(admin: &str, token: Option<&str>, args: &[&str]) -> (bool, String, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_veer"));
+    cmd.args(args)
+        .env("VEER_ADMIN", admin)
+        .env_remove("VEER_ADMIN_TOKEN")
+        .env("VEER_LOG", "warn")
+        .stdin(Stdio::null());
+    if let Some(t) = token {
+        cmd.env("VEER_ADMIN_TOKEN", t);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(20), cmd.output())
+        .await
+        .expect("veer cli hung")
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_commands_against_a_live_instance() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let dir = TempDir::new("cli");
+    let veer = Veer::start(
+        &dir,
+        &two_pools(blue.addr, green.addr, "blue", ""),
+        Some("tok"),
+    )
+    .await;
+    let admin = format!("http://{}", veer.admin);
+
+    let (ok, out, err) = veer_cli(
+        &admin,
+        Some("tok"),
+        &["weights", "app", "blue=90", "green=10"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "app: green=10 blue=90 (manual) (phase paused)\n");
+
+    let (ok, out, err) = veer_cli(&admin, Some("tok"), &["status"]).await;
+    assert!(ok, "{err}");
+    println!("{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("ROUTE") && lines[0].contains("WEIGHTS"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("app") && lines[1].contains("paused"),
+        "{out}"
+    );
+    assert!(lines[1].contains("green=10 blue=90 (manual)"), "{out}");
+    assert!(
+        out.contains("POOL") && out.contains(&blue.addr.to_string()),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("green") && l.contains("2.0") && l.contains("yes")),
+        "{out}"
+    );
+
+    let (ok, out, _) = veer_cli(&admin, Some("tok"), &["status", "--json"]).await;
+    assert!(ok);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["routes"][0]["weights"]["green"], 10);
+
+    let (ok, out, _) = veer_cli(&admin, Some("tok"), &["resume", "app"]).await;
+    assert!(ok);
+    assert!(out.contains("phase idle"), "{out}");
+    let (ok, out, _) = veer_cli(&admin, Some("tok"), &["rollout", "app", "green"]).await;
+    assert!(ok);
+    assert_eq!(out, "app: green=100 (phase promoted)\n");
+    assert_eq!(who(&veer.url("/")).await, "green");
+    for cmd in ["pause", "promote", "abort", "rollback"] {
+        let (ok, out, err) = veer_cli(&admin, Some("tok"), &[cmd, "app"]).await;
+        // Acted on, or refused by the controller with a reason.
+        assert!(
+            ok && out.starts_with("app: ") || err.contains("409"),
+            "{cmd}: {out} {err}"
+        );
+    }
+    let (ok, out, _) = veer_cli(&admin, Some("tok"), &["reload"]).await;
+    assert!(ok);
+    assert_eq!(out, "config reloaded\n");
+
+    // Refusals say why.
+    let (ok, _, err) = veer_cli(&admin, None, &["status"]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("refused the token") && err.contains("VEER_ADMIN_TOKEN"),
+        "{err}"
+    );
+    let (ok, _, err) = veer_cli(
+        &admin,
+        Some("tok"),
+        &["weights", "app", "blue=90", "green=20"],
+    )
+    .await;
+    assert!(!ok);
+    assert!(err.contains("400") && err.contains("sum to 110"), "{err}");
+    let (ok, _, err) = veer_cli(&admin, Some("tok"), &["promote", "nope"]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("404") && err.contains("unknown route"),
+        "{err}"
+    );
+    let (ok, _, err) = veer_cli(&admin, Some("tok"), &["weights", "app", "blue"]).await;
+    assert!(!ok);
+    assert!(err.contains("POOL=PERCENT"), "{err}");
+    std::fs::write(&veer.config_path, "[[route]]\nname = 1\n").unwrap();
+    let (ok, _, err) = veer_cli(&admin, Some("tok"), &["reload"]).await;
+    assert!(!ok);
+    assert!(err.contains("veer.toml:"), "{err}");
+    veer.stop().await;
+
+    let dead = format!("http://{}", dead_addr().await);
+    let (ok, _, err) = veer_cli(&dead, None, &["status"]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("cannot reach the admin API") && err.contains("refused"),
+        "{err}"
+    );
+    let (ok, _, err) = veer_cli("localhost:9901", None, &["status"]).await;
+    assert!(!ok);
+    assert!(err.contains("bad admin address"), "{err}");
+}
+
+/// `veer run` as a child process: SIGHUP reloads (the watcher is off, so
+/// only the signal can have done it); a missing token variable is fatal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_reloads_on_sighup() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let dir = TempDir::new("sighup");
+    let (port, admin_port) = (free_port(), free_port());
+    let toml = |pool: &str| {
+        two_pools(blue.addr, green.addr, pool, "")
+            .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))
+            .replace("[proxy]\n", &format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken_env = \"VEER_TEST_TOKEN\"\n\n[proxy]\n"))
+    };
+    let path = dir.path().join("veer.toml");
+    std::fs::write(&path, toml("blue")).unwrap();
+
+    let run = |token: Option<&str>| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_veer"));
+        cmd.args(["run", "--no-watch", "-c"])
+            .arg(&path)
+            .env("VEER_LOG", "warn")
+            .env_remove("VEER_TEST_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(t) = token {
+            cmd.env("VEER_TEST_TOKEN", t);
+        }
+        cmd
+    };
+    let out = tokio::time::timeout(Duration::from_secs(10), run(None).output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("VEER_TEST_TOKEN") && err.contains("not set"),
+        "{err}"
+    );
+
+    let mut child = run(Some("tok")).spawn().unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    until(Duration::from_secs(10), "veer run serving", || {
+        let url = url.clone();
+        async move { raw_get(&url).await.is_ok() }
+    })
+    .await;
+    assert_eq!(who(&url).await, "blue");
+    replace_file(&path, &toml("green"));
+    let pid = child.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    until(Duration::from_secs(10), "reloaded on SIGHUP", || {
+        let url = url.clone();
+        async move { who(&url).await == "green" }
+    })
+    .await;
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let (ok, out, err) = veer_cli(&admin, Some("tok"), &["status", "--json"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("\"ok\": 1"), "{out}");
+
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("veer did not exit on SIGTERM")
+        .unwrap();
+    assert!(status.success());
+}
