@@ -19,8 +19,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
+use crate::events::Event;
 use crate::observe::Window;
-use crate::rollout::Event;
 use crate::server::Server;
 
 /// What the demo runs.
@@ -97,7 +97,7 @@ pub async fn run(options: DemoOptions, mut out: impl FnMut(String)) -> anyhow::R
             out(describe(event, &options.steps));
         }
         printed = events.len();
-        match events.last().map(|e| e.phase) {
+        match events.last().and_then(|e| e.phase.as_deref()) {
             Some("promoted") => break Some(Outcome::Promoted),
             Some("rolled-back") => break Some(Outcome::RolledBack),
             _ if Instant::now() > deadline => break None,
@@ -129,6 +129,7 @@ fn describe(event: &Event, steps: &[u32]) -> String {
     let v2 = event
         .weights
         .iter()
+        .flatten()
         .find(|(p, _)| p == "v2")
         .map_or(0, |(_, w)| *w);
     let done = steps.iter().filter(|&&s| s <= v2).count();
@@ -137,10 +138,10 @@ fn describe(event: &Event, steps: &[u32]) -> String {
         .collect();
     let mut line = format!(
         "[{bar}] {:<18} v1 {:>3}%  v2 {:>3}%  {}",
-        event.phase,
+        event.phase.as_deref().unwrap_or("-"),
         100 - v2,
         v2,
-        event.reason
+        event.message
     );
     if let Some(verdict) = &event.verdict {
         let fmt = |w: &Window| {

@@ -32,6 +32,7 @@ pub mod config;
 pub mod control;
 pub mod demo;
 pub mod drain;
+pub mod events;
 pub mod observe;
 pub mod proxy;
 pub mod rollout;

@@ -9,7 +9,8 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ListenerSpec};
-use crate::drain::Drains;
+use crate::drain::{DrainEvent, Drains};
+use crate::events::Events;
 use crate::rollout::Controller;
 use crate::routing::Routing;
 
@@ -29,8 +30,62 @@ pub struct Server {
     tracker: TaskTracker,
     /// Pools and endpoints draining or drained, and their events.
     pub drains: Arc<Drains>,
+    /// The event log `GET /api/v1/events` shows.
+    pub events: Arc<Events>,
     /// True once serving, false from the start of shutdown (`/readyz`).
     ready: watch::Sender<bool>,
+}
+
+/// Copies drain events into the event log, so a deploy script polling
+/// `/api/v1/events` learns when old instances can be stopped.
+async fn record_drains(
+    drains: Arc<Drains>,
+    events: Arc<Events>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut rx = drains.subscribe();
+    loop {
+        let event = tokio::select! {
+            event = rx.recv() => event,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let event = match event {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(_) => return,
+        };
+        let what = |pool: &str, endpoint: &Option<String>| match endpoint {
+            Some(e) => format!("endpoint {e} of pool {pool}"),
+            None => format!("pool {pool}"),
+        };
+        match event {
+            DrainEvent::Draining { pool, endpoint } => {
+                events.record(
+                    "draining",
+                    None,
+                    format!("{} draining", what(&pool, &endpoint)),
+                );
+            }
+            DrainEvent::Drained {
+                pool,
+                endpoint,
+                took,
+                forced,
+            } => {
+                let forced = if forced {
+                    ", upgraded connections closed at drain_timeout"
+                } else {
+                    ""
+                };
+                let message = format!(
+                    "{} drained in {:.1}s{forced}",
+                    what(&pool, &endpoint),
+                    took.as_secs_f64()
+                );
+                events.record("drained", None, message);
+            }
+        }
+    }
 }
 
 impl Server {
@@ -42,12 +97,22 @@ impl Server {
         let shutdown = watch::channel(false).0;
         let tracker = TaskTracker::new();
         let state_dir = Some(config.proxy.state_dir.clone());
-        let (controller, task) =
-            Controller::spawn(routing.clone(), state_dir, shutdown.subscribe());
+        let events = Arc::new(Events::default());
+        let (controller, task) = Controller::spawn(
+            routing.clone(),
+            state_dir,
+            events.clone(),
+            shutdown.subscribe(),
+        );
         tracker.spawn(async move {
             let _ = task.await;
         });
         let drains = Arc::new(Drains::default());
+        tracker.spawn(record_drains(
+            drains.clone(),
+            events.clone(),
+            shutdown.subscribe(),
+        ));
         let checks =
             crate::upstream::health::run(routing.clone(), shutdown.subscribe(), tracker.clone());
         tracker.spawn(checks);
@@ -56,6 +121,7 @@ impl Server {
         Server {
             routing,
             controller,
+            events,
             shutdown,
             tracker,
             drains,

@@ -123,6 +123,7 @@ async fn canary_promotes_a_healthy_candidate() {
         .filter_map(|e| {
             e.weights
                 .iter()
+                .flatten()
                 .find(|(p, _)| p == "green")
                 .map(|(_, w)| *w)
         })
@@ -225,7 +226,7 @@ async fn low_traffic_is_inconclusive_and_never_promotes() {
         controller
             .events()
             .iter()
-            .filter(|e| e.reason.starts_with("inconclusive"))
+            .filter(|e| e.message.starts_with("inconclusive"))
             .count()
             >= 3
     })

@@ -8,7 +8,6 @@
 //! instant switch) and record the phase a controller would show.
 
 mod actions;
-mod events;
 mod listeners;
 mod reload;
 mod run;
@@ -17,8 +16,8 @@ mod status;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+pub use crate::events::{Event, Events};
 pub use actions::Action;
-pub use events::{Event, Events};
 pub use listeners::{Bind, ListenerSet};
 pub use run::{run, RunOptions};
 pub use status::{EndpointStatus, PoolStatus, RouteStatus, Status};
@@ -62,7 +61,7 @@ pub struct Control {
     store: StateStore,
     /// Serialises writers: actions and reloads build on the state they saw.
     inner: Mutex<Inner>,
-    pub events: Events,
+    pub events: Arc<Events>,
 }
 
 struct Inner {
@@ -82,9 +81,9 @@ impl Control {
         routing: Arc<Routing>,
         controller: Option<Controller>,
         listeners: ListenerSet,
+        events: Arc<Events>,
     ) -> Control {
         let store = StateStore::new(&config.proxy.state_dir);
-        let events = Events::default();
         let state = match store.load() {
             Ok(state) => state,
             Err(e) => {

@@ -48,6 +48,7 @@ pub async fn run(options: RunOptions, signal: impl Future<Output = ()>) {
         server.routing.clone(),
         Some(server.controller.clone()),
         listeners,
+        server.events.clone(),
     ));
     let (stop, stopped) = watch::channel(false);
 

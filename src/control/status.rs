@@ -31,6 +31,10 @@ pub struct RouteStatus {
     /// The last closed analysis window per pool (requests, failures,
     /// success rate, latency quantiles).
     pub analysis: BTreeMap<String, serde_json::Value>,
+    /// The rollout controller's latest verdict for this route (figures,
+    /// thresholds, failed bounds), if it has judged one.
+    #[serde(default)]
+    pub verdict: Option<serde_json::Value>,
     /// Weights come from the admin API, not the file.
     pub manual: bool,
     pub paused: bool,
@@ -58,6 +62,11 @@ impl Control {
             .iter()
             .map(|r| self.phase(&r.name))
             .collect();
+        let rollouts = self
+            .controller
+            .as_ref()
+            .map(|c| c.rollouts())
+            .unwrap_or_default();
         let inner = self.inner.lock().unwrap();
         let windows = self.routing.registry.all();
         let routes = snapshot
@@ -68,13 +77,17 @@ impl Control {
                 let spec = snapshot.config.routes.iter().find(|r| r.name == route.name);
                 let state = inner.state.routes.get(&route.name);
                 let w = &route.weights;
-                let candidate = state.and_then(|s| s.candidate.clone()).or_else(|| {
-                    w.percent
-                        .iter()
-                        .filter(|(p, pct)| *p != w.stable && *pct > 0)
-                        .max_by_key(|(_, pct)| *pct)
-                        .map(|(p, _)| p.clone())
-                });
+                let rollout = rollouts.iter().find(|v| v.rollout.route == route.name);
+                let candidate = rollout.map(|v| v.rollout.candidate.clone());
+                let candidate = candidate
+                    .or_else(|| state.and_then(|s| s.candidate.clone()))
+                    .or_else(|| {
+                        w.percent
+                            .iter()
+                            .filter(|(p, pct)| *p != w.stable && *pct > 0)
+                            .max_by_key(|(_, pct)| *pct)
+                            .map(|(p, _)| p.clone())
+                    });
                 RouteStatus {
                     name: route.name.clone(),
                     phase: phase.to_string(),
@@ -82,8 +95,15 @@ impl Control {
                     stable: w.stable.clone(),
                     candidate,
                     weights: w.percent.iter().cloned().collect(),
-                    step: state.and_then(|s| s.step),
-                    failed_checks: state.map_or(0, |s| s.failed_checks),
+                    step: rollout
+                        .map(|v| v.rollout.step)
+                        .or_else(|| state.and_then(|s| s.step)),
+                    failed_checks: rollout
+                        .map(|v| v.rollout.failed_checks)
+                        .unwrap_or_else(|| state.map_or(0, |s| s.failed_checks)),
+                    verdict: rollout
+                        .and_then(|v| v.last_verdict.as_ref())
+                        .and_then(|v| serde_json::to_value(v).ok()),
                     analysis: windows
                         .iter()
                         .filter(|s| s.route == route.name)

@@ -12,6 +12,6 @@ mod traffic;
 mod webhook;
 
 pub use analysis::{judge, Verdict};
-pub use controller::{ControlError, Controller, Event, RolloutView};
+pub use controller::{ControlError, Controller, RolloutView};
 pub use plan::{plan, Command, Input, Phase, Rollout, Sizes, Traffic};
 pub use store::StoreError;

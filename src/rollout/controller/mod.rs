@@ -3,7 +3,7 @@
 //! tripwire, gates, operator commands), applies the pure planners, and
 //! publishes the traffic they ask for, persisting every change.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{Config, Strategy, WebhookKind};
+use crate::events::{Event, Events};
 use crate::routing::Routing;
 
 use super::analysis::Verdict;
@@ -20,8 +21,6 @@ use super::plan::{Command, Rollout};
 /// How often the controller looks at its rollouts (tripwire, readiness,
 /// due intervals).
 const TICK: Duration = Duration::from_millis(100);
-/// Events kept for `GET /api/v1/events`.
-const EVENTS: usize = 512;
 
 /// Why a request to the controller was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,17 +37,6 @@ pub enum ControlError {
     Stopped,
 }
 
-/// One entry of the event log.
-#[derive(Debug, Clone, Serialize)]
-pub struct Event {
-    pub time_ms: u64,
-    pub route: String,
-    pub phase: &'static str,
-    pub weights: Vec<(String, u32)>,
-    pub reason: String,
-    pub verdict: Option<Verdict>,
-}
-
 /// What status shows of a route's rollout.
 #[derive(Debug, Clone, Serialize)]
 pub struct RolloutView {
@@ -62,7 +50,6 @@ pub struct RolloutView {
 #[derive(Debug, Default)]
 pub(super) struct Shared {
     views: Mutex<HashMap<String, RolloutView>>,
-    events: Mutex<VecDeque<Event>>,
 }
 
 pub(super) enum Msg {
@@ -95,6 +82,7 @@ pub(super) enum Msg {
 pub struct Controller {
     tx: mpsc::UnboundedSender<Msg>,
     shared: Arc<Shared>,
+    events: Arc<Events>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -114,15 +102,23 @@ impl Controller {
     pub fn spawn(
         routing: Arc<Routing>,
         state_dir: Option<PathBuf>,
+        events: Arc<Events>,
         shutdown: watch::Receiver<bool>,
     ) -> (Controller, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::default());
         let config = routing.load().config.clone();
-        let mut task = Task::new(routing, shared.clone(), config, state_dir, tx.clone());
+        let mut task = Task::new(
+            routing,
+            shared.clone(),
+            config,
+            state_dir,
+            events.clone(),
+            tx.clone(),
+        );
         task.restore();
         let handle = tokio::spawn(task.run(rx, shutdown));
-        (Controller { tx, shared }, handle)
+        (Controller { tx, shared, events }, handle)
     }
 
     async fn ask(
@@ -184,9 +180,9 @@ impl Controller {
         all
     }
 
-    /// Recent events, newest last.
+    /// Recent rollout transitions, newest last.
     pub fn events(&self) -> Vec<Event> {
-        self.shared.events.lock().unwrap().iter().cloned().collect()
+        self.events.transitions()
     }
 
     /// The current phase of a route's rollout (`idle` without one).

@@ -17,7 +17,8 @@ use crate::rollout::traffic::route_traffic;
 use crate::rollout::webhook::{kind_name, Payload, Webhooks};
 use crate::routing::Routing;
 
-use super::{now_ms, ControlError, Event, Msg, RolloutView, Shared, EVENTS, TICK};
+use super::{now_ms, ControlError, Msg, RolloutView, Shared, TICK};
+use crate::events::Events;
 
 /// A rollout being driven.
 struct Active {
@@ -42,6 +43,8 @@ pub(super) struct Task {
     file_pools: HashMap<String, String>,
     config: Arc<Config>,
     webhooks: Webhooks,
+    /// The shared event log: every transition, with its verdict.
+    events: Arc<Events>,
     state_dir: Option<PathBuf>,
     tx: mpsc::UnboundedSender<Msg>,
 }
@@ -54,6 +57,7 @@ impl Task {
         shared: Arc<Shared>,
         config: Arc<Config>,
         state_dir: Option<PathBuf>,
+        events: Arc<Events>,
         tx: mpsc::UnboundedSender<Msg>,
     ) -> Task {
         let file_pools = config
@@ -74,6 +78,7 @@ impl Task {
             file_pools,
             config,
             webhooks: Webhooks::default(),
+            events,
             state_dir,
             tx,
         }
@@ -99,10 +104,9 @@ impl Task {
             Ok(saved) => saved,
             Err(e) => {
                 tracing::error!(error = %e, "rollout state not restored");
-                self.event_text(
-                    "-",
-                    Phase::Idle,
-                    vec![],
+                self.events.record(
+                    "state-error",
+                    None,
                     format!("rollout state not restored: {e}"),
                 );
                 return;
@@ -599,28 +603,13 @@ impl Task {
             },
         );
         drop(views);
-        tracing::info!(route = %r.route, phase = r.phase.as_str(), weight = r.traffic.candidate_weight, reason = %r.reason, "rollout");
-        self.event_text(&r.route, r.phase, weights(r), r.reason.clone());
-        if let Some(v) = verdict {
-            if let Some(last) = self.shared.events.lock().unwrap().back_mut() {
-                last.verdict = Some(v);
-            }
-        }
-    }
-
-    fn event_text(&self, route: &str, phase: Phase, weights: Vec<(String, u32)>, reason: String) {
-        let mut events = self.shared.events.lock().unwrap();
-        if events.len() == EVENTS {
-            events.pop_front();
-        }
-        events.push_back(Event {
-            time_ms: now_ms(),
-            route: route.into(),
-            phase: phase.as_str(),
-            weights,
-            reason,
-            verdict: None,
-        });
+        self.events.transition(
+            &r.route,
+            r.phase.as_str(),
+            weights(r),
+            r.reason.clone(),
+            verdict,
+        );
     }
 
     fn payload(r: &Rollout, event: &'static str, verdict: Option<Verdict>) -> Payload {
