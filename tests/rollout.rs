@@ -457,3 +457,229 @@ async fn ab_test_only_exposes_matched_users() {
         Some(&20)
     );
 }
+
+/// A candidate slower than the p95 bound rolls back even though it
+/// answers every request successfully.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_candidate_fails_the_p95_bound() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    green
+        .delay_ms
+        .store(150, std::sync::atomic::Ordering::SeqCst);
+    let toml = canary(blue.addr, green.addr, "")
+        .replace("steps = [20, 50, 100]", "steps = [50, 100]")
+        .replace(
+            "success_rate = 99.0\n",
+            "success_rate = 99.0\np95 = \"80ms\"\n",
+        );
+    let proxy = Proxy::start(&toml).await;
+    let load = Load::start(proxy.url("/"), &[]);
+    let controller = proxy.server.as_ref().unwrap().controller.clone();
+    controller.start("app", "green", None).await.unwrap();
+    wait_phase(&proxy, "app", &[Phase::RolledBack], Duration::from_secs(15)).await;
+    let seen = load.finish().await;
+    assert_eq!(count(&seen, "green", 500), 0, "no request failed");
+    let verdict = controller.rollouts().remove(0).last_verdict.unwrap();
+    assert!(
+        verdict
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("p95 ") && r.ends_with("> 80.0ms")),
+        "{verdict:?}"
+    );
+}
+
+/// Rolling: candidate endpoints join in batches, each only once healthy;
+/// an endpoint that is not ready never gets a request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_never_sends_to_an_unready_endpoint() {
+    let (b1, b2) = (Upstream::start("b1").await, Upstream::start("b2").await);
+    let (g1, g2) = (Upstream::start("g1").await, Upstream::start("g2").await);
+    g2.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+    let health = "[pool.health]\npath = \"/ready\"\ninterval = \"50ms\"\ntimeout = \"1s\"\n";
+    let toml = format!(
+        "[[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n{}{}[[route]]\nname = \"app\"\npool = \"blue\"\nretries = 0\n[route.rollout]\nstrategy = \"rolling\"\ninterval = \"1h\"\nmax_surge = 1\nready_timeout = \"20s\"\n",
+        pool_toml("blue", &[b1.addr, b2.addr], "balance = \"round_robin\"\n"),
+        pool_toml("green", &[g1.addr, g2.addr], &format!("balance = \"round_robin\"\n{health}")),
+    );
+    let proxy = Proxy::start(&toml).await;
+    let load = Load::start(proxy.url("/"), &[]);
+    let controller = proxy.server.as_ref().unwrap().controller.clone();
+    controller.start("app", "green", None).await.unwrap();
+    // Batch 1 (g1) becomes ready and serves; batch 2 (g2) waits for health.
+    eventually(Duration::from_secs(10), || !g1.requests().is_empty()).await;
+    let view = controller.rollouts().remove(0).rollout;
+    assert_eq!(
+        (view.phase, view.traffic.candidate_endpoints),
+        (Phase::Progressing, Some(2)),
+        "{view:?}"
+    );
+    assert!(view.traffic.candidate_weight > 0 && view.traffic.candidate_weight < 100);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        g2.requests().is_empty(),
+        "the unready endpoint got traffic: {:?}",
+        g2.requests()
+    );
+    g2.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    wait_phase(&proxy, "app", &[Phase::Promoted], Duration::from_secs(10)).await;
+    let seen = load.finish().await;
+    assert!(seen.keys().all(|(_, status)| *status == 200), "{seen:?}");
+    let after = tally(&proxy.url("/"), 20, &[]).await;
+    assert_eq!(
+        after.get("g1").unwrap_or(&0) + after.get("g2").unwrap_or(&0),
+        20,
+        "{after:?}"
+    );
+}
+
+/// Recreate with `hold`: stable drained at once, requests in the gap wait
+/// for the candidate to come up, and none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreate_with_hold_loses_no_request() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    green
+        .ready
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let health = "[pool.health]\npath = \"/ready\"\ninterval = \"50ms\"\ntimeout = \"1s\"\n";
+    let toml = format!(
+        "[[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n{}{}[[route]]\nname = \"app\"\npool = \"blue\"\nretries = 0\ntimeout = \"10s\"\n[route.rollout]\nstrategy = \"recreate\"\nhold = \"5s\"\nready_timeout = \"20s\"\n",
+        pool_toml("blue", &[blue.addr], ""),
+        pool_toml("green", &[green.addr], health),
+    );
+    let proxy = Proxy::start(&toml).await;
+    let load = Load::start(proxy.url("/"), &[]);
+    let controller = proxy.server.as_ref().unwrap().controller.clone();
+    eventually(Duration::from_secs(5), || blue.requests().len() > 20).await;
+    controller.start("app", "green", None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        controller.phase("app"),
+        "progressing",
+        "waiting for a healthy candidate"
+    );
+    green.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    wait_phase(&proxy, "app", &[Phase::Promoted], Duration::from_secs(10)).await;
+    eventually(Duration::from_secs(5), || green.requests().len() > 20).await;
+    let seen = load.finish().await;
+    assert!(
+        seen.keys().all(|(_, status)| *status == 200),
+        "a request failed: {seen:?}"
+    );
+    assert!(count(&seen, "green", 200) > 0 && count(&seen, "blue", 200) > 0);
+}
+
+/// A confirm-promotion gate holds the rollout until its URL answers 2xx;
+/// every transition is also POSTed to the `event` webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirm_promotion_gate_holds_until_2xx() {
+    use std::sync::atomic::AtomicBool;
+    let open = Arc::new(AtomicBool::new(false));
+    let received: Arc<Mutex<Vec<String>>> = Arc::default();
+    let hook = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (open, received) = (open.clone(), received.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (open, received) = (open.clone(), received.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(
+                        move |req: http::Request<hyper::body::Incoming>| {
+                            let (open, received) = (open.clone(), received.clone());
+                            async move {
+                                use http_body_util::BodyExt;
+                                let path = req.uri().path().to_string();
+                                let body = req.into_body().collect().await.unwrap().to_bytes();
+                                let json: serde_json::Value =
+                                    serde_json::from_slice(&body).unwrap();
+                                received
+                                    .lock()
+                                    .unwrap()
+                                    .push(format!("{path} {} {}", json["event"], json["phase"]));
+                                let status = if path == "/gate" && !open.load(Ordering::SeqCst) {
+                                    403
+                                } else {
+                                    200
+                                };
+                                let resp = http::Response::builder()
+                                    .status(status)
+                                    .body(http_body_util::Empty::<bytes::Bytes>::new());
+                                Ok::<_, std::convert::Infallible>(resp.unwrap())
+                            }
+                        },
+                    );
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, svc)
+                        .await;
+                });
+            }
+        });
+        addr
+    };
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let hooks = format!(
+        "[[route.rollout.webhook]]\non = \"confirm-promotion\"\nurl = \"http://{hook}/gate\"\n[[route.rollout.webhook]]\non = \"event\"\nurl = \"http://{hook}/event\"\n"
+    );
+    let toml = canary(blue.addr, green.addr, "")
+        .replace("steps = [20, 50, 100]", "steps = [50, 100]")
+        + &hooks;
+    let proxy = Proxy::start(&toml).await;
+    let load = Load::start(proxy.url("/"), &[]);
+    let controller = proxy.server.as_ref().unwrap().controller.clone();
+    controller.start("app", "green", None).await.unwrap();
+    wait_phase(
+        &proxy,
+        "app",
+        &[Phase::AwaitingPromotion],
+        Duration::from_secs(10),
+    )
+    .await;
+    // The gate refuses: the rollout holds at its last step, asking again each interval.
+    eventually(Duration::from_secs(10), || {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.starts_with("/gate"))
+            .count()
+            >= 2
+    })
+    .await;
+    assert_eq!(controller.phase("app"), "awaiting-promotion");
+    open.store(true, Ordering::SeqCst);
+    wait_phase(&proxy, "app", &[Phase::Promoted], Duration::from_secs(10)).await;
+    load.finish().await;
+    // The event webhook is called off the controller task: wait for it.
+    eventually(Duration::from_secs(5), || {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.starts_with("/event") && r.ends_with("\"promoted\""))
+    })
+    .await;
+    let received = received.lock().unwrap().clone();
+    assert!(
+        received
+            .iter()
+            .any(|r| r.starts_with("/gate \"confirm-promotion\"")),
+        "{received:?}"
+    );
+    assert!(
+        received
+            .iter()
+            .any(|r| r.starts_with("/event") && r.ends_with("\"promoted\"")),
+        "{received:?}"
+    );
+}

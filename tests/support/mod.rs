@@ -43,6 +43,8 @@ pub struct Upstream {
     pub ready: Arc<AtomicBool>,
     /// Every other path answers 500 while set.
     pub failing: Arc<AtomicBool>,
+    /// Milliseconds added to every answer to `/`.
+    pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
     task: tokio::task::JoinHandle<()>,
     /// Per-connection tasks: dropping the upstream kills its connections too.
     conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
@@ -86,6 +88,8 @@ impl Upstream {
         let ready = Arc::new(AtomicBool::new(true));
         let failing = Arc::new(AtomicBool::new(false));
         let (r, x) = (ready.clone(), failing.clone());
+        let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let d = delay_ms.clone();
         let conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
         let tasks = conns.clone();
         let task = tokio::spawn(async move {
@@ -95,10 +99,14 @@ impl Upstream {
                 };
                 c.fetch_add(1, Ordering::SeqCst);
                 let (n, l, f) = (n.clone(), l.clone(), f.clone());
-                let (r, x) = (r.clone(), x.clone());
+                let (r, x, d) = (r.clone(), x.clone(), d.clone());
                 let conn = tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let (n, l, f) = (n.clone(), l.clone(), f.clone());
+                        let delay = match req.uri().path() {
+                            "/" => d.load(Ordering::SeqCst),
+                            _ => 0,
+                        };
                         let status = match req.uri().path() {
                             "/ready" if r.load(Ordering::SeqCst) => Some(StatusCode::OK),
                             "/ready" => Some(StatusCode::SERVICE_UNAVAILABLE),
@@ -108,6 +116,9 @@ impl Upstream {
                             _ => None,
                         };
                         async move {
+                            if delay > 0 {
+                                tokio::time::sleep(Duration::from_millis(delay)).await;
+                            }
                             Ok::<_, Infallible>(match status {
                                 Some(status) => fixed(&n, status),
                                 None => respond(&n, &l, &f, req).await,
@@ -132,6 +143,7 @@ impl Upstream {
             flaky,
             ready,
             failing,
+            delay_ms,
             task,
             conns,
         }
