@@ -248,3 +248,67 @@ async fn listener_changes_keep_existing_connections() {
     assert_eq!(kept.get("/").await, (200, "green".to_string()));
     veer.stop().await;
 }
+
+/// The deploy path of SPEC §4: editing `route.pool` in the file starts the
+/// route's canary; status and events show its steps and verdicts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_changing_the_pool_starts_the_canary() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let rollout =
+        "[route.rollout]\nstrategy = \"canary\"\nsteps = [30, 100]\ninterval = \"300ms\"\n\
+                   [route.rollout.analysis]\nmin_requests = 5\nsuccess_rate = 99.0\n";
+    let dir = TempDir::new("deploy");
+    let veer = Veer::start(
+        &dir,
+        &two_pools(blue.addr, green.addr, "blue", rollout),
+        None,
+    )
+    .await;
+    // Some traffic, so analysis has data.
+    let url = veer.url("/");
+    let load = tokio::spawn(async move {
+        for _ in 0..3000 {
+            who(&url).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    replace_file(
+        &veer.config_path,
+        &two_pools(blue.addr, green.addr, "green", rollout),
+    );
+    let mut saw_progressing = false;
+    let start = tokio::time::Instant::now();
+    loop {
+        let status = veer.status().await;
+        let route = &status["routes"][0];
+        if route["phase"] == "progressing" {
+            saw_progressing = true;
+            assert_eq!(route["weights"]["green"], 30, "{status}");
+        }
+        if route["phase"] == "promoted" {
+            assert_eq!(route["verdict"]["outcome"], "pass", "{status}");
+            break;
+        }
+        assert!(start.elapsed() < WITHIN, "no promotion: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(saw_progressing, "the canary walked its first step");
+    let (_, json) = veer.api(Method::GET, "/api/v1/events", None, None).await;
+    let transitions: Vec<&serde_json::Value> = json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "transition")
+        .collect();
+    assert!(
+        transitions
+            .iter()
+            .any(|e| e["verdict"]["candidate"]["requests"].as_u64() > Some(0)),
+        "{json}"
+    );
+    load.abort();
+    veer.stop().await;
+}

@@ -40,7 +40,38 @@ pub fn render(status: &Status) -> String {
             ]);
         }
     }
-    format!("{}\n{}", columns(&routes), columns(&pools))
+    format!(
+        "{}{}\n{}",
+        columns(&routes),
+        verdicts(status),
+        columns(&pools)
+    )
+}
+
+/// The controller's last verdict per route, with its figures and every
+/// failed bound, so an operator can check the decision.
+fn verdicts(status: &Status) -> String {
+    let mut out = String::new();
+    for r in &status.routes {
+        let Some(v) = &r.verdict else { continue };
+        let c = &v["candidate"];
+        let ms = |x: &serde_json::Value| x.as_f64().map_or("-".into(), |m| format!("{m:.1}ms"));
+        out.push_str(&format!(
+            "{}: last analysis {} (failed checks {}): candidate {} req, {:.2}% ok, p50 {} p95 {} p99 {}\n",
+            r.name,
+            v["outcome"].as_str().unwrap_or("?"),
+            r.failed_checks,
+            c["requests"],
+            c["success_rate"].as_f64().unwrap_or(0.0),
+            ms(&c["p50"]),
+            ms(&c["p95"]),
+            ms(&c["p99"]),
+        ));
+        for reason in v["reasons"].as_array().into_iter().flatten() {
+            out.push_str(&format!("  - {}\n", reason.as_str().unwrap_or("?")));
+        }
+    }
+    out
 }
 
 /// `blue=90 green=10`, stable last, with `(manual)` for admin overrides.
