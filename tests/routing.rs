@@ -329,3 +329,29 @@ async fn run_time_rules_limits_and_hold() {
         .unwrap();
     assert_eq!((status.as_u16(), body.as_str()), (200, "one"));
 }
+
+/// A reload that changes a health-checked pool's connection settings keeps
+/// its endpoints' health: no request meets an endpoint "not yet checked".
+#[tokio::test]
+async fn reload_with_new_pool_settings_keeps_health() {
+    let up = Upstream::start("up").await;
+    let toml = |timeout: &str| {
+        format!(
+            "[[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n[[pool]]\nname = \"p\"\nendpoints = [\"{}\"]\nconnect_timeout = \"{timeout}\"\n[pool.health]\npath = \"/ready\"\ninterval = \"1h\"\n[[route]]\nname = \"r\"\npool = \"p\"\n",
+            up.addr
+        )
+    };
+    let proxy = Proxy::start(&toml("1s")).await;
+    let routing = proxy.routing();
+    eventually(Duration::from_secs(5), || {
+        routing.load().pools[0].endpoints[0].is_healthy()
+    })
+    .await;
+    let config = veer::config::parse(&toml("2s"), std::path::Path::new("test.toml")).unwrap();
+    routing.set_config(std::sync::Arc::new(config));
+    assert!(
+        routing.load().pools[0].endpoints[0].is_healthy(),
+        "health carried over"
+    );
+    assert_eq!(get(&proxy.url("/"), &[]).await.0, 200);
+}

@@ -134,11 +134,7 @@ impl Snapshot {
                     o.connect_timeout == spec.connect_timeout && o.idle_timeout == spec.idle_timeout
                 });
                 Arc::new(Pool::new(spec, |authority| {
-                    if same_settings {
-                        old?.endpoint(authority).cloned()
-                    } else {
-                        None
-                    }
+                    old?.endpoint(authority).map(|e| (e.clone(), same_settings))
                 }))
             })
             .collect();

@@ -28,19 +28,29 @@ pub struct Pool {
 
 impl Pool {
     /// Builds a pool, reusing the endpoint states (health, warm connections)
-    /// of `reuse` for endpoints that were already there. New endpoints of a
-    /// pool with `[pool.health]` start out of rotation until a check passes.
-    pub fn new(spec: &PoolSpec, reuse: impl Fn(&str) -> Option<Arc<EndpointState>>) -> Pool {
+    /// that `previous` gives for endpoints that were already there: as they
+    /// are when the connection settings are unchanged (`true`), else a new
+    /// state that keeps the old one's health. New endpoints of a pool with
+    /// `[pool.health]` start out of rotation until a check passes.
+    pub fn new(
+        spec: &PoolSpec,
+        previous: impl Fn(&str) -> Option<(Arc<EndpointState>, bool)>,
+    ) -> Pool {
         let endpoints = spec
             .endpoints
             .iter()
-            .map(|ep| {
-                reuse(&ep.authority).unwrap_or_else(|| {
+            .map(|ep| match previous(&ep.authority) {
+                Some((old, true)) => old,
+                old => {
                     let state =
                         EndpointState::new(ep.clone(), spec.connect_timeout, spec.idle_timeout);
-                    state.set_healthy(spec.health.is_none());
+                    let healthy = match old {
+                        Some((old, _)) => old.passes_checks() || spec.health.is_none(),
+                        None => spec.health.is_none(),
+                    };
+                    state.set_healthy(healthy);
                     state
-                })
+                }
             })
             .collect();
         Pool {
