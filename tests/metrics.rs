@@ -82,6 +82,12 @@ async fn hidden_failures_are_attributed() {
     let hidden = snap.upstream_errors[0];
     assert!(hidden >= 1, "{snap:?}");
     assert_eq!((snap.attempts, snap.failures), (10 + hidden, hidden));
+    // And against the endpoint that produced them.
+    assert_eq!(endpoint(&proxy, "p", dead).counts(), (hidden, hidden));
+    assert_eq!(endpoint(&proxy, "p", up.addr).counts(), (10, 0));
+    let text = proxy.server.as_ref().unwrap().metrics();
+    let line = format!("veer_endpoint_failures_total{{pool=\"p\",endpoint=\"{dead}\"}} {hidden}");
+    assert!(text.contains(&line), "{text}");
 }
 
 #[tokio::test]

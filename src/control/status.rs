@@ -52,6 +52,11 @@ pub struct EndpointStatus {
     pub address: String,
     pub healthy: bool,
     pub in_flight: usize,
+    /// Attempts and failed attempts sent to this endpoint since start.
+    #[serde(default)]
+    pub requests: u64,
+    #[serde(default)]
+    pub failures: u64,
 }
 
 impl Control {
@@ -130,6 +135,8 @@ impl Control {
                         address: e.spec.authority.clone(),
                         healthy: e.is_healthy(),
                         in_flight: e.in_flight(),
+                        requests: e.counts().0,
+                        failures: e.counts().1,
                     })
                     .collect(),
             })

@@ -205,6 +205,25 @@ pub fn render(
         }
     }
 
+    type Count = fn(&crate::upstream::EndpointState) -> u64;
+    let per_endpoint: [(&str, &str, Count); 2] = [
+        ("veer_endpoint_requests_total", "Upstream attempts sent to each endpoint.", |e| e.counts().0),
+        (
+            "veer_endpoint_failures_total",
+            "Failed upstream attempts (connect error, reset, 5xx), by the endpoint that produced them.",
+            |e| e.counts().1,
+        ),
+    ];
+    for (name, help, count) in per_endpoint {
+        header(&mut out, name, "counter", help);
+        for pool in &snapshot.pools {
+            for ep in &pool.endpoints {
+                let (p, e) = (esc(&pool.name), esc(&ep.spec.authority));
+                let _ = writeln!(out, "{name}{{pool=\"{p}\",endpoint=\"{e}\"}} {}", count(ep));
+            }
+        }
+    }
+
     header(
         &mut out,
         "veer_config_reloads_total",

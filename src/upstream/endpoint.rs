@@ -3,7 +3,7 @@
 //! state and warm connections survive a reload.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +29,11 @@ pub struct EndpointState {
     tunnels: watch::Sender<u64>,
     /// Requests sent and not yet finished: the load `least_request` compares.
     in_flight: AtomicUsize,
+    /// Attempts that ended, and those that failed (connect error, reset,
+    /// 5xx): failures are attributed to the endpoint that produced them,
+    /// also when a retry elsewhere hid them from the client.
+    attempts: AtomicU64,
+    failures: AtomicU64,
     pub conns: ConnPool,
 }
 
@@ -48,6 +53,8 @@ impl EndpointState {
             outlier: Outlier::default(),
             tunnels: watch::Sender::new(0),
             in_flight: AtomicUsize::new(0),
+            attempts: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
             conns: ConnPool::new(connect_timeout, idle_timeout),
         })
     }
@@ -70,6 +77,22 @@ impl EndpointState {
 
     pub fn set_healthy(&self, healthy: bool) {
         self.healthy.store(healthy, Ordering::Relaxed);
+    }
+
+    /// Counts one finished attempt.
+    pub fn count(&self, failed: bool) {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Attempts and failed attempts so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.attempts.load(Ordering::Relaxed),
+            self.failures.load(Ordering::Relaxed),
+        )
     }
 
     pub fn in_flight(&self) -> usize {

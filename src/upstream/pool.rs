@@ -126,6 +126,7 @@ impl Pool {
     /// more than `max_ejected_percent` of the pool, or its last endpoint in
     /// rotation, out.
     pub fn record(&self, endpoint: &EndpointState, attempt: Attempt) {
+        endpoint.count(attempt == Attempt::Failure);
         let Some(spec) = &self.outlier else { return };
         if !endpoint.outlier.record(attempt, spec.consecutive_failures) {
             return;
