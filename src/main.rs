@@ -141,8 +141,17 @@ fn run(path: PathBuf, watch: bool) -> anyhow::Result<()> {
             ),
         },
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.proxy.workers)
+    // One worker: a current-thread runtime (no work stealing, no
+    // cross-thread wakeups); more: the multi-thread scheduler.
+    let mut builder = match config.proxy.workers {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+    };
+    let runtime = builder
         .enable_all()
         .build()
         .context("starting the runtime")?;
