@@ -1,7 +1,7 @@
 //! Which pools and endpoints stopped receiving traffic between two routing
 //! snapshots. Pure: two snapshots in, a list out.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::routing::Snapshot;
@@ -34,9 +34,21 @@ pub fn serving(snapshot: &Snapshot) -> HashSet<&str> {
     out
 }
 
+/// How many of each serving pool's endpoints (the first N) new requests
+/// can reach: a rolling rollout narrows this per route.
+fn reach(snapshot: &Snapshot) -> HashMap<&str, usize> {
+    let mut out: HashMap<&str, usize> = HashMap::new();
+    for target in snapshot.routes.iter().flat_map(|r| r.reachable()) {
+        let limit = out.entry(target.pool.name.as_str()).or_default();
+        *limit = (*limit).max(target.limit);
+    }
+    out
+}
+
 /// What serves in `old` and no longer does in `new`.
 pub fn leaving(old: &Snapshot, new: &Snapshot) -> Vec<Leaving> {
     let (was, is) = (serving(old), serving(new));
+    let (reached, reaches) = (reach(old), reach(new));
     let mut out = Vec::new();
     for pool in &old.pools {
         let name = pool.name.as_str();
@@ -51,8 +63,15 @@ pub fn leaving(old: &Snapshot, new: &Snapshot) -> Vec<Leaving> {
             });
             continue;
         };
-        for endpoint in &pool.endpoints {
-            if !next.endpoints.iter().any(|e| Arc::ptr_eq(e, endpoint)) {
+        let old_limit = reached.get(name).copied().unwrap_or(usize::MAX);
+        let new_limit = reaches.get(name).copied().unwrap_or(usize::MAX);
+        for endpoint in pool.endpoints.iter().take(old_limit) {
+            let still = next
+                .endpoints
+                .iter()
+                .take(new_limit)
+                .any(|e| Arc::ptr_eq(e, endpoint));
+            if !still {
                 out.push(Leaving {
                     pool: pool.name.clone(),
                     endpoint: Some(endpoint.spec.authority.clone()),
@@ -118,6 +137,27 @@ mod tests {
         assert_eq!(
             names(&leaving(&before, &after)),
             [("blue".into(), Some("127.0.0.1:5".into()))]
+        );
+    }
+
+    #[test]
+    fn endpoints_a_rolling_limit_drops_leave() {
+        let c = config("\"127.0.0.1:2\", \"127.0.0.1:5\"");
+        let r = Registry::default();
+        let limited = |n: usize| {
+            let mut w = weights(100);
+            w.get_mut("r").unwrap().endpoint_limits = vec![("blue".into(), n)];
+            w
+        };
+        let before = Snapshot::build(c.clone(), &limited(2), None, &r);
+        let after = Snapshot::build(c.clone(), &limited(1), Some(&before), &r);
+        assert_eq!(
+            names(&leaving(&before, &after)),
+            [("blue".into(), Some("127.0.0.1:5".into()))]
+        );
+        assert!(
+            leaving(&after, &before).is_empty(),
+            "an endpoint joining is no drain"
         );
     }
 }

@@ -86,6 +86,14 @@ impl Route {
             .map(|(_, target)| target.pool.name.as_str())
     }
 
+    /// Every target new requests can reach (a share above 0, or a rule),
+    /// with the endpoint limit it applies.
+    pub fn reachable(&self) -> impl Iterator<Item = &Target> {
+        self.split
+            .targets()
+            .chain(self.rules.iter().map(|(_, t)| t))
+    }
+
     /// The pool a request goes to: the first matching rule, else the
     /// weighted split (by sticky bucket when the request has a sticky key).
     pub fn select(&self, parts: &Parts) -> Option<&Target> {

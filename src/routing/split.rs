@@ -46,6 +46,11 @@ impl Split {
         }
     }
 
+    /// The targets with a non-zero share.
+    pub fn targets(&self) -> impl Iterator<Item = &Target> {
+        self.ranges.iter().map(|(t, _)| t)
+    }
+
     /// An independent draw, for requests without a sticky key.
     pub fn pick_random(&self) -> Option<&Target> {
         match self.ranges.as_slice() {
