@@ -24,6 +24,8 @@
 //!   config reloads, events; [`control::run`] runs the whole process.
 //! - [`admin`]: the admin HTTP API and the CLI client for it.
 //! - [`state`]: run-time state persisted in `state_dir`.
+//! - [`tls`]: rustls termination (SNI, mTLS, certificate reload) and TLS
+//!   (optionally h2) to `https://` upstreams.
 //! - [`demo`]: `veer demo`, a local canary show with built-in upstreams.
 #![forbid(unsafe_code)]
 
@@ -39,4 +41,5 @@ pub mod rollout;
 pub mod routing;
 pub mod server;
 pub mod state;
+pub mod tls;
 pub mod upstream;

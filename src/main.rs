@@ -114,6 +114,7 @@ fn demo(options: veer::demo::DemoOptions) -> anyhow::Result<()> {
 
 fn check(path: PathBuf) -> anyhow::Result<()> {
     let config = veer::config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    veer::tls::preflight(&config)?;
     println!(
         "{}: ok ({} listeners, {} pools, {} routes)",
         path.display(),
@@ -126,12 +127,7 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
 
 fn run(path: PathBuf, watch: bool) -> anyhow::Result<()> {
     let config = Arc::new(veer::config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?);
-    if let Some(l) = config.listeners.iter().find(|l| l.tls.is_some()) {
-        anyhow::bail!(
-            "listener {:?}: TLS termination is not implemented yet",
-            l.name
-        );
-    }
+    veer::tls::preflight(&config)?;
     let token = match &config.admin.token_env {
         None => None,
         Some(var) => match std::env::var(var) {
@@ -193,11 +189,6 @@ fn run(path: PathBuf, watch: bool) -> anyhow::Result<()> {
 
 /// Binds a listener a reload added.
 fn bind(spec: &veer::config::ListenerSpec) -> std::io::Result<std::net::TcpListener> {
-    if spec.tls.is_some() {
-        return Err(std::io::Error::other(
-            "TLS termination is not implemented yet",
-        ));
-    }
     let listener = std::net::TcpListener::bind(spec.listen)?;
     listener.set_nonblocking(true)?;
     Ok(listener)

@@ -173,11 +173,20 @@ impl Server {
     }
 
     /// Starts serving an already bound listener.
+    /// A TLS listener whose certificates cannot be read is not served
+    /// (the error is logged; `veer run` checks them before this).
     pub fn serve(&self, listener: TcpListener, spec: &ListenerSpec) {
+        let tls = match crate::tls::ServerTls::for_listener(spec, &self.routing.registry) {
+            Ok(tls) => tls,
+            Err(e) => {
+                tracing::error!(error = %e, "listener not served");
+                return;
+            }
+        };
         let task = crate::proxy::serve(
             listener,
             self.routing.clone(),
-            spec.tls.is_some(),
+            tls,
             self.shutdown.subscribe(),
             self.tracker.clone(),
         );

@@ -65,12 +65,71 @@ pub struct ListenerFile {
     pub tls: Option<TlsFile>,
 }
 
-/// `tls = { cert = "...", key = "..." }`.
+/// `tls = { cert = "...", key = "..." }`, or `[listener.tls]` with
+/// several `[[listener.tls.cert]]` chosen by SNI.
 #[derive(Debug, DeriveDeserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFile {
+    pub cert: Spanned<CertsFile>,
+    pub key: Option<Str>,
+    pub client_ca: Option<Str>,
+    pub handshake_timeout: Option<Str>,
+}
+
+/// `cert = "path"` (with `key` beside it) or `[[listener.tls.cert]]`.
+#[derive(Debug)]
+pub enum CertsFile {
+    Path(String),
+    List(Vec<CertFile>),
+}
+
+/// One `[[listener.tls.cert]]`.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertFile {
+    pub names: Option<Spanned<Vec<Str>>>,
     pub cert: Str,
     pub key: Str,
+}
+
+impl<'de> Deserialize<'de> for CertsFile {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct CertsVisitor;
+
+        impl<'de> Visitor<'de> for CertsVisitor {
+            type Value = CertsFile;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a PEM file path or [[listener.tls.cert]] tables")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CertsFile, E> {
+                Ok(CertsFile::Path(v.to_owned()))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<CertsFile, A::Error> {
+                let mut list = Vec::new();
+                while let Some(cert) = seq.next_element()? {
+                    list.push(cert);
+                }
+                Ok(CertsFile::List(list))
+            }
+        }
+
+        de.deserialize_any(CertsVisitor)
+    }
+}
+
+/// `[pool.tls]`: how veer talks TLS to the pool's `https://` endpoints.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolTlsFile {
+    pub ca: Option<Str>,
+    pub server_name: Option<Str>,
+    pub h2: Option<bool>,
 }
 
 /// `[[pool]]`.
@@ -85,6 +144,7 @@ pub struct PoolFile {
     pub idle_timeout: Option<Str>,
     pub health: Option<HealthFile>,
     pub outlier: Option<OutlierFile>,
+    pub tls: Option<Spanned<PoolTlsFile>>,
 }
 
 /// `[pool.health]`.

@@ -58,12 +58,39 @@ pub struct ListenerSpec {
     pub tls: Option<TlsSpec>,
 }
 
-/// `tls = { cert = "...", key = "..." }` on a listener; paths resolved
-/// against the config file's directory.
+/// `tls = { ... }` on a listener; paths resolved against the config file's
+/// directory. The files are read by [`crate::tls`], not here.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TlsSpec {
+    /// Never empty. The first is served when the client sends no SNI or a
+    /// name no certificate lists.
+    pub certs: Vec<CertSpec>,
+    /// CA bundle client certificates must chain to (mTLS); `None` = no
+    /// client certificates asked for.
+    pub client_ca: Option<PathBuf>,
+    /// A client must finish the TLS handshake within this (default 10s).
+    pub handshake_timeout: Duration,
+}
+
+/// One certificate chain and its key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertSpec {
+    /// SNI names this certificate answers, lowercase; `*.example.com`
+    /// matches one label. Empty: the names in the certificate itself.
+    pub names: Vec<String>,
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// `[pool.tls]`: TLS to the pool's `https://` endpoints.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UpstreamTls {
+    /// CA bundle to verify upstream certificates; `None` = system roots.
+    pub ca: Option<PathBuf>,
+    /// Name sent as SNI and verified; `None` = the endpoint's host.
+    pub server_name: Option<String>,
+    /// Offer `h2` by ALPN and speak HTTP/2 when the upstream picks it.
+    pub h2: bool,
 }
 
 /// One `[[pool]]`: a named set of endpoints running one version.
@@ -81,16 +108,21 @@ pub struct PoolSpec {
     pub health: Option<HealthSpec>,
     /// Passive outlier detection; `None` (no `[pool.outlier]`) = off.
     pub outlier: Option<OutlierSpec>,
+    /// Settings for the `https://` endpoints.
+    pub tls: UpstreamTls,
 }
 
-/// An upstream endpoint, `host:port` (a name or an IP literal).
+/// An upstream endpoint, `host:port` or `https://host:port` (a name or an
+/// IP literal).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
-    /// `host:port` exactly as written (used as the `Host` of health checks
-    /// and as the endpoint label in metrics).
+    /// `host:port` exactly as written, without `https://` (used as the
+    /// `Host` of health checks and as the endpoint label in metrics).
     pub authority: String,
     pub host: String,
     pub port: u16,
+    /// Written `https://`: connect with TLS (see [`UpstreamTls`]).
+    pub tls: bool,
 }
 
 /// How a pool picks an endpoint per request.

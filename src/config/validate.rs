@@ -7,6 +7,7 @@ mod address;
 mod outlier;
 mod rollout;
 mod route;
+mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -235,10 +236,7 @@ impl Check<'_> {
             } else {
                 addrs.insert(listen, format!("listener {:?}", l.name.get_ref()));
             }
-            let tls = l.tls.as_ref().map(|tls| TlsSpec {
-                cert: self.file_path(&tls.cert, &format!("{label}.tls.cert")),
-                key: self.file_path(&tls.key, &format!("{label}.tls.key")),
-            });
+            let tls = l.tls.as_ref().map(|tls| self.listener_tls(tls, &label));
             out.push(ListenerSpec {
                 name: l.name.get_ref().clone(),
                 listen,
@@ -301,6 +299,7 @@ impl Check<'_> {
                 .outlier
                 .as_ref()
                 .map(|o| self.outlier(o, &format!("{label}.outlier")));
+            let tls = self.pool_tls(&p.tls, &endpoints, &label);
             out.push(PoolSpec {
                 name: p.name.get_ref().clone(),
                 version: p.version.as_ref().map(|v| v.get_ref().clone()),
@@ -310,6 +309,7 @@ impl Check<'_> {
                 idle_timeout,
                 health,
                 outlier,
+                tls,
             });
         }
         out

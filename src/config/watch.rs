@@ -30,6 +30,11 @@ impl ConfigWatcher {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        Self::start_dirs(&[dir])
+    }
+
+    /// Watches every directory in `dirs` (e.g. those holding certificates).
+    pub fn start_dirs(dirs: &[impl AsRef<Path>]) -> notify::Result<ConfigWatcher> {
         let (tx, events) = mpsc::unbounded_channel();
         let mut watcher =
             notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
@@ -39,7 +44,9 @@ impl ConfigWatcher {
                 }
                 Err(e) => tracing::warn!(error = %e, "config watch error"),
             })?;
-        watcher.watch(dir, RecursiveMode::NonRecursive)?;
+        for dir in dirs {
+            watcher.watch(dir.as_ref(), RecursiveMode::NonRecursive)?;
+        }
         Ok(ConfigWatcher {
             _watcher: watcher,
             events,

@@ -1,7 +1,8 @@
 //! The set of running listeners, changed by a reload: a listener whose
-//! name, address and TLS settings did not change keeps its socket and its
-//! connections; a new one is bound before the new config is published; a
-//! removed one stops accepting and closes its connections gracefully.
+//! name, address and TLS on/off did not change keeps its socket and its
+//! connections (new TLS settings and certificates are swapped in); a new
+//! one is bound before the new config is published; a removed one stops
+//! accepting and closes its connections gracefully.
 
 use std::io;
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use tokio_util::task::TaskTracker;
 use crate::config::ListenerSpec;
 use crate::routing::Routing;
 use crate::server::Server;
+use crate::tls::listener::Live;
+use crate::tls::{ServerTls, TlsError};
 
 /// Binds a listener's socket (non-blocking). Handed in by the binary: the
 /// library never binds on its own.
@@ -24,14 +27,17 @@ struct Running {
     spec: ListenerSpec,
     /// Turning it true stops this listener alone.
     stop: watch::Sender<bool>,
+    /// Its certificates, swapped on reload.
+    tls: Option<Arc<ServerTls>>,
 }
 
 /// New sockets bound for a config not yet published. Dropping it unused
 /// closes them.
 #[derive(Debug, Default)]
 pub struct Plan {
-    keep: Vec<String>,
-    start: Vec<(ListenerSpec, TcpListener)>,
+    /// Kept listeners, with their new spec and TLS material.
+    keep: Vec<(ListenerSpec, Option<Live>)>,
+    start: Vec<(ListenerSpec, TcpListener, Option<Arc<ServerTls>>)>,
 }
 
 impl Plan {
@@ -61,8 +67,22 @@ impl ListenerSet {
         }
     }
 
-    /// Serves an already bound listener.
+    /// Serves an already bound listener. A TLS listener whose
+    /// certificates cannot be read is not served (the error is logged;
+    /// `veer run` checks them first).
     pub fn serve(&mut self, listener: TcpListener, spec: &ListenerSpec) {
+        match ServerTls::for_listener(spec, &self.routing.registry) {
+            Ok(tls) => self.serve_with(listener, spec, tls),
+            Err(e) => tracing::error!(error = %e, "listener not served"),
+        }
+    }
+
+    fn serve_with(
+        &mut self,
+        listener: TcpListener,
+        spec: &ListenerSpec,
+        tls: Option<Arc<ServerTls>>,
+    ) {
         let (stop, mut stopped) = watch::channel(false);
         let (close, closing) = watch::channel(false);
         let mut server_stop = self.server_stop.clone();
@@ -83,7 +103,7 @@ impl ListenerSet {
         let task = crate::proxy::serve(
             listener,
             self.routing.clone(),
-            spec.tls.is_some(),
+            tls.clone(),
             closing,
             self.tracker.clone(),
         );
@@ -91,6 +111,7 @@ impl ListenerSet {
         self.running.push(Running {
             spec: spec.clone(),
             stop,
+            tls,
         });
     }
 
@@ -98,8 +119,14 @@ impl ListenerSet {
     pub fn plan(&self, specs: &[ListenerSpec]) -> io::Result<Plan> {
         let mut plan = Plan::default();
         for spec in specs {
-            if self.running.iter().any(|r| r.spec == *spec) {
-                plan.keep.push(spec.name.clone());
+            if let Some(running) = self.running.iter().find(|r| same_socket(&r.spec, spec)) {
+                let live = match (&running.tls, &spec.tls) {
+                    (Some(_), Some(tls)) => Some(crate::tls::listener::build(tls).map_err(
+                        |e| io::Error::other(format!("listener {:?}: {e}", spec.name)),
+                    )?),
+                    _ => None,
+                };
+                plan.keep.push((spec.clone(), live));
                 continue;
             }
             let Some(bind) = &self.bind else {
@@ -114,23 +141,55 @@ impl ListenerSet {
                     format!("listener {:?}: binding {}: {e}", spec.name, spec.listen),
                 )
             })?;
-            plan.start.push((spec.clone(), listener));
+            let tls = ServerTls::for_listener(spec, &self.routing.registry)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            plan.start.push((spec.clone(), listener, tls));
         }
         Ok(plan)
     }
 
-    /// Starts the planned listeners and stops those no longer wanted.
+    /// Starts the planned listeners, swaps new TLS material into kept
+    /// ones and stops those no longer wanted.
     pub fn apply(&mut self, plan: Plan) {
-        let (keep, gone): (Vec<Running>, Vec<Running>) = std::mem::take(&mut self.running)
+        let (mut keep, gone): (Vec<Running>, Vec<Running>) = std::mem::take(&mut self.running)
             .into_iter()
-            .partition(|r| plan.keep.contains(&r.spec.name));
+            .partition(|r| plan.keep.iter().any(|(s, _)| s.name == r.spec.name));
+        for (spec, live) in plan.keep {
+            let Some(running) = keep.iter_mut().find(|r| r.spec.name == spec.name) else {
+                continue;
+            };
+            if let (Some(tls), Some(live)) = (&running.tls, live) {
+                if tls.install(live) {
+                    self.routing.registry.tls.record_cert_reload(true);
+                    tracing::info!(listener = %spec.name, "TLS certificates reloaded");
+                }
+            }
+            running.spec = spec;
+        }
         self.running = keep;
         for old in gone {
             tracing::info!(listener = %old.spec.name, "listener removed by reload, closing");
             let _ = old.stop.send(true);
         }
-        for (spec, listener) in plan.start {
-            self.serve(listener, &spec);
+        for (spec, listener, tls) in plan.start {
+            self.serve_with(listener, &spec, tls);
         }
     }
+
+    /// Re-reads the certificates of every TLS listener (their files
+    /// changed). Returns, per listener, whether new ones now serve, or why
+    /// the old ones still do.
+    pub fn reload_certs(&self) -> Vec<(String, Result<bool, TlsError>)> {
+        self.running
+            .iter()
+            .filter_map(|r| r.tls.as_ref())
+            .map(|tls| (tls.listener.clone(), tls.reload()))
+            .collect()
+    }
+}
+
+/// A listener that keeps its socket across a reload: same name, address,
+/// and TLS on or off.
+fn same_socket(old: &ListenerSpec, new: &ListenerSpec) -> bool {
+    old.name == new.name && old.listen == new.listen && old.tls.is_some() == new.tls.is_some()
 }

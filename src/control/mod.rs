@@ -8,6 +8,7 @@
 //! instant switch) and record the phase a controller would show.
 
 mod actions;
+mod certs;
 mod listeners;
 mod reload;
 mod run;

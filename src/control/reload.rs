@@ -35,6 +35,9 @@ impl Control {
         }
         inner.last_text = Some(text.clone());
         let config = config::parse(&text, &self.path).map_err(|e| self.rejected(e.into()))?;
+        crate::tls::preflight(&config).map_err(|e| {
+            self.rejected(ControlError::Listener(std::io::Error::other(e.to_string())))
+        })?;
         let plan = inner
             .listeners
             .plan(&config.listeners)

@@ -62,9 +62,11 @@ pub async fn run(options: RunOptions, signal: impl Future<Output = ()>) {
             }
         },
     };
+    let certs = options.watch.then(|| CertWatch::start(&config));
     tokio::spawn(reloads(
         control.clone(),
         watcher,
+        certs,
         options.reload,
         stopped.clone(),
     ));
@@ -110,16 +112,24 @@ pub async fn run(options: RunOptions, signal: impl Future<Output = ()>) {
 }
 
 /// Reloads on directory changes (when the file's text changed) and on
-/// every explicit request, until `stopped`.
+/// every explicit request, and reloads certificates when their
+/// directories change, until `stopped`.
 async fn reloads(
     control: Arc<Control>,
     mut watcher: Option<ConfigWatcher>,
+    mut certs: Option<CertWatch>,
     requested: Arc<Notify>,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
         let changed = async {
             match &mut watcher {
+                Some(w) => w.changed(DEBOUNCE).await,
+                None => std::future::pending().await,
+            }
+        };
+        let certs_changed = async {
+            match certs.as_mut().and_then(|c| c.watcher.as_mut()) {
                 Some(w) => w.changed(DEBOUNCE).await,
                 None => std::future::pending().await,
             }
@@ -135,6 +145,48 @@ async fn reloads(
                 }
                 None => watcher = None,
             },
+            seen = certs_changed => match seen {
+                Some(()) => {
+                    control.reload_certs();
+                }
+                None => certs = None,
+            },
         }
+        if let Some(certs) = &mut certs {
+            certs.follow(&control.routing.load().config);
+        }
+    }
+}
+
+/// The watch on the directories holding listener certificates, moved
+/// when a reload changes which directories those are.
+struct CertWatch {
+    dirs: Vec<std::path::PathBuf>,
+    watcher: Option<ConfigWatcher>,
+}
+
+impl CertWatch {
+    fn start(config: &Config) -> CertWatch {
+        let mut watch = CertWatch {
+            dirs: Vec::new(),
+            watcher: None,
+        };
+        watch.follow(config);
+        watch
+    }
+
+    fn follow(&mut self, config: &Config) {
+        let dirs = crate::tls::reload::cert_dirs(config);
+        if dirs == self.dirs && (self.watcher.is_some() || dirs.is_empty()) {
+            return;
+        }
+        self.watcher = None;
+        if !dirs.is_empty() {
+            match ConfigWatcher::start_dirs(&dirs) {
+                Ok(w) => self.watcher = Some(w),
+                Err(e) => tracing::warn!(error = %e, ?dirs, "not watching certificate files; SIGHUP still reloads them"),
+            }
+        }
+        self.dirs = dirs;
     }
 }

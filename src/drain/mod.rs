@@ -230,6 +230,7 @@ mod tests {
             authority: "127.0.0.1:1".into(),
             host: "127.0.0.1".into(),
             port: 1,
+            tls: false,
         };
         EndpointState::new(spec, Duration::from_secs(1), Duration::from_secs(1))
     }

@@ -232,5 +232,6 @@ pub fn render(
     );
     let (ok, error) = registry.reloads();
     let _ = writeln!(out, "veer_config_reloads_total{{result=\"ok\"}} {ok}\nveer_config_reloads_total{{result=\"error\"}} {error}");
+    registry.tls.render(&mut out, esc);
     out
 }

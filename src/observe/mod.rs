@@ -5,8 +5,10 @@
 mod exposition;
 pub mod histogram;
 mod stats;
+mod tls;
 mod window;
 
 pub use exposition::{render, PHASES};
 pub use stats::{Outcome, Registry, RoutePoolStats, StatsSnapshot};
+pub use tls::TlsCounters;
 pub use window::Window;

@@ -171,6 +171,8 @@ pub struct Registry {
     unrouted: AtomicU64,
     /// Config reloads: [ok, error].
     reloads: [AtomicU64; 2],
+    /// Failed TLS handshakes and certificate reloads.
+    pub tls: super::TlsCounters,
 }
 
 impl Registry {

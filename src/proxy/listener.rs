@@ -1,5 +1,7 @@
 //! Accepting client connections and serving each with HTTP/1.1 or h2c
-//! (prior knowledge, same port), with header-read and idle timeouts.
+//! (prior knowledge, same port), or over TLS with h2 by ALPN, with
+//! header-read and idle timeouts. The TLS handshake runs in the
+//! connection's own task, so a slow or failing one never holds up accept.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,22 +9,25 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ProxySettings;
 use crate::routing::Routing;
+use crate::tls::ServerTls;
 
 use super::conn::{ConnState, TrackedIo, Verdict};
 use super::service::ProxyService;
 
 /// Serves one listening socket until `shutdown` turns true. Connections
 /// are spawned on `tracker` so the caller can wait for them to finish.
+/// With `tls`, each connection first completes a TLS handshake.
 pub async fn serve(
     listener: TcpListener,
     routing: Arc<Routing>,
-    https: bool,
+    tls: Option<Arc<ServerTls>>,
     mut shutdown: watch::Receiver<bool>,
     tracker: TaskTracker,
 ) {
@@ -45,9 +50,21 @@ pub async fn serve(
         let routing = routing.clone();
         let settings = routing.load().config.proxy.clone();
         let builder = builder.clone();
-        let shutdown = shutdown.clone();
+        let mut shutdown = shutdown.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
-            serve_conn(stream, peer, routing, https, &builder, &settings, shutdown).await;
+            let _ = stream.set_nodelay(true);
+            let Some(tls) = tls else {
+                serve_conn(stream, peer, routing, false, &builder, &settings, shutdown).await;
+                return;
+            };
+            let stream = tokio::select! {
+                stream = tls.accept(stream) => stream,
+                () = stopped(&mut shutdown) => None,
+            };
+            if let Some(stream) = stream {
+                serve_conn(stream, peer, routing, true, &builder, &settings, shutdown).await;
+            }
         });
     }
 }
@@ -66,16 +83,17 @@ fn http_builder(settings: &ProxySettings) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-async fn serve_conn(
-    stream: TcpStream,
+async fn serve_conn<S>(
+    stream: S,
     peer: SocketAddr,
     routing: Arc<Routing>,
     https: bool,
     builder: &auto::Builder<TokioExecutor>,
     settings: &ProxySettings,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let state = ConnState::new();
     let service = ProxyService {
         routing,

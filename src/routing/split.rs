@@ -94,12 +94,14 @@ mod tests {
                 authority: "127.0.0.1:1".into(),
                 host: "127.0.0.1".into(),
                 port: 1,
+                tls: false,
             }],
             balance: Balance::RoundRobin,
             connect_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
             health: None,
             outlier: None,
+            tls: Default::default(),
         };
         let stats = Registry::default().stats("r", name, "");
         Target {

@@ -81,13 +81,13 @@ fn bad_duration_and_addresses() {
 
 #[test]
 fn bad_endpoints() {
-    let rest = "[[pool]]\nname = \"p\"\nendpoints = [\n  \"a:1\",\n  \"https://b:443\",\n  \"a:1\",\n  \"c:70000\",\n  \"http://d:80\",\n]\n\
+    let rest = "[[pool]]\nname = \"p\"\nendpoints = [\n  \"a:1\",\n  \"https://b:443/x\",\n  \"a:1\",\n  \"c:70000\",\n  \"http://d:80\",\n]\n\
                 [[pool]]\nname = \"empty\"\nendpoints = []\n";
     fails(
         rest,
         "\"https://b",
         "pool \"p\".endpoints[1]",
-        "reserved for upstream TLS",
+        "without a path",
     );
     fails(
         rest,
@@ -100,7 +100,7 @@ fn bad_endpoints() {
         rest,
         "http://d",
         "pool \"p\".endpoints[4]",
-        "without a scheme",
+        "https://host:port",
     );
     fails(
         rest,

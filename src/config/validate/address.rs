@@ -41,16 +41,14 @@ impl Check<'_> {
 
 /// Parses `host:port`, `1.2.3.4:port` or `[::1]:port`. The host of an IPv6
 /// literal is stored without brackets, ready for `(host, port)` lookups.
-pub(crate) fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
-    if s.starts_with("https://") {
-        return Err(format!(
-            "endpoint {s:?}: https:// upstreams are reserved for upstream TLS, which is not \
-             supported yet; write host:port"
-        ));
-    }
+pub(crate) fn parse_endpoint(written: &str) -> Result<Endpoint, String> {
+    let (s, tls) = match written.strip_prefix("https://") {
+        Some(rest) => (rest.strip_suffix('/').unwrap_or(rest), true),
+        None => (written, false),
+    };
     if s.contains("://") {
         return Err(format!(
-            "endpoint {s:?} must be host:port, without a scheme"
+            "endpoint {written:?} must be host:port or https://host:port"
         ));
     }
     if s.contains('/') {
@@ -84,6 +82,7 @@ pub(crate) fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
         authority: s.to_owned(),
         host: host.to_owned(),
         port,
+        tls,
     })
 }
 
@@ -152,10 +151,10 @@ mod tests {
         }
         assert!(parse_endpoint("http://a:80")
             .unwrap_err()
-            .contains("without a scheme"));
-        assert!(parse_endpoint("https://a:443")
-            .unwrap_err()
-            .contains("reserved"));
+            .contains("https://host:port"));
+        let e = parse_endpoint("https://api.internal:8443").unwrap();
+        assert_eq!((e.authority.as_str(), e.tls), ("api.internal:8443", true));
+        assert!(!parse_endpoint("api.internal:8443").unwrap().tls);
     }
 
     #[test]
