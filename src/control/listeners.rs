@@ -121,9 +121,11 @@ impl ListenerSet {
         for spec in specs {
             if let Some(running) = self.running.iter().find(|r| same_socket(&r.spec, spec)) {
                 let live = match (&running.tls, &spec.tls) {
-                    (Some(_), Some(tls)) => Some(crate::tls::listener::build(tls).map_err(
-                        |e| io::Error::other(format!("listener {:?}: {e}", spec.name)),
-                    )?),
+                    (Some(_), Some(tls)) => {
+                        Some(crate::tls::listener::build(tls).map_err(|e| {
+                            io::Error::other(format!("listener {:?}: {e}", spec.name))
+                        })?)
+                    }
                     _ => None,
                 };
                 plan.keep.push((spec.clone(), live));

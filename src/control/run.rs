@@ -184,7 +184,9 @@ impl CertWatch {
         if !dirs.is_empty() {
             match ConfigWatcher::start_dirs(&dirs) {
                 Ok(w) => self.watcher = Some(w),
-                Err(e) => tracing::warn!(error = %e, ?dirs, "not watching certificate files; SIGHUP still reloads them"),
+                Err(e) => {
+                    tracing::warn!(error = %e, ?dirs, "not watching certificate files; SIGHUP still reloads them")
+                }
             }
         }
         self.dirs = dirs;

@@ -84,7 +84,10 @@ impl ServerTls {
     pub async fn accept(&self, stream: TcpStream) -> Option<TlsStream<TcpStream>> {
         let (acceptor, timeout) = {
             let live = self.live.load();
-            (TlsAcceptor::from(live.config.clone()), live.spec.handshake_timeout)
+            (
+                TlsAcceptor::from(live.config.clone()),
+                live.spec.handshake_timeout,
+            )
         };
         let peer = stream.peer_addr().ok();
         match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
@@ -119,12 +122,11 @@ pub fn build(spec: &TlsSpec) -> Result<Live, TlsError> {
         let key = pem::key(&c.key)?;
         chain.hash(&mut digest);
         key.secret_der().hash(&mut digest);
-        let key = CertifiedKey::from_der(chain, key, &provider).map_err(|source| {
-            TlsError::Rejected {
+        let key =
+            CertifiedKey::from_der(chain, key, &provider).map_err(|source| TlsError::Rejected {
                 what: format!("{} with {}", c.cert.display(), c.key.display()),
                 source,
-            }
-        })?;
+            })?;
         certs.push(SniCert {
             names: c.names.clone(),
             key: Arc::new(key),

@@ -10,12 +10,16 @@ use crate::config::Config;
 /// of `config`, without repeats, in a stable order.
 pub fn cert_dirs(config: &Config) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
-    let files = config.listeners.iter().filter_map(|l| l.tls.as_ref()).flat_map(|tls| {
-        tls.certs
-            .iter()
-            .flat_map(|c| [c.cert.as_path(), c.key.as_path()])
-            .chain(tls.client_ca.as_deref())
-    });
+    let files = config
+        .listeners
+        .iter()
+        .filter_map(|l| l.tls.as_ref())
+        .flat_map(|tls| {
+            tls.certs
+                .iter()
+                .flat_map(|c| [c.cert.as_path(), c.key.as_path()])
+                .chain(tls.client_ca.as_deref())
+        });
     for file in files {
         let dir = match file.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

@@ -1,4 +1,5 @@
-//! Pooled HTTP/1.1 connections to one endpoint.
+//! Pooled HTTP/1.1 connections to one endpoint (plain or TLS), or one
+//! shared HTTP/2 connection when a TLS upstream picked `h2` by ALPN.
 //!
 //! Connections are kept in a LIFO stack so the warmest one is reused first
 //! and the oldest age out at the bottom. A connection goes back on the
@@ -14,12 +15,16 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
+use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::proxy::error::{ProxyError, UpstreamErrorKind};
+use crate::tls::UpstreamConnector;
+
+mod h2;
 
 /// Idle connections kept per endpoint; more are closed when returned.
 const MAX_IDLE: usize = 512;
@@ -29,6 +34,10 @@ pub struct ConnPool {
     idle: Arc<Mutex<Vec<Idle>>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
+    /// Set for `https://` endpoints.
+    tls: Option<UpstreamConnector>,
+    /// The shared connection to an upstream that speaks h2 (see [`h2`]).
+    h2: Mutex<Option<http2::SendRequest<Incoming>>>,
 }
 
 #[derive(Debug)]
@@ -50,19 +59,21 @@ pub struct SendError {
 /// instead closes the connection.
 #[derive(Debug)]
 pub struct Pooled {
-    tx: http1::SendRequest<Incoming>,
+    /// `None` for h2: the connection is shared and never leaves the pool.
+    tx: Option<http1::SendRequest<Incoming>>,
     idle: Arc<Mutex<Vec<Idle>>>,
 }
 
 impl Pooled {
     pub fn release(self) {
-        if self.tx.is_closed() {
+        let Some(tx) = self.tx else { return };
+        if tx.is_closed() {
             return;
         }
         let mut idle = self.idle.lock().unwrap();
         if idle.len() < MAX_IDLE {
             idle.push(Idle {
-                tx: self.tx,
+                tx,
                 since: Instant::now(),
             });
         }
@@ -75,7 +86,20 @@ impl ConnPool {
             idle: Arc::default(),
             connect_timeout,
             idle_timeout,
+            tls: None,
+            h2: Mutex::new(None),
         }
+    }
+
+    /// Connects with TLS through `connector` (an `https://` endpoint).
+    pub fn with_tls(mut self, connector: UpstreamConnector) -> ConnPool {
+        self.tls = Some(connector);
+        self
+    }
+
+    /// TLS settings of an `https://` endpoint.
+    pub fn tls(&self) -> Option<&UpstreamConnector> {
+        self.tls.as_ref()
     }
 
     /// Number of idle pooled connections.
@@ -86,6 +110,7 @@ impl ConnPool {
     /// Closes every idle connection (drain, endpoint removed).
     pub fn clear(&self) {
         self.idle.lock().unwrap().clear();
+        self.h2.lock().unwrap().take();
     }
 
     fn checkout(&self) -> Option<http1::SendRequest<Incoming>> {
@@ -109,13 +134,30 @@ impl ConnPool {
         &self,
         addr: Option<SocketAddr>,
         authority: &str,
+        req: Request<Incoming>,
+    ) -> Result<(Response<Incoming>, Pooled), SendError> {
+        if self.tls.as_ref().is_some_and(|t| t.h2) {
+            return self.send_h2(addr, authority, req).await;
+        }
+        self.send_h1(addr, authority, req).await
+    }
+
+    pub(super) async fn send_h1(
+        &self,
+        addr: Option<SocketAddr>,
+        authority: &str,
         mut req: Request<Incoming>,
     ) -> Result<(Response<Incoming>, Pooled), SendError> {
         loop {
             let (mut tx, reused) = match self.checkout() {
                 Some(tx) => (tx, true),
                 None => match self.connect(addr, authority).await {
-                    Ok(tx) => (tx, false),
+                    Ok(Conn::H1(tx)) => (tx, false),
+                    Ok(Conn::H2(tx)) => {
+                        // Only when the pool offers h2: share it from now on.
+                        *self.h2.lock().unwrap() = Some(tx);
+                        return Box::pin(self.send_h2(addr, authority, req)).await;
+                    }
                     Err(error) => {
                         return Err(SendError {
                             error,
@@ -139,7 +181,7 @@ impl ConnPool {
                     return Ok((
                         resp,
                         Pooled {
-                            tx,
+                            tx: Some(tx),
                             idle: self.idle.clone(),
                         },
                     ))
@@ -155,11 +197,11 @@ impl ConnPool {
         }
     }
 
-    async fn connect(
+    pub(super) async fn connect(
         &self,
         addr: Option<SocketAddr>,
         authority: &str,
-    ) -> Result<http1::SendRequest<Incoming>, ProxyError> {
+    ) -> Result<Conn, ProxyError> {
         let connect = async {
             match addr {
                 Some(addr) => TcpStream::connect(addr).await,
@@ -172,16 +214,46 @@ impl ConnPool {
             Err(_) => return Err(ProxyError::ConnectTimeout(self.connect_timeout)),
         };
         let _ = stream.set_nodelay(true);
-        let (tx, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| ProxyError::Upstream(UpstreamErrorKind::Connect))?;
-        let exec = TokioExecutor::new();
-        hyper::rt::Executor::execute(&exec, async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, "upstream connection ended");
-            }
-        });
-        Ok(tx)
+        let Some(tls) = &self.tls else {
+            return handshake_h1(stream).await.map(Conn::H1);
+        };
+        let (stream, h2) =
+            match tokio::time::timeout(self.connect_timeout, tls.connect(stream)).await {
+                Ok(Ok(pair)) => pair,
+                Ok(Err(e)) => {
+                    tracing::debug!(%authority, error = %e, "upstream TLS handshake failed");
+                    return Err(ProxyError::Upstream(UpstreamErrorKind::Connect));
+                }
+                Err(_) => return Err(ProxyError::ConnectTimeout(self.connect_timeout)),
+            };
+        if h2 {
+            h2::handshake(stream).await.map(Conn::H2)
+        } else {
+            handshake_h1(stream).await.map(Conn::H1)
+        }
     }
+}
+
+/// A new upstream connection.
+pub(super) enum Conn {
+    H1(http1::SendRequest<Incoming>),
+    H2(http2::SendRequest<Incoming>),
+}
+
+/// HTTP/1.1 over `io`; the connection runs in its own task.
+async fn handshake_h1<T>(io: T) -> Result<http1::SendRequest<Incoming>, ProxyError>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, conn) = http1::Builder::new()
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(|_| ProxyError::Upstream(UpstreamErrorKind::Connect))?;
+    let exec = TokioExecutor::new();
+    hyper::rt::Executor::execute(&exec, async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "upstream connection ended");
+        }
+    });
+    Ok(tx)
 }

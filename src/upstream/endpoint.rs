@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::config::Endpoint;
+use crate::config::{Endpoint, PoolSpec, UpstreamTls};
 
 use super::client::ConnPool;
 use super::outlier::Outlier;
@@ -35,10 +35,33 @@ pub struct EndpointState {
     attempts: AtomicU64,
     failures: AtomicU64,
     pub conns: ConnPool,
+    /// The pool's TLS settings this endpoint was built with (`https://`).
+    pub tls: Option<UpstreamTls>,
 }
 
 impl EndpointState {
+    /// An endpoint of `pool`, with TLS when written `https://`. TLS
+    /// material that cannot be read (checked before any config is
+    /// accepted, so only when files vanished since) fails its connects.
+    pub fn in_pool(spec: Endpoint, pool: &PoolSpec) -> Arc<Self> {
+        let mut conns = ConnPool::new(pool.connect_timeout, pool.idle_timeout);
+        let tls = spec.tls.then(|| pool.tls.clone());
+        if let Some(settings) = &tls {
+            match crate::tls::UpstreamConnector::new(&spec, settings) {
+                Ok(connector) => conns = conns.with_tls(connector),
+                Err(e) => {
+                    tracing::error!(pool = %pool.name, endpoint = %spec.authority, error = %e, "upstream TLS unusable")
+                }
+            }
+        }
+        Self::with_conns(spec, conns, tls)
+    }
+
     pub fn new(spec: Endpoint, connect_timeout: Duration, idle_timeout: Duration) -> Arc<Self> {
+        Self::with_conns(spec, ConnPool::new(connect_timeout, idle_timeout), None)
+    }
+
+    fn with_conns(spec: Endpoint, conns: ConnPool, tls: Option<UpstreamTls>) -> Arc<Self> {
         let addr = spec
             .host
             .trim_start_matches('[')
@@ -55,7 +78,8 @@ impl EndpointState {
             in_flight: AtomicUsize::new(0),
             attempts: AtomicU64::new(0),
             failures: AtomicU64::new(0),
-            conns: ConnPool::new(connect_timeout, idle_timeout),
+            conns,
+            tls,
         })
     }
 

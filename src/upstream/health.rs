@@ -82,6 +82,9 @@ pub enum ProbeError {
     Status(StatusCode),
 }
 
+/// A probe's connection, plain or TLS.
+type ProbeConn = std::pin::Pin<Box<dyn std::future::Future<Output = hyper::Result<()>> + Send>>;
+
 /// One check: GET `spec.path` on a fresh connection; any 2xx passes.
 pub async fn probe(endpoint: &EndpointState, spec: &HealthSpec) -> Result<(), ProbeError> {
     let exchange = async {
@@ -91,7 +94,22 @@ pub async fn probe(endpoint: &EndpointState, spec: &HealthSpec) -> Result<(), Pr
         }
         .map_err(ProbeError::Connect)?;
         let _ = stream.set_nodelay(true);
-        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (mut tx, conn): (_, ProbeConn) = match endpoint.conns.tls() {
+            None => {
+                let (tx, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                (tx, Box::pin(conn))
+            }
+            Some(tls) => {
+                let stream = tls
+                    .connect_http1(stream)
+                    .await
+                    .map_err(ProbeError::Connect)?;
+                let (tx, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                (tx, Box::pin(conn))
+            }
+        };
         let req = Request::get(spec.path.as_str())
             .header(header::HOST, endpoint.spec.authority.as_str())
             .header(header::USER_AGENT, "veer-health-check")

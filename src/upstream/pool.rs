@@ -39,17 +39,20 @@ impl Pool {
         let endpoints = spec
             .endpoints
             .iter()
-            .map(|ep| match previous(&ep.authority) {
-                Some((old, true)) => old,
-                old => {
-                    let state =
-                        EndpointState::new(ep.clone(), spec.connect_timeout, spec.idle_timeout);
-                    let healthy = match old {
-                        Some((old, _)) => old.passes_checks() || spec.health.is_none(),
-                        None => spec.health.is_none(),
-                    };
-                    state.set_healthy(healthy);
-                    state
+            .map(|ep| {
+                let tls = ep.tls.then_some(&spec.tls);
+                let same = |old: &Arc<EndpointState>| old.spec == *ep && old.tls.as_ref() == tls;
+                match previous(&ep.authority) {
+                    Some((old, true)) if same(&old) => old,
+                    old => {
+                        let state = EndpointState::in_pool(ep.clone(), spec);
+                        let healthy = match old {
+                            Some((old, _)) => old.passes_checks() || spec.health.is_none(),
+                            None => spec.health.is_none(),
+                        };
+                        state.set_healthy(healthy);
+                        state
+                    }
                 }
             })
             .collect();

@@ -38,7 +38,11 @@ impl Check<'_> {
                     self.err(k.span(), format!("{key}.key"), msg);
                 }
                 if list.is_empty() {
-                    self.err(tls.cert.span(), format!("{key}.cert"), "needs a certificate");
+                    self.err(
+                        tls.cert.span(),
+                        format!("{key}.cert"),
+                        "needs a certificate",
+                    );
                 }
                 list.iter()
                     .enumerate()
@@ -67,7 +71,11 @@ impl Check<'_> {
         }
     }
 
-    fn sni_names(&mut self, names: &Option<Spanned<Vec<Spanned<String>>>>, key: &str) -> Vec<String> {
+    fn sni_names(
+        &mut self,
+        names: &Option<Spanned<Vec<Spanned<String>>>>,
+        key: &str,
+    ) -> Vec<String> {
         let Some(names) = names else {
             return Vec::new();
         };
@@ -101,16 +109,17 @@ impl Check<'_> {
             self.err(tls.span(), format!("{label}.tls"), msg);
         }
         let file = tls.get_ref();
-        let server_name = file.server_name.as_ref().and_then(|name| {
-            match parse_host(name.get_ref()) {
-                Ok(HostMatch::Exact(host)) => Some(host),
-                _ => {
-                    let msg = format!("{:?} is not a host name", name.get_ref());
-                    self.err(name.span(), format!("{label}.tls.server_name"), msg);
-                    None
-                }
-            }
-        });
+        let server_name =
+            file.server_name
+                .as_ref()
+                .and_then(|name| match parse_host(name.get_ref()) {
+                    Ok(HostMatch::Exact(host)) => Some(host),
+                    _ => {
+                        let msg = format!("{:?} is not a host name", name.get_ref());
+                        self.err(name.span(), format!("{label}.tls.server_name"), msg);
+                        None
+                    }
+                });
         UpstreamTls {
             ca: file
                 .ca
