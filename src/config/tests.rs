@@ -2,6 +2,7 @@
 //! One case per class of problem lives in `problems`.
 
 mod problems;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -158,7 +159,7 @@ fn relative_paths_resolve_against_the_config_dir() {
     assert_eq!(c.proxy.state_dir, Path::new("/etc/veer/var/state"));
     let tls = c.listeners[0].tls.as_ref().unwrap();
     assert_eq!(
-        (tls.cert.as_path(), tls.key.as_path()),
+        (tls.certs[0].cert.as_path(), tls.certs[0].key.as_path()),
         (Path::new("/etc/veer/certs/a.pem"), Path::new("/abs/a.key"))
     );
 }
