@@ -74,7 +74,6 @@ mkdir -p "$WORK/nginx-tls"
     upstream blue { server 127.0.0.1:$PORT_BLUE; keepalive 64; }
     server {
         listen 127.0.0.1:$PORT_NGINX_TLS ssl;
-        http2 on;
         ssl_certificate $WORK/certs/cert.pem;
         ssl_certificate_key $WORK/certs/key.pem;
         ssl_protocols TLSv1.2 TLSv1.3;
