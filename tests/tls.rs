@@ -223,3 +223,27 @@ async fn certificates_hot_swap_and_a_bad_one_is_rejected() {
     assert_eq!(served().await, new);
     veer.stop().await;
 }
+
+/// An RSA certificate (key made by `openssl`, which CI has; skipped where
+/// it is missing) serves like the ECDSA and Ed25519 ones.
+#[tokio::test]
+async fn rsa_certificate_serves() {
+    let dir = temp_dir("tls-rsa");
+    let pki = Pki::new(&dir, "rsa");
+    let Some(rsa) = pki.issue_rsa("rsa", &["rsa.test"]) else {
+        assert!(std::env::var("CI").is_err(), "openssl is required in CI");
+        eprintln!("openssl not installed: RSA not checked");
+        return;
+    };
+    let up = Upstream::start("blue").await;
+    let tls = format!(
+        "[listener.tls]\n[[listener.tls.cert]]\ncert = {:?}\nkey = {:?}\n",
+        rsa.cert, rsa.key
+    );
+    let proxy = Proxy::start(&tls_config(up.addr, &tls)).await;
+    let h1 = connector(pki.ca_der(), &[b"http/1.1"], None);
+    let stream = open(&h1, proxy.addr, "rsa.test").await.unwrap();
+    assert_eq!(peer_leaf(&stream).to_vec(), der(&rsa));
+    let (status, _, body) = get_over(stream, "rsa.test", "/").await;
+    assert_eq!((status, body.as_str()), (200, "blue"));
+}

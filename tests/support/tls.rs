@@ -63,7 +63,35 @@ impl Pki {
     /// A leaf for `names` with a key of `alg`, written as `file.pem` and
     /// `file.key`.
     pub fn issue(&self, file: &str, names: &[&str], alg: &'static SignatureAlgorithm) -> Issued {
-        let key = KeyPair::generate_for(alg).unwrap();
+        self.issue_with(file, names, KeyPair::generate_for(alg).unwrap())
+    }
+
+    /// A leaf for `names` with an RSA 2048 key. ring cannot generate RSA
+    /// keys, so `openssl` makes one; `None` when it is not installed.
+    pub fn issue_rsa(&self, file: &str, names: &[&str]) -> Option<Issued> {
+        let path = self.dir.join(format!("{file}.rsa-input.key"));
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(&path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return None;
+        }
+        let pem = std::fs::read_to_string(&path).unwrap();
+        let key = KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256).unwrap();
+        Some(self.issue_with(file, names, key))
+    }
+
+    fn issue_with(&self, file: &str, names: &[&str], key: KeyPair) -> Issued {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names.clone()).unwrap();
         params.distinguished_name.push(
