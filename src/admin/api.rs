@@ -56,6 +56,9 @@ pub(super) async fn handle(api: &AdminApi, req: Request<Incoming>) -> Reply {
             .body(Full::new(Bytes::from(body)))
             .unwrap()
     };
+    if let Some(page) = get.then(|| super::dashboard::asset(&path)).flatten() {
+        return page;
+    }
     match path.as_str() {
         "/healthz" | "/readyz" | "/metrics" if !get => {
             refuse(Refusal(StatusCode::METHOD_NOT_ALLOWED, "use GET".into()))

@@ -1,11 +1,13 @@
 //! The admin listener: `/healthz`, `/readyz`, `/metrics` and the JSON
-//! `/api/v1` of SPEC §6 (`api`), the bearer token check (`auth`), and the
-//! command-line client that talks to it (`client`, `table`).
+//! `/api/v1` of SPEC §6 (`api`), the bearer token check (`auth`), the
+//! dashboard page at `/` (`dashboard`), and the command-line client that
+//! talks to it (`client`, `table`).
 
 mod api;
 mod auth;
 pub mod cli;
 pub mod client;
+mod dashboard;
 pub mod table;
 
 use std::sync::Arc;

@@ -21,7 +21,7 @@ pub use crate::events::{Event, Events};
 pub use actions::Action;
 pub use listeners::{Bind, ListenerSet};
 pub use run::{run, RunOptions};
-pub use status::{EndpointStatus, PoolStatus, RouteStatus, Status};
+pub use status::{EndpointStatus, PoolStatus, PoolTotals, RouteStatus, Status};
 
 use crate::config::{Config, ConfigError};
 use crate::rollout::Controller;

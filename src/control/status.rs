@@ -38,6 +38,23 @@ pub struct RouteStatus {
     /// Weights come from the admin API, not the file.
     pub manual: bool,
     pub paused: bool,
+    /// The configured rollout strategy and its canary steps (candidate
+    /// percent per step), for showing progress; empty without a rollout.
+    #[serde(default)]
+    pub strategy: Option<String>,
+    #[serde(default)]
+    pub steps: Vec<u32>,
+    /// Upstream attempts and failures per pool since start, so a client
+    /// polling status can compute rates.
+    #[serde(default)]
+    pub totals: BTreeMap<String, PoolTotals>,
+}
+
+/// Cumulative counters of one route×pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolTotals {
+    pub requests: u64,
+    pub failures: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,6 +136,15 @@ impl Control {
                         .collect(),
                     manual: state.is_some_and(|s| s.weights.is_some()),
                     paused: state.is_some_and(|s| s.paused),
+                    strategy: spec
+                        .and_then(|s| s.rollout.as_ref())
+                        .and_then(|r| serde_json::to_value(r.strategy).ok())
+                        .and_then(|v| v.as_str().map(str::to_string)),
+                    steps: spec
+                        .and_then(|s| s.rollout.as_ref())
+                        .filter(|r| r.strategy == crate::config::Strategy::Canary)
+                        .map_or_else(Vec::new, |r| r.steps.clone()),
+                    totals: totals(&windows, &route.name),
                 }
             })
             .collect();
@@ -148,4 +174,19 @@ impl Control {
             reloads: [("ok".to_string(), ok), ("error".to_string(), error)].into(),
         }
     }
+}
+
+/// `route`'s cumulative counters per pool (summed over pool versions).
+fn totals(
+    stats: &[std::sync::Arc<crate::observe::RoutePoolStats>],
+    route: &str,
+) -> BTreeMap<String, PoolTotals> {
+    let mut totals = BTreeMap::<String, PoolTotals>::new();
+    for s in stats.iter().filter(|s| s.route == route) {
+        let now = s.snapshot();
+        let t = totals.entry(s.pool.clone()).or_default();
+        t.requests += now.attempts;
+        t.failures += now.failures;
+    }
+    totals
 }
