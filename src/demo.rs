@@ -62,7 +62,17 @@ fn config(v1: SocketAddr, v2: SocketAddr, options: &DemoOptions) -> String {
 }
 
 /// Runs the demo and reports each step through `out`.
-pub async fn run(options: DemoOptions, mut out: impl FnMut(String)) -> anyhow::Result<Outcome> {
+pub async fn run(options: DemoOptions, out: impl FnMut(String)) -> anyhow::Result<Outcome> {
+    run_and_keep(options, out, std::future::ready(())).await
+}
+
+/// [`run`], then keeps the proxy and the dashboard serving until `keep`
+/// resolves (`veer demo --keep`).
+pub async fn run_and_keep(
+    options: DemoOptions,
+    mut out: impl FnMut(String),
+    keep: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<Outcome> {
     let v1 = spawn_upstream("v1", 0.0, Duration::ZERO).await?;
     let v2 = spawn_upstream("v2", options.v2_error_rate, options.v2_latency).await?;
     let mut config =
@@ -77,10 +87,15 @@ pub async fn run(options: DemoOptions, mut out: impl FnMut(String)) -> anyhow::R
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let proxy = listener.local_addr()?;
     server.serve(listener, &config.listeners[0]);
+    server.roll_windows(DASHBOARD_WINDOW);
+    let admin = TcpListener::bind("127.0.0.1:0").await?;
+    let dashboard = admin.local_addr()?;
+    let stop_admin = serve_admin(&server, &config, admin);
     out(format!(
         "proxy on http://{proxy}  v1 on {v1}  v2 on {v2} (error rate {}%, +{:?})",
         options.v2_error_rate, options.v2_latency
     ));
+    out(format!("dashboard: http://{dashboard}/"));
     out(format!("canary v1 -> v2: steps {:?}, interval {:?}, pass = success rate >= 99%, p95 <= 500ms, >= 20 requests", options.steps, options.interval));
 
     // Bounded even if every step holds on inconclusive intervals for a while.
@@ -118,9 +133,61 @@ pub async fn run(options: DemoOptions, mut out: impl FnMut(String)) -> anyhow::R
             Outcome::RolledBack
         }
     };
+    let mut keep = std::pin::pin!(keep);
+    if futures_ready(&mut keep).await.is_none() {
+        let verb = match outcome {
+            Outcome::Promoted => "promoted",
+            Outcome::RolledBack => "rolled back",
+        };
+        out(format!("{verb}; still serving until interrupted (Ctrl-C)"));
+        keep.await;
+    }
+    let _ = stop_admin.send(true);
     server.shutdown(Duration::from_secs(1)).await;
     let _ = std::fs::remove_dir_all(&state_dir);
     Ok(outcome)
+}
+
+/// How often the status' per-pool analysis window (what the dashboard's
+/// p95 chart shows) closes during the demo.
+const DASHBOARD_WINDOW: Duration = Duration::from_secs(2);
+
+/// The admin API and dashboard for the demo's server, on `listener`, with
+/// no token (loopback only). Turn the returned sender true to stop it.
+fn serve_admin(
+    server: &Server,
+    config: &crate::config::Config,
+    listener: TcpListener,
+) -> tokio::sync::watch::Sender<bool> {
+    let control = Arc::new(crate::control::Control::new(
+        config,
+        server.routing.clone(),
+        Some(server.controller.clone()),
+        crate::control::ListenerSet::new(server, None),
+        server.events.clone(),
+    ));
+    let metrics_control = control.clone();
+    let api = crate::admin::AdminApi {
+        control,
+        token: None,
+        ready: server.readiness(),
+        metrics: Arc::new(move || {
+            let c = &metrics_control;
+            crate::observe::render(&c.routing.registry, &c.routing.load(), |r| c.phase(r))
+        }),
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(crate::admin::serve(listener, Arc::new(api), stopped));
+    stop
+}
+
+/// `Some` when `future` is already done, without waiting for it.
+async fn futures_ready<F: std::future::Future + Unpin>(future: &mut F) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        v = future => Some(v),
+        () = std::future::ready(()) => None,
+    }
 }
 
 /// One event as a line: a progress bar, the weights, and the figures of

@@ -60,6 +60,10 @@ enum Command {
         /// Candidate weight per step, comma separated.
         #[arg(long, default_value = "5,25,50,100", value_delimiter = ',')]
         steps: Vec<u32>,
+        /// Keep the proxy and the dashboard serving after the rollout ends,
+        /// until Ctrl-C.
+        #[arg(long)]
+        keep: bool,
     },
     #[command(flatten)]
     Admin(veer::admin::cli::AdminCommand),
@@ -84,13 +88,17 @@ fn main() -> ExitCode {
             v2_latency,
             interval,
             steps,
-        } => demo(veer::demo::DemoOptions {
-            v2_error_rate,
-            v2_latency,
-            interval,
-            steps,
-            clients: 4,
-        }),
+            keep,
+        } => demo(
+            veer::demo::DemoOptions {
+                v2_error_rate,
+                v2_latency,
+                interval,
+                steps,
+                clients: 4,
+            },
+            keep,
+        ),
         Command::Admin(command) => client(&admin, token, command),
     };
     match result {
@@ -102,9 +110,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn demo(options: veer::demo::DemoOptions) -> anyhow::Result<()> {
+fn demo(options: veer::demo::DemoOptions, keep: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    let outcome = runtime.block_on(veer::demo::run(options, |line| println!("{line}")))?;
+    let until = async move {
+        if keep {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    };
+    let print = |line: String| println!("{line}");
+    let outcome = runtime.block_on(veer::demo::run_and_keep(options, print, until))?;
     match outcome {
         veer::demo::Outcome::Promoted => println!("promoted: v2 serves 100%"),
         veer::demo::Outcome::RolledBack => println!("rolled back: v1 serves 100%"),
