@@ -123,3 +123,39 @@ async fn dashboard_in_headless_chromium() {
     assert!(stdout.contains("all checks passed"), "{stdout}\n{stderr}");
     veer.stop().await;
 }
+
+/// Without a browser: the page needs no token and carries no data; the
+/// status it polls has the steps and the counters it charts.
+#[tokio::test]
+async fn page_is_public_and_status_has_what_it_charts() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let rollout = "[route.rollout]\nstrategy = \"canary\"\nsteps = [5, 25, 100]\n";
+    let dir = TempDir::new("dashboard-page");
+    let toml = two_pools(blue.addr, green.addr, "blue", rollout);
+    let veer = Veer::start(&dir, &toml, Some(TOKEN)).await;
+    let (code, page) = raw_get(&veer.admin_url("/")).await.unwrap();
+    assert_eq!(code, StatusCode::OK);
+    assert!(
+        page.contains("/dashboard.js") && !page.contains("blue"),
+        "{page}"
+    );
+    let (code, _) = raw_get(&veer.admin_url("/dashboard.js")).await.unwrap();
+    assert_eq!(code, StatusCode::OK);
+
+    for _ in 0..3 {
+        assert_eq!(who(&veer.url("/")).await, "blue");
+    }
+    let (code, status) = veer
+        .api(Method::GET, "/api/v1/status", None, Some(TOKEN))
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    let route = &status["routes"][0];
+    assert_eq!(route["steps"], serde_json::json!([5, 25, 100]));
+    assert_eq!(route["strategy"], "canary");
+    assert_eq!(route["totals"]["blue"]["requests"], 3, "{route}");
+    assert_eq!(route["totals"]["blue"]["failures"], 0, "{route}");
+    veer.stop().await;
+}
