@@ -35,6 +35,10 @@ pub struct DemoOptions {
     pub steps: Vec<u32>,
     /// Concurrent synthetic clients.
     pub clients: usize,
+    /// Also send a live status line (weights, per-version rate, success
+    /// rate, p95 over the last second) twice a second, as a line starting
+    /// with `\r` that the caller redraws in place (stdout is a terminal).
+    pub live: bool,
 }
 
 /// How the canary ended.
@@ -106,7 +110,13 @@ pub async fn run_and_keep(
     server.controller.start("demo", "v2", None).await?;
 
     let mut printed = 0;
+    let mut live = Live::default();
     let outcome = loop {
+        if options.live {
+            if let Some(line) = live.line(&server, &options.steps) {
+                out(line);
+            }
+        }
         let events = server.controller.events();
         for event in &events[printed.min(events.len())..] {
             out(describe(event, &options.steps));
@@ -187,6 +197,67 @@ async fn futures_ready<F: std::future::Future + Unpin>(future: &mut F) -> Option
         biased;
         v = future => Some(v),
         () = std::future::ready(()) => None,
+    }
+}
+
+/// The live status line: per-version figures over the last second.
+#[derive(Default)]
+struct Live {
+    last: Option<(Instant, [crate::observe::StatsSnapshot; 2])>,
+}
+
+impl Live {
+    fn line(&mut self, server: &Server, steps: &[u32]) -> Option<String> {
+        let now = Instant::now();
+        if self
+            .last
+            .as_ref()
+            .is_some_and(|(at, _)| now.duration_since(*at) < Duration::from_millis(500))
+        {
+            return None;
+        }
+        let snapshot = server.routing.load();
+        let route = snapshot.route_named("demo")?;
+        let v2 = route
+            .weights
+            .percent
+            .iter()
+            .find(|(p, _)| p == "v2")
+            .map_or(0, |(_, w)| *w);
+        let stats = |pool: &str, version: &str| {
+            server
+                .routing
+                .registry
+                .stats("demo", pool, version)
+                .snapshot()
+        };
+        let current = [stats("v1", "1.0.0"), stats("v2", "2.0.0")];
+        let line = self.last.as_ref().map(|(at, before)| {
+            let secs = now.duration_since(*at).as_secs_f64().max(0.001);
+            let figures = |i: usize| {
+                let w = Window::between(&before[i], &current[i]);
+                let p95 = w
+                    .p95
+                    .map_or("-".into(), |d| format!("{:.1}ms", d.as_secs_f64() * 1000.0));
+                format!(
+                    "{:>4.0} req/s {:5.1}% ok p95 {p95:>7}",
+                    w.requests as f64 / secs,
+                    w.success_rate
+                )
+            };
+            let done = steps.iter().filter(|&&s| s <= v2).count();
+            let bar: String = (0..steps.len())
+                .map(|i| if i < done { '#' } else { '.' })
+                .collect();
+            format!(
+                "\r[{bar}] v1 {:>3}% v2 {v2:>3}% | v1 {} | v2 {}",
+                100 - v2,
+                figures(0),
+                figures(1)
+            )
+        });
+        self.last = Some((now, current));
+        line
     }
 }
 

@@ -71,10 +71,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The demo prints its own story; its logs would only interleave.
+    let default_level = match cli.command {
+        Command::Demo { .. } => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("VEER_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -96,6 +101,7 @@ fn main() -> ExitCode {
                 interval,
                 steps,
                 clients: 4,
+                live: std::io::IsTerminal::is_terminal(&std::io::stdout()),
             },
             keep,
         ),
@@ -117,8 +123,21 @@ fn demo(options: veer::demo::DemoOptions, keep: bool) -> anyhow::Result<()> {
             let _ = tokio::signal::ctrl_c().await;
         }
     };
-    let print = |line: String| println!("{line}");
+    // On a terminal, lines starting with '\r' are the live status line,
+    // redrawn in place; elsewhere only plain lines are printed.
+    let live = options.live;
+    let clear = if live { "\r\x1b[2K" } else { "" };
+    let print = move |line: String| {
+        use std::io::Write;
+        match line.strip_prefix('\r') {
+            Some(status) if live => print!("{clear}{status}"),
+            Some(_) => {}
+            None => println!("{clear}{line}"),
+        }
+        let _ = std::io::stdout().flush();
+    };
     let outcome = runtime.block_on(veer::demo::run_and_keep(options, print, until))?;
+    print!("{clear}");
     match outcome {
         veer::demo::Outcome::Promoted => println!("promoted: v2 serves 100%"),
         veer::demo::Outcome::RolledBack => println!("rolled back: v1 serves 100%"),

@@ -11,6 +11,7 @@ fn options(v2_error_rate: f64) -> DemoOptions {
         interval: Duration::from_millis(400),
         steps: vec![10, 50, 100],
         clients: 4,
+        live: true,
     }
 }
 
@@ -22,6 +23,12 @@ async fn healthy_v2_is_promoted() {
     assert!(
         lines.iter().any(|l| l.contains("v1   0%  v2 100%")),
         "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with('\r') && l.contains("req/s")),
+        "the live status line is sent: {lines:#?}"
     );
 }
 
