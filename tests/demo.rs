@@ -43,3 +43,46 @@ async fn failing_v2_is_rolled_back() {
         "the failed bound is shown: {lines:#?}"
     );
 }
+
+/// The binary itself: exits 0 and says how the canary ended.
+#[test]
+fn the_demo_command_exits_0_and_says_how_it_ended() {
+    for (args, said) in [
+        (
+            &["--interval", "400ms", "--steps", "10,50,100"][..],
+            "promoted",
+        ),
+        (
+            &[
+                "--interval",
+                "400ms",
+                "--steps",
+                "10,50,100",
+                "--v2-error-rate",
+                "50",
+            ][..],
+            "rolled back",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_veer"))
+            .arg("demo")
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let last = stdout.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with(said),
+            "{args:?}: last line {last:?}\n{stdout}"
+        );
+        assert!(
+            !stdout.contains('\x1b'),
+            "no terminal codes when stdout is not a terminal"
+        );
+    }
+}
