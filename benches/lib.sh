@@ -17,6 +17,8 @@ PORT_GREEN=18084       # upstream nginx, server block "green" (same worker)
 PORT_VEER_NOM=18085    # second veer listener (metrics = false)
 PORT_VEER_NOM_ADMIN=18088  # its admin API
 PORT_VEER_ADMIN=18089  # veer admin API (kept off the default 9901)
+PORT_HAPROXY=18086     # haproxy reverse proxy (HTTP/1.1, and h2c by preface)
+PORT_NGINX_H2=18087    # nginx reverse proxy, h2c listener (`listen ... http2`)
 
 # Core pinning (the bench box has 2 cores). The proxy under test gets core 0,
 # the load generator (wrk) gets core 1 so that it never steals CPU from the
@@ -54,6 +56,22 @@ lib_tools() {
     else
         ON_PROXY=(env) ON_UPSTREAM=(env) ON_LOAD=(env)
         PINNING="none (taskset missing or 1 core)"
+    fi
+}
+
+# lib_tools_more CMD:PACKAGE...: install the Debian PACKAGE of each missing CMD
+# (e.g. haproxy:haproxy h2load:nghttp2-client). Never fatal: the caller checks
+# `command -v` afterwards and skips what is still missing.
+lib_tools_more() {
+    local need=() pair
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair#*:}")
+    done
+    if [ "${#need[@]}" -gt 0 ]; then
+        log "installing ${need[*]}"
+        { apt-get update -qq &&
+          DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; } ||
+            log "could not install ${need[*]} (rows needing them are skipped)"
     fi
 }
 
@@ -122,9 +140,11 @@ EOF
 }
 
 # Upstream: one nginx, ONE worker, two server blocks (blue/green) answering a
-# fixed 6-byte body over keep-alive. Writes $WORK/upstream/nginx.conf.
+# fixed 6-byte body over keep-alive, and /64k: a static 65536-byte file
+# (sendfile on). Writes $WORK/upstream/nginx.conf and $WORK/upstream/64k.bin.
 write_upstream_conf() {
     mkdir -p "$WORK/upstream"
+    head -c 65536 /dev/zero | tr '\0' 'x' >"$WORK/upstream/64k.bin"
     {
         nginx_common "$WORK/upstream"
         echo "http {"
@@ -137,6 +157,7 @@ write_upstream_conf() {
         listen 127.0.0.1:$2;
         add_header X-Side $1;   # lets the split check see where a request went
         location / { default_type text/plain; return 200 "hello\n"; }
+        location = /64k { default_type application/octet-stream; sendfile on; alias $WORK/upstream/64k.bin; }
     }
 EOF
         done
@@ -160,6 +181,7 @@ write_nginx_proxy_conf() {
     }
     server {
         listen 127.0.0.1:$PORT_NGINX;
+        listen 127.0.0.1:$PORT_NGINX_H2 http2;   # h2c, prior knowledge only
         location / {
             proxy_pass http://app;
             proxy_http_version 1.1;
@@ -169,6 +191,37 @@ write_nginx_proxy_conf() {
 }
 EOF
     } >"$WORK/nginx-proxy/nginx.conf"
+}
+
+# HAProxy as reverse proxy: one thread, no logging (no `log` line), keep-alive
+# both sides, `http-reuse always`, the same 9:1 split (weighted round robin).
+# The plain bind also serves h2c: HAProxy switches a connection to HTTP/2
+# when it starts with the h2 preface. Writes $WORK/haproxy/haproxy.cfg.
+write_haproxy_conf() {
+    mkdir -p "$WORK/haproxy"
+    cat >"$WORK/haproxy/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 20000
+
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+
+frontend public
+    bind 127.0.0.1:$PORT_HAPROXY
+    default_backend app
+
+backend app
+    balance roundrobin
+    server blue 127.0.0.1:$PORT_BLUE weight 9
+    server green 127.0.0.1:$PORT_GREEN weight 1
+EOF
 }
 
 # write_veer_conf DIR PORT ADMIN_PORT METRICS(true|false): one worker, one
