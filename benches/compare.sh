@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# benches/compare.sh — side-by-side loopback benchmark: upstream direct vs veer vs nginx.
+# benches/compare.sh — side-by-side loopback benchmark: upstream direct vs veer
+# vs nginx vs haproxy.
 #
 # Rows measured (same wrk parameters for each):
 #   direct  wrk -> upstream nginx                        (the ceiling)
 #   veer    wrk -> veer (1 worker, 90/10 weighted split) -> upstream
 #   veer-nometrics  the same veer config with `[proxy] metrics = false`
 #   nginx   wrk -> nginx proxy (1 worker, keepalive 64)  -> upstream
-# Scenarios: keep-alive clients, then `Connection: close` clients (new TCP
-# connection per request; proxy->upstream connections stay pooled).
+#   haproxy wrk -> haproxy (nbthread 1, http-reuse always, 9:1) -> upstream
+# Scenarios: keepalive (keep-alive clients), close (`Connection: close`, new
+# TCP connection per request; proxy->upstream connections stay pooled),
+# body64k (keep-alive, GET /64k: a 65536-byte static file), h2c (h2load, HTTP/2
+# prior knowledge, -c CONNECTIONS -m H2_STREAMS, against veer, nginx, haproxy;
+# upstream legs stay HTTP/1.1).
 #
 # The two veer rows are measured ROUNDS times each, interleaved in ABBA order
 # (on,off / off,on / ...), and report the mean; the line under each table
@@ -19,7 +24,8 @@
 #         WARMUP=2s                               (unmeasured run first; 0 = off)
 #         PROXY_CPU=0 LOAD_CPU=1 UPSTREAM_CPU=0   (taskset cores, see lib.sh)
 #         VEER_BIN=path/to/veer                   (default target/release/veer)
-#         SCENARIOS="keepalive close"             (which tables to print)
+#         SCENARIOS="keepalive close body64k h2c" (which tables to print)
+#         H2_STREAMS=10                           (h2load -m)
 #         ROUNDS=2                                (measured runs per veer row)
 #
 # Everything binds to 127.0.0.1 on fixed ports 18081-18089; the script fails
@@ -34,23 +40,29 @@ DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-50}"
 THREADS="${THREADS:-1}"
 WARMUP="${WARMUP:-2s}"   # unmeasured wrk run before each measured one; 0 = none
-SCENARIOS="${SCENARIOS:-keepalive close}"
+SCENARIOS="${SCENARIOS:-keepalive close body64k h2c}"
+H2_STREAMS="${H2_STREAMS:-10}"
 ROUNDS="${ROUNDS:-2}"    # measured runs per veer row (interleaved, ABBA order)
 
 BUILD=0
 for arg in "$@"; do
     case "$arg" in
         --build) BUILD=1 ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 
 lib_tools
+lib_tools_more haproxy:haproxy h2load:nghttp2-client
+HAPROXY="$(command -v haproxy || echo /usr/sbin/haproxy)"
+[ -x "$HAPROXY" ] || HAPROXY=""
+H2LOAD="$(command -v h2load || true)"
 lib_veer_binary "$BUILD"
 lib_check_ports "$PORT_BLUE" "$PORT_VEER" "$PORT_NGINX" "$PORT_GREEN" \
-    "$PORT_VEER_NOM" "$PORT_VEER_NOM_ADMIN" "$PORT_VEER_ADMIN"
+    "$PORT_VEER_NOM" "$PORT_VEER_NOM_ADMIN" "$PORT_VEER_ADMIN" \
+    "$PORT_HAPROXY" "$PORT_NGINX_H2"
 lib_workdir
 
 # ---------------------------------------------------------------- start
@@ -61,6 +73,18 @@ start nginx-proxy "$WORK/nginx-proxy/stderr.log" \
     "${ON_PROXY[@]}" "$NGINX" -p "$WORK/nginx-proxy" -c "$WORK/nginx-proxy/nginx.conf" -e "$WORK/nginx-proxy/error.log"
 NGINX_PID="${PIDS[-1]}"
 wait_http nginx-proxy "$PORT_NGINX" "$NGINX_PID" "$WORK/nginx-proxy/error.log"
+
+HAPROXY_PID=""
+if [ -n "$HAPROXY" ]; then
+    write_haproxy_conf
+    # -db: foreground, no daemon; the config has no `log` line: logging off
+    start haproxy "$WORK/haproxy/stderr.log" \
+        "${ON_PROXY[@]}" "$HAPROXY" -db -f "$WORK/haproxy/haproxy.cfg"
+    HAPROXY_PID="${PIDS[-1]}"
+    wait_http haproxy "$PORT_HAPROXY" "$HAPROXY_PID" "$WORK/haproxy/stderr.log"
+else
+    log "haproxy not available: haproxy rows skipped"
+fi
 
 # Two veer instances, identical but for ports, state dir and `metrics`.
 # Both stay up for the whole run (pinned to the same core); the idle one costs
@@ -86,6 +110,8 @@ split_check() {  # PORT -> "green N/200"
 SPLIT_VEER="$(split_check "$PORT_VEER")"
 SPLIT_NGINX="$(split_check "$PORT_NGINX")"
 SPLIT_VEER_NOM="$(split_check "$PORT_VEER_NOM")"
+SPLIT_HAPROXY="n/a"
+[ -n "$HAPROXY_PID" ] && SPLIT_HAPROXY="$(split_check "$PORT_HAPROXY")"
 
 # ---------------------------------------------------------------- measure
 # bench SCENARIO NAME PORT CPU_PID [RUN]: run wrk once, store
@@ -96,17 +122,18 @@ SPLIT_VEER_NOM="$(split_check "$PORT_VEER_NOM")"
 bench() {
     local scen="$1" name="$2" port="$3" cpu_pid="$4" run="${5:-1}"
     local out="$WORK/wrk-$scen-$name-$run.txt"
-    local extra=()
+    local extra=() url="http://127.0.0.1:$port/"
     [ "$scen" = close ] && extra=(-H "Connection: close")
+    [ "$scen" = body64k ] && url="http://127.0.0.1:$port/64k"
     # short unmeasured warm-up: fills connection pools, wakes up CPU frequency
     if [ "$WARMUP" != 0 ]; then
         "${ON_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" \
-            "${extra[@]}" "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
+            "${extra[@]}" "$url" >/dev/null 2>&1 || true
     fi
     log "wrk [$scen] $name${5:+ (run $run)}: -t$THREADS -c$CONNECTIONS -d$DURATION"
     local t0; t0="$(cpu_ticks "$cpu_pid")"
     "${ON_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
-        "${extra[@]}" "http://127.0.0.1:$port/" >"$out" 2>&1 || {
+        "${extra[@]}" "$url" >"$out" 2>&1 || {
         cat "$out" >&2; die "wrk failed against $name"; }
     local t1; t1="$(cpu_ticks "$cpu_pid")"
     wrk_parse "$out"
@@ -115,13 +142,49 @@ bench() {
     cpu=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="${W_REQS:-0}" \
         'BEGIN { printf "%.2f", (n > 0 ? t * 1e6 / hz / n : 0) }')
     RESULT="$W_RPS $W_P50 $W_P99 $W_ERRS $cpu"
-    # a proxy that died under load must not go unnoticed
+    check_alive "$name"
+}
+
+# a proxy that died under load must not go unnoticed
+check_alive() {
     local pid
-    for pid in "$UPSTREAM_PID" "$NGINX_PID" "$VEER_PID" "$VEER_NOM_PID"; do
+    for pid in "$UPSTREAM_PID" "$NGINX_PID" "$VEER_PID" "$VEER_NOM_PID" $HAPROXY_PID; do
         kill -0 "$pid" 2>/dev/null || {
             tail -20 "$WORK/veer/veer.log" "$WORK/veer-nometrics/veer.log" >&2
-            die "a server process ($pid) died during $name"; }
+            die "a server process ($pid) died during $1"; }
     done
+}
+
+# h2_probe PORT: true if one h2c (prior knowledge) request succeeds.
+h2_probe() {
+    "$H2LOAD" -n1 -c1 -m1 "http://127.0.0.1:$1/" 2>&1 | grep -q '^requests: 1 total.* 1 succeeded'
+}
+
+# bench_h2 NAME PORT CPU_PID: one h2load run (after a WARMUP of the same
+# shape), stores "rps mean_ms sd_ms max_ms errors cpu_us_per_request" in
+# RESULT. h2load prints no percentiles: "time for request" min/max/mean/sd.
+bench_h2() {
+    local name="$1" port="$2" cpu_pid="$3"
+    local out="$WORK/h2load-$name.txt"
+    local args=(-t1 -c"$CONNECTIONS" -m"$H2_STREAMS")
+    if [ "$WARMUP" != 0 ]; then
+        "${ON_LOAD[@]}" "$H2LOAD" "${args[@]}" -D "$WARMUP" "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
+    fi
+    log "h2load [h2c] $name: ${args[*]} -D $DURATION"
+    local t0; t0="$(cpu_ticks "$cpu_pid")"
+    "${ON_LOAD[@]}" "$H2LOAD" "${args[@]}" -D "$DURATION" "http://127.0.0.1:$port/" >"$out" 2>&1 || {
+        cat "$out" >&2; die "h2load failed against $name"; }
+    local t1; t1="$(cpu_ticks "$cpu_pid")"
+    RESULT="$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        /^finished in/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^req\/s/) rps = $i + 0 }
+        /^requests:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^succeeded/) ok = $i; if ($(i+1) ~ /^(failed|errored|timeout)/) bad += $i } }
+        /^status codes:/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^[345]xx/) bad += $i }
+        /^time for request:/ { mn = ms($4); mx = ms($5); mean = ms($6); sd = ms($7) }
+        END { if (rps == "") exit 1;
+              printf "%.2f %.3f %.3f %.3f %d %.2f", rps, mean, sd, mx, bad, (ok > 0 ? t * 1e6 / hz / ok : 0) }' "$out")" || {
+        cat "$out" >&2; die "could not parse h2load output for $name"; }
+    check_alive "$name"
 }
 
 # mean_results "rps p50 p99 errs cpu" ... -> mean rps/p50/p99/cpu, summed errors
@@ -132,8 +195,25 @@ mean_results() {
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"   # other work on the box skews results
 declare -A R RUNS
+H2_TARGETS="veer nginx haproxy"
+declare -A H2_PORT=([veer]="$PORT_VEER" [nginx]="$PORT_NGINX_H2" [haproxy]="$PORT_HAPROXY")
+declare -A H2_CPU=([veer]="$VEER_PID" [nginx]="$NGINX_WORKER" [haproxy]="$HAPROXY_PID")
 for scen in $SCENARIOS; do
-    case "$scen" in keepalive|close) ;; *) die "unknown scenario $scen" ;; esac
+    case "$scen" in keepalive|close|body64k|h2c) ;; *) die "unknown scenario $scen" ;; esac
+    if [ "$scen" = h2c ]; then
+        for name in $H2_TARGETS; do
+            if [ -z "$H2LOAD" ]; then
+                R[h2c,$name]="skip:h2load not installed"
+            elif [ "$name" = haproxy ] && [ -z "$HAPROXY_PID" ]; then
+                R[h2c,$name]="skip:haproxy not installed"
+            elif ! h2_probe "${H2_PORT[$name]}"; then
+                R[h2c,$name]="skip:no h2c (prior knowledge) on port ${H2_PORT[$name]}"
+            else
+                bench_h2 "$name" "${H2_PORT[$name]}" "${H2_CPU[$name]}"; R[h2c,$name]="$RESULT"
+            fi
+        done
+        continue
+    fi
     bench "$scen" direct "$PORT_BLUE" "$UPSTREAM_WORKER";  R[$scen,direct]="$RESULT"
     # veer with and without metrics, interleaved in ABBA order
     # (on,off / off,on / on,off ...) so that slow drift on the box hits both
@@ -155,6 +235,11 @@ for scen in $SCENARIOS; do
     RUNS[$scen,veer]="$(printf '%s\n' "${on[@]}" | awk '{printf "%s%.0f/%s", (NR > 1 ? " " : ""), $1, $5}')"
     RUNS[$scen,veer-nometrics]="$(printf '%s\n' "${off[@]}" | awk '{printf "%s%.0f/%s", (NR > 1 ? " " : ""), $1, $5}')"
     bench "$scen" nginx  "$PORT_NGINX" "$NGINX_WORKER"; R[$scen,nginx]="$RESULT"
+    if [ -n "$HAPROXY_PID" ]; then
+        bench "$scen" haproxy "$PORT_HAPROXY" "$HAPROXY_PID"; R[$scen,haproxy]="$RESULT"
+    else
+        R[$scen,haproxy]="skip:haproxy not installed"
+    fi
 done
 
 # ---------------------------------------------------------------- report
@@ -163,19 +248,44 @@ echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (warm-up $WARMUP); pin
      "$(nproc) cores; loadavg before: $LOAD_BEFORE"
 echo "veer: workers=1, route weights blue=90 green=10 (check: $SPLIT_VEER; nometrics: $SPLIT_VEER_NOM);" \
      "veer rows: mean of $ROUNDS interleaved runs;" \
-     "nginx: worker_processes 1, keepalive 64, weights 9:1 (check: $SPLIT_NGINX)"
+     "nginx: worker_processes 1, keepalive 64, weights 9:1 (check: $SPLIT_NGINX);" \
+     "haproxy ${HAPROXY:+$("$HAPROXY" -v | awk 'NR == 1 {print $3}')}: nbthread 1, http-reuse always, weights 9:1 (check: $SPLIT_HAPROXY)"
 for scen in $SCENARIOS; do
     echo
-    if [ "$scen" = keepalive ]; then
-        echo "### keep-alive clients"
-    else
-        echo "### Connection: close (new client connection per request)"
-    fi
+    case "$scen" in
+        keepalive) echo "### keep-alive clients" ;;
+        close)     echo "### Connection: close (new client connection per request)" ;;
+        body64k)   echo "### 64 KiB response body (GET /64k, keep-alive clients)" ;;
+        h2c)       echo "### h2c (HTTP/2 prior knowledge, proxy->upstream HTTP/1.1)"
+            echo
+            echo "h2load -t1 -c$CONNECTIONS -m$H2_STREAMS -D $DURATION (warm-up -D $WARMUP)" \
+                 "http://127.0.0.1:PORT/ — veer :$PORT_VEER, nginx :$PORT_NGINX_H2 (listen http2), haproxy :$PORT_HAPROXY;" \
+                 "h2load reports no percentiles, so: mean / sd / max of 'time for request'"
+            echo
+            echo "| target | requests/s | mean (ms) | sd (ms) | max (ms) | errors | veer ratio | server CPU µs/req |"
+            echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+            veer_rps=0
+            [[ "${R[h2c,veer]}" == skip:* ]] || read -r veer_rps _ <<<"${R[h2c,veer]}"
+            for name in $H2_TARGETS; do
+                if [[ "${R[h2c,$name]}" == skip:* ]]; then
+                    echo "| $name | skipped: ${R[h2c,$name]#skip:} | | | | | | |"
+                    continue
+                fi
+                read -r rps mean sd mx errs cpu <<<"${R[h2c,$name]}"
+                ratio=$(awk -v a="$veer_rps" -v b="$rps" 'BEGIN { printf "%.2f", (b > 0 && a > 0 ? a / b : 0) }')
+                printf '| %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$mean" "$sd" "$mx" "$errs" "$ratio" "$cpu"
+            done
+            continue ;;
+    esac
     echo
     echo "| target | requests/s | p50 (ms) | p99 (ms) | errors | veer ratio | server CPU µs/req |"
     echo "|---|---:|---:|---:|---:|---:|---:|"
     read -r veer_rps _ <<<"${R[$scen,veer]}"
-    for name in direct veer veer-nometrics nginx; do
+    for name in direct veer veer-nometrics nginx haproxy; do
+        if [[ "${R[$scen,$name]}" == skip:* ]]; then
+            echo "| $name | skipped: ${R[$scen,$name]#skip:} | | | | | |"
+            continue
+        fi
         read -r rps p50 p99 errs cpu <<<"${R[$scen,$name]}"
         ratio=$(awk -v a="$veer_rps" -v b="$rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
         printf '| %s | %.0f | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$errs" "$ratio" "$cpu"
