@@ -202,7 +202,7 @@ write_haproxy_conf() {
     cat >"$WORK/haproxy/haproxy.cfg" <<EOF
 global
     nbthread 1
-    maxconn 20000
+    maxconn 4096   # like nginx worker_connections; needs ~2x fds
 
 defaults
     mode http

@@ -1,8 +1,8 @@
 //! veer: a reverse proxy that ships new versions safely.
 //!
 //! It splits traffic between pools (versions of an app) by weight, header
-//! rule and sticky user, measures every response, and (in later layers)
-//! runs the rollout itself.
+//! rule and sticky user, measures every response, and runs the rollout
+//! itself: one binary is both the data plane and the controller.
 //!
 //! # Layout
 //!
@@ -17,12 +17,14 @@
 //!   windows, Prometheus exposition.
 //! - [`proxy`]: listeners, the per-request service, header rewriting,
 //!   errors mapped to statuses.
-//! - [`rollout`]: analysis verdicts and the pure per-strategy planners
-//!   the rollout controller applies.
+//! - [`rollout`]: analysis verdicts, the pure per-strategy planners, and
+//!   the controller task that applies them (webhooks, Prometheus checks,
+//!   persisted state).
+//! - [`events`]: the one event log behind `GET /api/v1/events`.
 //! - [`server`]: wires listeners to routing and runs until shutdown.
 //! - [`control`]: the control plane: run-time weights and rollouts,
 //!   config reloads, events; [`control::run`] runs the whole process.
-//! - [`admin`]: the admin HTTP API and the CLI client for it.
+//! - [`admin`]: the admin HTTP API, the dashboard, and the CLI client.
 //! - [`state`]: run-time state persisted in `state_dir`.
 //! - [`tls`]: rustls termination (SNI, mTLS, certificate reload) and TLS
 //!   (optionally h2) to `https://` upstreams.
