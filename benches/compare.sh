@@ -48,7 +48,7 @@ BUILD=0
 for arg in "$@"; do
     case "$arg" in
         --build) BUILD=1 ;;
-        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -157,7 +157,9 @@ check_alive() {
 
 # h2_probe PORT: true if one h2c (prior knowledge) request succeeds.
 h2_probe() {
-    "$H2LOAD" -n1 -c1 -m1 "http://127.0.0.1:$1/" 2>&1 | grep -q '^requests: 1 total.* 1 succeeded'
+    local out  # captured first: with pipefail, `| grep -q` could fail on SIGPIPE
+    out="$(timeout 10 "$H2LOAD" -n1 -c1 -m1 "http://127.0.0.1:$1/" 2>&1 || true)"
+    grep -q '^requests: 1 total.* 1 succeeded' <<<"$out"
 }
 
 # bench_h2 NAME PORT CPU_PID: one h2load run (after a WARMUP of the same

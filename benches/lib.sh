@@ -19,6 +19,7 @@ PORT_VEER_NOM_ADMIN=18088  # its admin API
 PORT_VEER_ADMIN=18089  # veer admin API (kept off the default 9901)
 PORT_HAPROXY=18086     # haproxy reverse proxy (HTTP/1.1, and h2c by preface)
 PORT_NGINX_H2=18087    # nginx reverse proxy, h2c listener (`listen ... http2`)
+# (tls.sh reuses 18086/18087 for its own TLS listeners; never run both at once)
 
 # Core pinning (the bench box has 2 cores). The proxy under test gets core 0,
 # the load generator (wrk) gets core 1 so that it never steals CPU from the
