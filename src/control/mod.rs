@@ -3,9 +3,9 @@
 //! leave behind. The admin API and the config watcher call into
 //! [`Control`]; it persists every change before publishing it.
 //!
-//! Until the rollout controller exists, `rollout`, `promote`, `abort`,
-//! `rollback`, `pause` and `resume` act directly on the weights (an
-//! instant switch) and record the phase a controller would show.
+//! Rollouts and the commands on them go to the rollout controller; on a
+//! route with no rollout in progress, `promote`, `abort`, `rollback`,
+//! `pause` and `resume` act on the manual weights.
 
 mod actions;
 mod certs;
