@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// Everything persisted, per route name.
@@ -105,54 +106,61 @@ impl StateStore {
     /// Reads the saved state; a missing file is an empty state. A corrupt
     /// one is renamed aside and reported as [`StateError::Corrupt`].
     pub fn load(&self) -> Result<RuntimeState, StateError> {
-        let path = self.path();
-        let text = match std::fs::read(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(RuntimeState::default())
-            }
-            Err(source) => return Err(StateError::Io { path, source }),
-        };
-        match serde_json::from_slice(&text) {
-            Ok(state) => Ok(state),
-            Err(e) => {
-                let stamp = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                let moved_to = self.dir.join(format!("state.json.corrupt-{stamp}"));
-                std::fs::rename(&path, &moved_to).map_err(|source| StateError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                Err(StateError::Corrupt {
-                    path,
-                    reason: e.to_string(),
-                    moved_to,
-                })
-            }
-        }
+        load_json(&self.dir, "state.json")
     }
 
     /// Writes `state` atomically: a reader (or a crash) sees the old file
     /// or the new one, never a mix.
     pub fn save(&self, state: &RuntimeState) -> Result<(), StateError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StateError::Io { path, source }
-        };
-        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
-        let tmp = self.dir.join(".state.json.tmp");
-        let text = serde_json::to_vec_pretty(state).expect("state serialises");
-        let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        file.write_all(&text).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-        drop(file);
-        let path = self.path();
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&self.dir))
+        save_json(&self.dir, "state.json", state)
     }
+}
+
+/// Reads `dir/name`; a missing file is the default value. A file that does
+/// not parse is moved aside (`name.corrupt-<unix seconds>`) and reported.
+pub fn load_json<T: DeserializeOwned + Default>(dir: &Path, name: &str) -> Result<T, StateError> {
+    let path = dir.join(name);
+    let text = match std::fs::read(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(T::default()),
+        Err(source) => return Err(StateError::Io { path, source }),
+    };
+    serde_json::from_slice(&text).or_else(|e| {
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let moved_to = dir.join(format!("{name}.corrupt-{stamp}"));
+        std::fs::rename(&path, &moved_to).map_err(|source| StateError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Err(StateError::Corrupt {
+            path,
+            reason: e.to_string(),
+            moved_to,
+        })
+    })
+}
+
+/// Writes `value` to `dir/name` atomically: temp file, fsync, rename, fsync
+/// of the directory.
+pub fn save_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), StateError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StateError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let text = serde_json::to_vec_pretty(value).expect("state serialises");
+    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    file.write_all(&text).map_err(io(&tmp))?;
+    file.sync_all().map_err(io(&tmp))?;
+    drop(file);
+    let path = dir.join(name);
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
 }
 
 #[cfg(test)]

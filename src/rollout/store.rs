@@ -3,8 +3,7 @@
 //! resumes the same step, weights and remaining interval.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,62 +21,18 @@ pub struct Saved {
     pub file_pools: HashMap<String, String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: corrupt rollout state ({source}); moved aside to {moved}")]
-    Corrupt {
-        path: PathBuf,
-        source: serde_json::Error,
-        moved: PathBuf,
-    },
-}
+/// Rollout state errors are the state directory's errors.
+pub type StoreError = crate::state::StateError;
 
 /// Reads the saved state; a missing file is an empty state. A corrupt file
 /// is moved aside (never silently ignored) and reported.
 pub fn load(dir: &Path) -> Result<Saved, StoreError> {
-    let path = dir.join(FILE);
-    let text = match std::fs::read(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Saved::default()),
-        Err(source) => return Err(StoreError::Io { path, source }),
-    };
-    serde_json::from_slice(&text).map_err(|source| {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let moved = dir.join(format!("{FILE}.corrupt-{stamp}"));
-        let _ = std::fs::rename(&path, &moved);
-        StoreError::Corrupt {
-            path: path.clone(),
-            source,
-            moved,
-        }
-    })
+    crate::state::load_json(dir, FILE)
 }
 
 /// Writes the state atomically.
 pub fn save(dir: &Path, saved: &Saved) -> Result<(), StoreError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| StoreError::Io { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let path = dir.join(FILE);
-    let tmp = dir.join(format!(".{FILE}.tmp"));
-    let text = serde_json::to_vec_pretty(saved).expect("rollout state serialises");
-    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(&text).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::state::save_json(dir, FILE, saved)
 }
 
 #[cfg(test)]
@@ -85,7 +40,7 @@ mod tests {
     use super::*;
     use crate::config::Strategy;
 
-    fn dir(name: &str) -> PathBuf {
+    fn dir(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("veer-store-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
