@@ -426,7 +426,7 @@ async fn ab_test_only_exposes_matched_users() {
         Upstream::start("blue").await,
         Upstream::start("green").await,
     );
-    let rollout = "[route.rollout]\nstrategy = \"ab_test\"\ninterval = \"300ms\"\niterations = 2\nmatch = { headers = { \"x-group\" = \"b\" } }\n[route.rollout.analysis]\nmin_requests = 5\nsuccess_rate = 99.0\n";
+    let rollout = "[route.rollout]\nstrategy = \"ab_test\"\ninterval = \"1s\"\niterations = 2\nmatch = { headers = { \"x-group\" = \"b\" } }\n[route.rollout.analysis]\nmin_requests = 5\nsuccess_rate = 99.0\n";
     let toml = config(
         &[("blue", &[blue.addr]), ("green", &[green.addr])],
         &format!("[[route]]\nname = \"app\"\npool = \"blue\"\n{rollout}"),
@@ -436,7 +436,7 @@ async fn ab_test_only_exposes_matched_users() {
     let others = Load::start(proxy.url("/"), &[("x-group", "a")]);
     let controller = proxy.server.as_ref().unwrap().controller.clone();
     controller.start("app", "green", None).await.unwrap();
-    // Promotion needs two passing 300 ms intervals: while they run, only
+    // Promotion needs two passing 1 s intervals: while they run, only
     // matched users reach green.
     let unmatched = tally(&proxy.url("/"), 20, &[("x-group", "a")]).await;
     let matched_now = tally(&proxy.url("/"), 20, &[("x-group", "b")]).await;
