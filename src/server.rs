@@ -1,6 +1,5 @@
 //! Wires bound listeners to the routing state and runs until shutdown.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -206,6 +205,19 @@ impl Server {
         &self.tracker
     }
 
+    /// [`Server::stop`] with the `shutdown_delay` and `shutdown_grace` of the
+    /// config serving now; logs when connections outlive the grace period.
+    pub async fn stop_as_configured(self) {
+        let settings = self.routing.load().config.proxy.clone();
+        tracing::info!(delay = ?settings.shutdown_delay, grace = ?settings.shutdown_grace, "shutting down");
+        if !self
+            .stop(settings.shutdown_delay, settings.shutdown_grace)
+            .await
+        {
+            tracing::warn!("shutdown grace period ended with connections still open");
+        }
+    }
+
     /// Graceful shutdown as SPEC §10 has it: readiness turns false, then
     /// after `delay` (for load balancers in front to notice) the listeners
     /// close and connections get up to `grace` to finish.
@@ -226,29 +238,5 @@ impl Server {
         tokio::time::timeout(grace, self.tracker.wait())
             .await
             .is_ok()
-    }
-}
-
-/// Serves `listeners` (bound in the order of `config.listeners`) until
-/// `signal` resolves, then shuts down gracefully.
-pub async fn run(
-    config: Arc<Config>,
-    listeners: Vec<TcpListener>,
-    signal: impl Future<Output = ()>,
-) {
-    let server = Server::new(config.clone());
-    server.roll_windows(ANALYSIS_WINDOW);
-    for (listener, spec) in listeners.into_iter().zip(&config.listeners) {
-        tracing::info!(listener = %spec.name, addr = ?listener.local_addr().ok(), "serving");
-        server.serve(listener, spec);
-    }
-    signal.await;
-    let settings = server.routing.load().config.proxy.clone();
-    tracing::info!(delay = ?settings.shutdown_delay, grace = ?settings.shutdown_grace, "shutting down");
-    if !server
-        .stop(settings.shutdown_delay, settings.shutdown_grace)
-        .await
-    {
-        tracing::warn!("shutdown grace period ended with connections still open");
     }
 }

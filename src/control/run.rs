@@ -97,14 +97,7 @@ pub async fn run(options: RunOptions, signal: impl Future<Output = ()>) {
 
     server.mark_ready();
     signal.await;
-    let settings = server.routing.load().config.proxy.clone();
-    tracing::info!(delay = ?settings.shutdown_delay, grace = ?settings.shutdown_grace, "shutting down");
-    if !server
-        .stop(settings.shutdown_delay, settings.shutdown_grace)
-        .await
-    {
-        tracing::warn!("shutdown grace period ended with connections still open");
-    }
+    server.stop_as_configured().await;
     let _ = stop.send(true);
     if let Some(admin) = admin {
         let _ = admin.await;
