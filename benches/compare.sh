@@ -12,7 +12,9 @@
 # TCP connection per request; proxy->upstream connections stay pooled),
 # body64k (keep-alive, GET /64k: a 65536-byte static file), h2c (h2load, HTTP/2
 # prior knowledge, -c CONNECTIONS -m H2_STREAMS, against veer, nginx, haproxy;
-# upstream legs stay HTTP/1.1).
+# upstream legs stay HTTP/1.1), openloop (oha at a fixed RATE with latency
+# correction: latency at a load every target carries, and veer's added
+# latency over direct).
 #
 # The two veer rows are measured ROUNDS times each, interleaved in ABBA order
 # (on,off / off,on / ...), and report the mean; the line under each table
@@ -24,7 +26,8 @@
 #         WARMUP=2s                               (unmeasured run first; 0 = off)
 #         PROXY_CPU=0 LOAD_CPU=1 UPSTREAM_CPU=0   (taskset cores, see lib.sh)
 #         VEER_BIN=path/to/veer                   (default target/release/veer)
-#         SCENARIOS="keepalive close body64k h2c" (which tables to print)
+#         SCENARIOS="keepalive close body64k h2c openloop" (which tables to print)
+#         RATE=5000 OPEN_CONNECTIONS=50           (openloop: oha -q / -c)
 #         H2_STREAMS=10                           (h2load -m)
 #         ROUNDS=2                                (measured runs per veer row)
 #
@@ -40,7 +43,9 @@ DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-50}"
 THREADS="${THREADS:-1}"
 WARMUP="${WARMUP:-2s}"   # unmeasured wrk run before each measured one; 0 = none
-SCENARIOS="${SCENARIOS:-keepalive close body64k h2c}"
+SCENARIOS="${SCENARIOS:-keepalive close body64k h2c openloop}"
+RATE="${RATE:-5000}"
+OPEN_CONNECTIONS="${OPEN_CONNECTIONS:-50}"
 H2_STREAMS="${H2_STREAMS:-10}"
 ROUNDS="${ROUNDS:-2}"    # measured runs per veer row (interleaved, ABBA order)
 
@@ -59,8 +64,14 @@ lib_tools_more haproxy:haproxy h2load:nghttp2-client
 HAPROXY="$(command -v haproxy || echo /usr/sbin/haproxy)"
 [ -x "$HAPROXY" ] || HAPROXY=""
 H2LOAD="$(command -v h2load || true)"
+OHA="$(command -v oha || true)"
+if [ -z "$OHA" ] && [[ " $SCENARIOS " == *" openloop "* ]]; then
+    log "installing oha from crates.io for the openloop table (cargo install, ~5 min once)"
+    cargo install oha --locked --quiet >&2 || log "could not install oha (openloop skipped)"
+    OHA="$(command -v oha || { [ -x "$HOME/.cargo/bin/oha" ] && echo "$HOME/.cargo/bin/oha"; } || true)"
+fi
 lib_veer_binary "$BUILD"
-lib_check_ports "$PORT_BLUE" "$PORT_VEER" "$PORT_NGINX" "$PORT_GREEN" \
+lib_check_ports "$PORT_BLUE" "$PORT_UPSTREAM_STATUS" "$PORT_VEER" "$PORT_NGINX" "$PORT_GREEN" \
     "$PORT_VEER_NOM" "$PORT_VEER_NOM_ADMIN" "$PORT_VEER_ADMIN" \
     "$PORT_HAPROXY" "$PORT_NGINX_H2"
 lib_workdir
@@ -131,17 +142,19 @@ bench() {
             "${extra[@]}" "$url" >/dev/null 2>&1 || true
     fi
     log "wrk [$scen] $name${5:+ (run $run)}: -t$THREADS -c$CONNECTIONS -d$DURATION"
+    local u0; u0="$(upstream_counts)"
     local t0; t0="$(cpu_ticks "$cpu_pid")"
     "${ON_LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
         "${extra[@]}" "$url" >"$out" 2>&1 || {
         cat "$out" >&2; die "wrk failed against $name"; }
     local t1; t1="$(cpu_ticks "$cpu_pid")"
+    local u1; u1="$(upstream_counts)"
     wrk_parse "$out"
     [ -n "$W_RPS" ] || { cat "$out" >&2; die "could not parse wrk output for $name"; }
     local cpu
     cpu=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="${W_REQS:-0}" \
         'BEGIN { printf "%.2f", (n > 0 ? t * 1e6 / hz / n : 0) }')
-    RESULT="$W_RPS $W_P50 $W_P99 $W_ERRS $cpu"
+    RESULT="$W_RPS $W_P50 $W_P99 $W_ERRS $cpu $(reuse_pct "$u0" "$u1")"
     check_alive "$name"
 }
 
@@ -189,10 +202,37 @@ bench_h2() {
     check_alive "$name"
 }
 
-# mean_results "rps p50 p99 errs cpu" ... -> mean rps/p50/p99/cpu, summed errors
+# bench_open NAME PORT: oha at a fixed RATE for DURATION (after a WARMUP at
+# the same rate), latency measured from when each request was due (coordinated
+# omission corrected). Stores "rps p50_us p99_us p999_us errors" in RESULT.
+bench_open() {
+    local name="$1" port="$2" out="$WORK/oha-$1.json"
+    local args=(-q "$RATE" -c "$OPEN_CONNECTIONS" --latency-correction --no-tui --worker-threads 1)
+    if [ "$WARMUP" != 0 ]; then
+        "${ON_LOAD[@]}" "$OHA" "${args[@]}" -z "$WARMUP" --output-format quiet \
+            "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
+    fi
+    log "oha [openloop] $name: ${args[*]} -z $DURATION"
+    "${ON_LOAD[@]}" "$OHA" "${args[@]}" -z "$DURATION" --output-format json \
+        "http://127.0.0.1:$port/" >"$out" 2>"$out.err" || {
+        cat "$out.err" >&2; die "oha failed against $name"; }
+    RESULT="$(python3 - "$out" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = d["latencyPercentiles"]
+codes = d.get("statusCodeDistribution", {})
+bad = sum(n for c, n in codes.items() if not c.startswith("2")) + sum(d.get("errorDistribution", {}).values())
+us = lambda v: (v or 0) * 1e6
+print(f'{d["summary"]["requestsPerSec"]:.0f} {us(p["p50"]):.0f} {us(p["p99"]):.0f} {us(p["p99.9"]):.0f} {bad}')
+EOF
+)" || die "could not parse oha output for $name"
+    check_alive "$name"
+}
+
+# mean_results "rps p50 p99 errs cpu reuse" ... -> means, summed errors
 mean_results() {
-    printf '%s\n' "$@" | awk '{ r += $1; a += $2; b += $3; e += $4; c += $5; n++ }
-        END { printf "%.2f %.3f %.3f %d %.2f", r / n, a / n, b / n, e, c / n }'
+    printf '%s\n' "$@" | awk '{ r += $1; a += $2; b += $3; e += $4; c += $5; u += $6; n++ }
+        END { printf "%.2f %.3f %.3f %d %.2f %.3f", r / n, a / n, b / n, e, c / n, u / n }'
 }
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"   # other work on the box skews results
@@ -200,8 +240,21 @@ declare -A R RUNS
 H2_TARGETS="veer nginx haproxy"
 declare -A H2_PORT=([veer]="$PORT_VEER" [nginx]="$PORT_NGINX_H2" [haproxy]="$PORT_HAPROXY")
 declare -A H2_CPU=([veer]="$VEER_PID" [nginx]="$NGINX_WORKER" [haproxy]="$HAPROXY_PID")
+declare -A OPEN_PORT=([direct]="$PORT_BLUE" [veer]="$PORT_VEER" [nginx]="$PORT_NGINX" [haproxy]="$PORT_HAPROXY")
 for scen in $SCENARIOS; do
-    case "$scen" in keepalive|close|body64k|h2c) ;; *) die "unknown scenario $scen" ;; esac
+    case "$scen" in keepalive|close|body64k|h2c|openloop) ;; *) die "unknown scenario $scen" ;; esac
+    if [ "$scen" = openloop ]; then
+        for name in direct veer nginx haproxy; do
+            if [ -z "$OHA" ]; then
+                R[openloop,$name]="skip:oha not installed"
+            elif [ "$name" = haproxy ] && [ -z "$HAPROXY_PID" ]; then
+                R[openloop,$name]="skip:haproxy not installed"
+            else
+                bench_open "$name" "${OPEN_PORT[$name]}"; R[openloop,$name]="$RESULT"
+            fi
+        done
+        continue
+    fi
     if [ "$scen" = h2c ]; then
         for name in $H2_TARGETS; do
             if [ -z "$H2LOAD" ]; then
@@ -258,6 +311,26 @@ for scen in $SCENARIOS; do
         keepalive) echo "### keep-alive clients" ;;
         close)     echo "### Connection: close (new client connection per request)" ;;
         body64k)   echo "### 64 KiB response body (GET /64k, keep-alive clients)" ;;
+        openloop)  echo "### open loop: fixed $RATE requests/s (latency corrected)"
+            echo
+            echo "oha -q $RATE -c $OPEN_CONNECTIONS --latency-correction -z $DURATION (warm-up -z $WARMUP)" \
+                 "http://127.0.0.1:PORT/ — latency counted from when each request was due; added = target - direct"
+            echo
+            echo "| target | requests/s | p50 (µs) | p99 (µs) | p99.9 (µs) | errors | added p50 (µs) | added p99 (µs) |"
+            echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+            d50="" d99=""
+            [[ "${R[openloop,direct]}" == skip:* ]] || read -r _ d50 d99 _ <<<"${R[openloop,direct]}"
+            for name in direct veer nginx haproxy; do
+                if [[ "${R[openloop,$name]}" == skip:* ]]; then
+                    echo "| $name | skipped: ${R[openloop,$name]#skip:} | | | | | | |"
+                    continue
+                fi
+                read -r rps p50 p99 p999 errs <<<"${R[openloop,$name]}"
+                printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$p999" "$errs" \
+                    "$([ "$name" = direct ] && echo - || echo $((p50 - d50)))" \
+                    "$([ "$name" = direct ] && echo - || echo $((p99 - d99)))"
+            done
+            continue ;;
         h2c)       echo "### h2c (HTTP/2 prior knowledge, proxy->upstream HTTP/1.1)"
             echo
             echo "h2load -t1 -c$CONNECTIONS -m$H2_STREAMS -D $DURATION (warm-up -D $WARMUP)" \
@@ -280,17 +353,17 @@ for scen in $SCENARIOS; do
             continue ;;
     esac
     echo
-    echo "| target | requests/s | p50 (ms) | p99 (ms) | errors | veer ratio | server CPU µs/req |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
+    echo "| target | requests/s | p50 (ms) | p99 (ms) | errors | veer ratio | server CPU µs/req | upstream conn reuse % |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     read -r veer_rps _ <<<"${R[$scen,veer]}"
     for name in direct veer veer-nometrics nginx haproxy; do
         if [[ "${R[$scen,$name]}" == skip:* ]]; then
-            echo "| $name | skipped: ${R[$scen,$name]#skip:} | | | | | |"
+            echo "| $name | skipped: ${R[$scen,$name]#skip:} | | | | | | |"
             continue
         fi
-        read -r rps p50 p99 errs cpu <<<"${R[$scen,$name]}"
+        read -r rps p50 p99 errs cpu reuse <<<"${R[$scen,$name]}"
         ratio=$(awk -v a="$veer_rps" -v b="$rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-        printf '| %s | %.0f | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$errs" "$ratio" "$cpu"
+        printf '| %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$errs" "$ratio" "$cpu" "$reuse"
     done
     echo
     read -r _ _ _ _ on_cpu <<<"${R[$scen,veer]}"

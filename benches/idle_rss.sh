@@ -50,7 +50,7 @@ ulimit -n "$need_fds"   # inherited by veer, nginx and the client
 lib_tools
 command -v python3 >/dev/null 2>&1 || die "python3 is needed for idle_conns.py"
 lib_veer_binary "$BUILD"
-lib_check_ports "$PORT_BLUE" "$PORT_GREEN" "$PORT_VEER" "$PORT_VEER_ADMIN"
+lib_check_ports "$PORT_BLUE" "$PORT_UPSTREAM_STATUS" "$PORT_GREEN" "$PORT_VEER" "$PORT_VEER_ADMIN"
 lib_workdir
 
 rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"; }

@@ -19,6 +19,7 @@ PORT_VEER_NOM_ADMIN=18088  # its admin API
 PORT_VEER_ADMIN=18089  # veer admin API (kept off the default 9901)
 PORT_HAPROXY=18086     # haproxy reverse proxy (HTTP/1.1, and h2c by preface)
 PORT_NGINX_H2=18087    # nginx reverse proxy, h2c listener (`listen ... http2`)
+PORT_UPSTREAM_STATUS=18090  # upstream nginx stub_status (accepted connections, requests)
 # (tls.sh reuses 18086/18087 for its own TLS listeners; never run both at once)
 
 # Core pinning (the bench box has 2 cores). The proxy under test gets core 0,
@@ -151,6 +152,12 @@ write_upstream_conf() {
         echo "http {"
         nginx_http_common "$WORK/upstream"
         local side
+        cat <<EOF
+    server {   # counters for the upstream connection reuse column
+        listen 127.0.0.1:$PORT_UPSTREAM_STATUS;
+        location = /status { stub_status; }
+    }
+EOF
         for side in "blue $PORT_BLUE" "green $PORT_GREEN"; do
             set -- $side
             cat <<EOF
@@ -330,6 +337,23 @@ worker_pid() {
     local kids
     kids="$(cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -m1 . || true)"
     echo "${kids:-$1}"
+}
+
+# upstream_counts: "ACCEPTED_CONNECTIONS REQUESTS" of the upstream nginx
+# (stub_status; both include this status request itself).
+upstream_counts() {
+    curl -fsS --max-time 2 "http://127.0.0.1:$PORT_UPSTREAM_STATUS/status" |
+        awk 'prev ~ /accepts handled requests/ { print $1, $3 } { prev = $0 }'
+}
+
+# reuse_pct "A0 R0" "A1 R1": share of upstream requests (between two
+# upstream_counts) that went over an already open connection, in percent.
+# The later status request's own connection and request are taken out.
+reuse_pct() {
+    local a0 r0 a1 r1
+    read -r a0 r0 <<<"$1"; read -r a1 r1 <<<"$2"
+    awk -v a=$((a1 - a0 - 1)) -v r=$((r1 - r0 - 1)) \
+        'BEGIN { if (r > 0) printf "%.3f", 100 * (1 - a / r); else print "n/a" }'
 }
 
 # ---------------------------------------------------------------- wrk output

@@ -49,7 +49,7 @@ done
 
 lib_tools
 lib_veer_binary "$BUILD"
-lib_check_ports "$PORT_BLUE" "$PORT_VEER" "$PORT_GREEN" "$PORT_VEER_ADMIN"
+lib_check_ports "$PORT_BLUE" "$PORT_UPSTREAM_STATUS" "$PORT_VEER" "$PORT_GREEN" "$PORT_VEER_ADMIN"
 lib_workdir
 
 start_upstream

@@ -31,7 +31,7 @@ BUILD=0
 lib_tools
 command -v openssl >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
 lib_veer_binary "$BUILD"
-lib_check_ports "$PORT_BLUE" "$PORT_GREEN" "$PORT_VEER_TLS" "$PORT_NGINX_TLS" "$PORT_VEER_ADMIN"
+lib_check_ports "$PORT_BLUE" "$PORT_UPSTREAM_STATUS" "$PORT_GREEN" "$PORT_VEER_TLS" "$PORT_NGINX_TLS" "$PORT_VEER_ADMIN"
 lib_workdir
 
 # One certificate for both, ECDSA P-256 (what most sites serve today).
