@@ -7,7 +7,7 @@
 #   veer    wrk -> veer (1 worker, 90/10 weighted split) -> upstream
 #   veer-nometrics  the same veer config with `[proxy] metrics = false`
 #   nginx   wrk -> nginx proxy (1 worker, keepalive 64)  -> upstream
-#   haproxy wrk -> haproxy (nbthread 1, http-reuse always, 9:1) -> upstream
+#   haproxy wrk -> haproxy (nbthread WORKERS, http-reuse always, 9:1) -> upstream
 # Scenarios: keepalive (keep-alive clients), close (`Connection: close`, new
 # TCP connection per request; proxy->upstream connections stay pooled),
 # body64k (keep-alive, GET /64k: a 65536-byte static file), h2c (h2load, HTTP/2
@@ -25,6 +25,7 @@
 # Env:    DURATION=10s CONNECTIONS=50 THREADS=1   (wrk -d / -c / -t)
 #         WARMUP=2s                               (unmeasured run first; 0 = off)
 #         PROXY_CPU=0 LOAD_CPU=1 UPSTREAM_CPU=0   (taskset cores, see lib.sh)
+#         WORKERS=1                               (veer workers, nginx worker_processes, haproxy nbthread)
 #         VEER_BIN=path/to/veer                   (default target/release/veer)
 #         SCENARIOS="keepalive close body64k h2c openloop" (which tables to print)
 #         RATE=5000 OPEN_CONNECTIONS=50           (openloop: oha -q / -c)
@@ -301,10 +302,10 @@ done
 echo
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (warm-up $WARMUP); pinning: $PINNING;" \
      "$(nproc) cores; loadavg before: $LOAD_BEFORE"
-echo "veer: workers=1, route weights blue=90 green=10 (check: $SPLIT_VEER; nometrics: $SPLIT_VEER_NOM);" \
+echo "veer: workers=$WORKERS, route weights blue=90 green=10 (check: $SPLIT_VEER; nometrics: $SPLIT_VEER_NOM);" \
      "veer rows: mean of $ROUNDS interleaved runs;" \
-     "nginx: worker_processes 1, keepalive 64, weights 9:1 (check: $SPLIT_NGINX);" \
-     "haproxy ${HAPROXY:+$("$HAPROXY" -v | awk 'NR == 1 {print $3}')}: nbthread 1, http-reuse always, weights 9:1 (check: $SPLIT_HAPROXY)"
+     "nginx: worker_processes $WORKERS, keepalive 64, weights 9:1 (check: $SPLIT_NGINX);" \
+     "haproxy ${HAPROXY:+$("$HAPROXY" -v | awk 'NR == 1 {print $3}')}: nbthread $WORKERS, http-reuse always, weights 9:1 (check: $SPLIT_HAPROXY)"
 for scen in $SCENARIOS; do
     echo
     case "$scen" in

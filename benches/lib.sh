@@ -29,6 +29,9 @@ PORT_UPSTREAM_STATUS=18090  # upstream nginx stub_status (accepted connections, 
 # same upstream cost on their core, so the veer/nginx comparison stays fair.
 # (In the `direct` row the upstream has core 0 to itself.)
 PROXY_CPU="${PROXY_CPU:-0}"
+# Worker count of every proxy under test (veer workers, nginx
+# worker_processes, haproxy nbthread); the upstream nginx keeps one.
+WORKERS="${WORKERS:-1}"
 LOAD_CPU="${LOAD_CPU:-1}"
 UPSTREAM_CPU="${UPSTREAM_CPU:-0}"
 
@@ -118,11 +121,11 @@ lib_cleanup() {
 
 # ---------------------------------------------------------------- configs
 # Shared nginx boilerplate: foreground master, logs and temp files in DIR.
-nginx_common() {  # $1 = instance dir
+nginx_common() {  # $1 = instance dir, $2 = worker processes (default 1)
     cat <<EOF
 daemon off;
 master_process on;
-worker_processes 1;
+worker_processes ${2:-1};
 pid $1/nginx.pid;
 error_log $1/error.log warn;
 events { worker_connections 4096; }
@@ -178,7 +181,7 @@ EOF
 write_nginx_proxy_conf() {
     mkdir -p "$WORK/nginx-proxy"
     {
-        nginx_common "$WORK/nginx-proxy"
+        nginx_common "$WORK/nginx-proxy" "$WORKERS"
         echo "http {"
         nginx_http_common "$WORK/nginx-proxy"
         cat <<EOF
@@ -209,7 +212,7 @@ write_haproxy_conf() {
     mkdir -p "$WORK/haproxy"
     cat >"$WORK/haproxy/haproxy.cfg" <<EOF
 global
-    nbthread 1
+    nbthread $WORKERS
     maxconn 4096   # like nginx worker_connections; needs ~2x fds
 
 defaults
@@ -240,7 +243,7 @@ write_veer_conf() {
     mkdir -p "$dir"
     cat >"$dir/veer.toml" <<EOF
 [proxy]
-workers = 1
+workers = $WORKERS
 state_dir = "$dir/state"
 metrics = $metrics
 
@@ -326,16 +329,18 @@ veer_log_errors() {
     fi
 }
 
-# cpu_ticks PID: utime + stime of all its threads, in clock ticks.
+# cpu_ticks "PID..." : utime + stime of all their threads, in clock ticks.
 cpu_ticks() {
+    local pid
     # fields after the ")" that ends the comm field: utime = 12th, stime = 13th
-    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+    for pid in $*; do sed 's/.*) //' "/proc/$pid/stat"; done | awk '{ t += $12 + $13 } END { print t }'
 }
 
-# worker_pid MASTER_PID: the (single) worker of an nginx master, else the master.
+# worker_pid MASTER_PID: the workers of an nginx master ("PID PID..."), else the master.
 worker_pid() {
     local kids
-    kids="$(cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -m1 . || true)"
+    kids="$(cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep . | tr '\n' ' ' || true)"
+    kids="${kids% }"
     echo "${kids:-$1}"
 }
 

@@ -29,6 +29,7 @@
 //! - [`tls`]: rustls termination (SNI, mTLS, certificate reload) and TLS
 //!   (optionally h2) to `https://` upstreams.
 //! - [`demo`]: `veer demo`, a local canary show with built-in upstreams.
+//! - [`workers`]: `workers = N` as N single-threaded runtimes.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -45,3 +46,4 @@ pub mod server;
 pub mod state;
 pub mod tls;
 pub mod upstream;
+pub mod workers;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use veer::admin::client::AdminClient;
+use veer::workers::Workers;
 
 #[derive(Parser)]
 #[command(
@@ -170,20 +171,13 @@ fn run(path: PathBuf, watch: bool) -> anyhow::Result<()> {
             ),
         },
     };
-    // One worker: a current-thread runtime (no work stealing, no
-    // cross-thread wakeups); more: the multi-thread scheduler.
-    let mut builder = match config.proxy.workers {
-        1 => tokio::runtime::Builder::new_current_thread(),
-        n => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n);
-            b
-        }
-    };
-    let runtime = builder
+    // Every worker is a current-thread runtime (no work stealing, no
+    // cross-thread wakeups); this one is worker 0, see `veer::workers`.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    let workers = Workers::start(config.proxy.workers).context("starting the workers")?;
     runtime.block_on(async move {
         let mut listeners = Vec::new();
         for spec in &config.listeners {
@@ -214,6 +208,7 @@ fn run(path: PathBuf, watch: bool) -> anyhow::Result<()> {
             reload,
             watch,
             metrics: None,
+            workers,
         };
         veer::control::run(options, shutdown_signal()).await;
         Ok(())

@@ -12,6 +12,7 @@ use crate::drain::{DrainEvent, Drains};
 use crate::events::Events;
 use crate::rollout::Controller;
 use crate::routing::Routing;
+use crate::workers::Workers;
 
 /// Length of the rolling per-pool analysis window shown by status (the
 /// rollout controller keeps its own, aligned with its steps).
@@ -33,6 +34,8 @@ pub struct Server {
     pub events: Arc<Events>,
     /// True once serving, false from the start of shutdown (`/readyz`).
     ready: watch::Sender<bool>,
+    /// Where accepted connections are served (`workers = N`).
+    workers: Workers,
 }
 
 /// Copies drain events into the event log, so a deploy script polling
@@ -125,7 +128,20 @@ impl Server {
             tracker,
             drains,
             ready: watch::Sender::new(false),
+            workers: Workers::default(),
         }
+    }
+
+    /// Serves connections on `workers` (started by the caller, stopped by
+    /// [`Server::shutdown`]) instead of the calling runtime alone.
+    pub fn with_workers(mut self, workers: Workers) -> Server {
+        self.workers = workers;
+        self
+    }
+
+    /// The workers connections are served on.
+    pub fn workers(&self) -> &Workers {
+        &self.workers
     }
 
     /// Publishes a new, already validated config: routing first, then the
@@ -188,6 +204,7 @@ impl Server {
             tls,
             self.shutdown.subscribe(),
             self.tracker.clone(),
+            self.workers.clone(),
         );
         self.tracker.spawn(task);
         self.ready.send_replace(true);
@@ -235,8 +252,10 @@ impl Server {
         self.ready.send_replace(false);
         let _ = self.shutdown.send(true);
         self.tracker.close();
-        tokio::time::timeout(grace, self.tracker.wait())
+        let finished = tokio::time::timeout(grace, self.tracker.wait())
             .await
-            .is_ok()
+            .is_ok();
+        self.workers.stop();
+        finished
     }
 }

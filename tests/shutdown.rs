@@ -161,3 +161,29 @@ async fn stop_turns_unready_then_lets_h2_requests_finish() {
     assert!(ended.is_ok(), "{ended:?}");
     assert!(TcpStream::connect(proxy.addr).await.is_err());
 }
+
+#[tokio::test]
+async fn sigterm_with_workers_finishes_in_flight_on_every_worker() {
+    let up = Upstream::start("up").await;
+    let keys = "workers = 3\nshutdown_delay = \"100ms\"\nshutdown_grace = \"10s\"\n";
+    let (mut child, addr) = start_veer(up.addr, keys).await;
+    // A fresh connection each: three in a row land on three workers.
+    let slow: Vec<_> = (0..3)
+        .map(|_| {
+            let url = format!("http://{addr}/sleep/1000");
+            tokio::spawn(async move { get(&url, &[]).await })
+        })
+        .collect();
+    eventually(WAIT, || up.requests().len() >= 3).await;
+
+    signal(&child, "-TERM");
+    for request in slow {
+        let (status, _, body) = request.await.unwrap();
+        assert_eq!((status.as_u16(), body.as_str()), (200, "up"));
+    }
+    let exit = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+}

@@ -16,6 +16,7 @@ use crate::routing::Routing;
 use crate::server::Server;
 use crate::tls::listener::Live;
 use crate::tls::{ServerTls, TlsError};
+use crate::workers::Workers;
 
 /// Binds a listener's socket (non-blocking). Handed in by the binary: the
 /// library never binds on its own.
@@ -52,6 +53,7 @@ pub struct ListenerSet {
     tracker: TaskTracker,
     bind: Option<Bind>,
     running: Vec<Running>,
+    workers: Workers,
 }
 
 impl ListenerSet {
@@ -64,6 +66,7 @@ impl ListenerSet {
             tracker: server.tracker().clone(),
             bind,
             running: Vec::new(),
+            workers: server.workers().clone(),
         }
     }
 
@@ -106,6 +109,7 @@ impl ListenerSet {
             tls.clone(),
             closing,
             self.tracker.clone(),
+            self.workers.clone(),
         );
         self.tracker.spawn(task);
         self.running.push(Running {

@@ -32,12 +32,14 @@ pub struct RunOptions {
     /// Renders `/metrics`; `None` renders every veer metric
     /// ([`crate::observe::render`]).
     pub metrics: Option<MetricsRenderer>,
+    /// Where connections are served (`workers = N`, started by the binary).
+    pub workers: crate::workers::Workers,
 }
 
 /// Serves until `signal` resolves, then shuts down gracefully.
 pub async fn run(options: RunOptions, signal: impl Future<Output = ()>) {
     let config = options.config;
-    let server = Server::new(config.clone());
+    let server = Server::new(config.clone()).with_workers(options.workers);
     server.roll_windows(ANALYSIS_WINDOW);
     let mut listeners = ListenerSet::new(&server, options.bind);
     for (listener, spec) in options.listeners.into_iter().zip(&config.listeners) {

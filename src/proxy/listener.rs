@@ -17,19 +17,22 @@ use tokio_util::task::TaskTracker;
 use crate::config::ProxySettings;
 use crate::routing::Routing;
 use crate::tls::ServerTls;
+use crate::workers::Workers;
 
 use super::conn::{ConnState, TrackedIo, Verdict};
 use super::service::ProxyService;
 
 /// Serves one listening socket until `shutdown` turns true. Connections
 /// are spawned on `tracker` so the caller can wait for them to finish.
-/// With `tls`, each connection first completes a TLS handshake.
+/// With `tls`, each connection first completes a TLS handshake. Each
+/// connection is served on the next of `workers`.
 pub async fn serve(
     listener: TcpListener,
     routing: Arc<Routing>,
     tls: Option<Arc<ServerTls>>,
     mut shutdown: watch::Receiver<bool>,
     tracker: TaskTracker,
+    workers: Workers,
 ) {
     let settings = routing.load().config.proxy.clone();
     let builder = Arc::new(http_builder(&settings));
@@ -52,7 +55,7 @@ pub async fn serve(
         let builder = builder.clone();
         let mut shutdown = shutdown.clone();
         let tls = tls.clone();
-        tracker.spawn(async move {
+        workers.spawn_conn(stream, &tracker, move |stream| async move {
             let _ = stream.set_nodelay(true);
             let Some(tls) = tls else {
                 serve_conn(stream, peer, routing, false, &builder, &settings, shutdown).await;

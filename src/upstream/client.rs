@@ -8,6 +8,10 @@
 //! back when the connection died before a byte was written: that is the
 //! pooled-connection race, and the request is retried on a fresh connection
 //! whatever its method, because the upstream never saw it.
+//!
+//! With several workers (`workers = N`) each connection remembers the
+//! worker whose runtime runs it, and a worker takes its own idle
+//! connections first: its requests then never wake another thread.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -44,6 +48,8 @@ pub struct ConnPool {
 struct Idle {
     tx: http1::SendRequest<Incoming>,
     since: Instant,
+    /// The worker the connection's task runs on.
+    home: usize,
 }
 
 /// A failed send. `request` is `Some` when nothing reached the upstream,
@@ -62,6 +68,7 @@ pub struct Pooled {
     /// `None` for h2: the connection is shared and never leaves the pool.
     tx: Option<http1::SendRequest<Incoming>>,
     idle: Arc<Mutex<Vec<Idle>>>,
+    home: usize,
 }
 
 impl Pooled {
@@ -75,6 +82,7 @@ impl Pooled {
             idle.push(Idle {
                 tx,
                 since: Instant::now(),
+                home: self.home,
             });
         }
     }
@@ -113,20 +121,25 @@ impl ConnPool {
         self.h2.lock().unwrap().take();
     }
 
-    fn checkout(&self) -> Option<http1::SendRequest<Incoming>> {
+    /// The newest idle connection, this worker's own first, and its home.
+    fn checkout(&self) -> Option<(http1::SendRequest<Incoming>, usize)> {
         let mut idle = self.idle.lock().unwrap();
         let now = Instant::now();
-        while let Some(conn) = idle.pop() {
-            if now.saturating_duration_since(conn.since) >= self.idle_timeout {
-                // Everything below is older still.
-                idle.clear();
-                return None;
-            }
+        // Oldest at the bottom: drop those past the idle timeout.
+        let expired =
+            idle.partition_point(|c| now.saturating_duration_since(c.since) >= self.idle_timeout);
+        idle.drain(..expired);
+        let me = crate::workers::index();
+        loop {
+            let at = idle
+                .iter()
+                .rposition(|c| c.home == me)
+                .or(idle.len().checked_sub(1))?;
+            let conn = idle.remove(at);
             if !conn.tx.is_closed() {
-                return Some(conn.tx);
+                return Some((conn.tx, conn.home));
             }
         }
-        None
     }
 
     /// Sends `req` over a pooled or new connection to `host:port`/`addr`.
@@ -149,10 +162,10 @@ impl ConnPool {
         mut req: Request<Incoming>,
     ) -> Result<(Response<Incoming>, Pooled), SendError> {
         loop {
-            let (mut tx, reused) = match self.checkout() {
-                Some(tx) => (tx, true),
+            let (mut tx, home, reused) = match self.checkout() {
+                Some((tx, home)) => (tx, home, true),
                 None => match self.connect(addr, authority).await {
-                    Ok(Conn::H1(tx)) => (tx, false),
+                    Ok(Conn::H1(tx)) => (tx, crate::workers::index(), false),
                     Ok(Conn::H2(tx)) => {
                         // Only when the pool offers h2: share it from now on.
                         *self.h2.lock().unwrap() = Some(tx);
@@ -183,6 +196,7 @@ impl ConnPool {
                         Pooled {
                             tx: Some(tx),
                             idle: self.idle.clone(),
+                            home,
                         },
                     ))
                 }

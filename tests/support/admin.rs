@@ -99,6 +99,7 @@ impl Veer {
             reload: Arc::new(tokio::sync::Notify::new()),
             watch,
             metrics: None,
+            workers: Default::default(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(veer::control::run(options, async move {

@@ -37,6 +37,7 @@ impl ConnPool {
                         Pooled {
                             tx: Some(tx),
                             idle: self.idle.clone(),
+                            home: crate::workers::index(),
                         }
                         .release();
                         return self.send_h1(addr, authority, req).await;
@@ -66,6 +67,7 @@ impl ConnPool {
                     let pooled = Pooled {
                         tx: None,
                         idle: self.idle.clone(),
+                        home: crate::workers::index(),
                     };
                     return Ok((resp, pooled));
                 }
