@@ -164,7 +164,10 @@ impl ConnPool {
         loop {
             let (mut tx, home, reused) = match self.checkout() {
                 Some((tx, home)) => (tx, home, true),
-                None => match self.connect(addr, authority).await {
+                // Boxed: connecting (TCP, TLS, h2 handshake) is a large
+                // future and rare; inline it would make every request's
+                // future (allocated and moved per request) that much larger.
+                None => match Box::pin(self.connect(addr, authority)).await {
                     Ok(Conn::H1(tx)) => (tx, crate::workers::index(), false),
                     Ok(Conn::H2(tx)) => {
                         // Only when the pool offers h2: share it from now on.

@@ -28,7 +28,7 @@ impl ConnPool {
             let (mut tx, reused) = match shared {
                 Some(tx) => (tx, true),
                 None if self.idle_count() > 0 => return self.send_h1(addr, authority, req).await,
-                None => match self.connect(addr, authority).await {
+                None => match Box::pin(self.connect(addr, authority)).await {
                     Ok(Conn::H2(tx)) => {
                         *self.h2.lock().unwrap() = Some(tx.clone());
                         (tx, false)
