@@ -36,15 +36,13 @@ impl HeadScan {
         while !self.done && !bytes.is_empty() {
             let end = memchr::memchr(b'\n', bytes);
             let piece = &bytes[..end.unwrap_or(bytes.len())];
-            for &b in piece.iter().filter(|&&b| b != b'\r') {
-                self.nonempty = true;
-                if self.len < LONGEST {
-                    self.line[self.len] = b.to_ascii_lowercase();
-                    self.len += 1;
-                } else {
-                    break;
-                }
+            // A line of only `\r` is the blank one; a name never holds `\r`.
+            self.nonempty = self.nonempty || piece.iter().any(|&b| b != b'\r');
+            let take = (LONGEST - self.len).min(piece.len());
+            for (to, from) in self.line[self.len..self.len + take].iter_mut().zip(piece) {
+                *to = from.to_ascii_lowercase();
             }
+            self.len += take;
             let Some(end) = end else { return };
             self.end_line();
             bytes = &bytes[end + 1..];

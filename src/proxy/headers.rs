@@ -10,7 +10,6 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// True when the request asks for a protocol upgrade (WebSocket and the
 /// like): an `Upgrade` header and `upgrade` among the `Connection` tokens.
@@ -34,13 +33,19 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// `Trailer`, `Transfer-Encoding`, `Upgrade` (unless `upgrade`), and every
 /// `Proxy-*` header. `Host` is never removed, whatever `Connection` says.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    // Most messages carry none of these: one pass over the names (cheap
-    // comparisons, no hashing) spares a dozen hashed removals per message.
-    if !upgrade && !headers.keys().any(is_hop_by_hop) {
+    // One pass over the names (cheap comparisons, no hashing) finds which
+    // are present; only those are removed. Most requests carry none, most
+    // upstream responses only `Connection: keep-alive`.
+    let found = headers
+        .keys()
+        .fold(0, |found, name| found | hop_by_hop(name));
+    if found == 0 && !upgrade {
         return;
     }
-    if headers.contains_key(header::CONNECTION) {
+    if found & CONNECTION != 0 {
+        // `keep-alive` goes below anyway; other names are rare.
         let named: Vec<HeaderName> = connection_tokens(headers)
+            .filter(|t| !t.eq_ignore_ascii_case("keep-alive"))
             .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .filter(|n| *n != header::HOST && !(upgrade && *n == header::UPGRADE))
             .collect();
@@ -49,21 +54,26 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         }
         headers.remove(header::CONNECTION);
     }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(header::TRAILER);
-    headers.remove(header::TRANSFER_ENCODING);
-    if !upgrade {
+    if found & KEEP_ALIVE_BIT != 0 {
+        headers.remove(&KEEP_ALIVE);
+    }
+    if found & TRAILER != 0 {
+        headers.remove(header::TRAILER);
+    }
+    if found & TRANSFER_ENCODING != 0 {
+        headers.remove(header::TRANSFER_ENCODING);
+    }
+    if found & UPGRADE != 0 && !upgrade {
         headers.remove(header::UPGRADE);
     }
-    if let Some(te) = headers.get(header::TE) {
-        if !te.as_bytes().eq_ignore_ascii_case(b"trailers") {
-            headers.remove(header::TE);
+    if found & TE != 0 {
+        if let Some(te) = headers.get(header::TE) {
+            if !te.as_bytes().eq_ignore_ascii_case(b"trailers") {
+                headers.remove(header::TE);
+            }
         }
     }
-    headers.remove(header::PROXY_AUTHENTICATE);
-    headers.remove(header::PROXY_AUTHORIZATION);
-    headers.remove(&PROXY_CONNECTION);
-    if headers.keys().any(|k| k.as_str().starts_with("proxy-")) {
+    if found & PROXY != 0 {
         let proxied: Vec<HeaderName> = headers
             .keys()
             .filter(|k| k.as_str().starts_with("proxy-"))
@@ -78,30 +88,54 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-/// A header that is hop-by-hop by name (`Connection` may name others).
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    *name == header::CONNECTION
-        || *name == header::TE
-        || *name == header::TRAILER
-        || *name == header::TRANSFER_ENCODING
-        || *name == header::UPGRADE
-        || *name == KEEP_ALIVE
-        || name.as_str().starts_with("proxy-")
+const CONNECTION: u8 = 1;
+const KEEP_ALIVE_BIT: u8 = 2;
+const TRAILER: u8 = 4;
+const TRANSFER_ENCODING: u8 = 8;
+const UPGRADE: u8 = 16;
+const TE: u8 = 32;
+const PROXY: u8 = 64;
+
+/// Which hop-by-hop header `name` is (a bit above; 0 for none).
+/// `Connection` may name others. Names in a `HeaderMap` are lowercase:
+/// the first byte rules out most.
+fn hop_by_hop(name: &HeaderName) -> u8 {
+    let s = name.as_str();
+    match s.as_bytes().first() {
+        Some(b'c') if *name == header::CONNECTION => CONNECTION,
+        Some(b't') if *name == header::TE => TE,
+        Some(b't') if *name == header::TRAILER => TRAILER,
+        Some(b't') if *name == header::TRANSFER_ENCODING => TRANSFER_ENCODING,
+        Some(b'u') if *name == header::UPGRADE => UPGRADE,
+        Some(b'k') if *name == KEEP_ALIVE => KEEP_ALIVE_BIT,
+        Some(b'p') if s.starts_with("proxy-") => PROXY,
+        _ => 0,
+    }
 }
 
-/// Adds the forwarding headers of a proxied request.
+/// The client address as an `X-Forwarded-For` entry; made once per
+/// connection, not per request.
+pub fn client_address(client: IpAddr) -> HeaderValue {
+    HeaderValue::try_from(client.to_string()).expect("an IP address is a valid header value")
+}
+
+/// Adds the forwarding headers of a proxied request; `client` comes from
+/// [`client_address`].
 pub fn add_forwarding(
     headers: &mut HeaderMap,
-    client: IpAddr,
+    client: &HeaderValue,
     https: bool,
     host: Option<&HeaderValue>,
 ) {
-    let ip = client.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
-        _ => ip,
+    let prior = headers
+        .get(&X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+        .filter(|prior| !prior.trim().is_empty());
+    let xff = match (prior, client.to_str()) {
+        (Some(prior), Ok(ip)) => HeaderValue::try_from(format!("{prior}, {ip}")).ok(),
+        _ => Some(client.clone()),
     };
-    if let Ok(v) = HeaderValue::try_from(xff) {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     let proto = if https { "https" } else { "http" };
@@ -180,7 +214,7 @@ mod tests {
         let mut h = map(&[("x-forwarded-for", "10.1.1.1"), ("x-request-id", "abc")]);
         add_forwarding(
             &mut h,
-            "127.0.0.1".parse().unwrap(),
+            &client_address("127.0.0.1".parse().unwrap()),
             false,
             Some(&"ex.com".parse().unwrap()),
         );
@@ -189,7 +223,7 @@ mod tests {
         assert_eq!(h["x-forwarded-host"], "ex.com");
         assert_eq!(h["x-request-id"], "abc");
         let mut h = HeaderMap::new();
-        add_forwarding(&mut h, "::1".parse().unwrap(), true, None);
+        add_forwarding(&mut h, &client_address("::1".parse().unwrap()), true, None);
         assert_eq!(h["x-forwarded-for"], "::1");
         assert_eq!(h["x-request-id"].len(), 32);
     }

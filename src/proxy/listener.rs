@@ -102,6 +102,7 @@ async fn serve_conn<S>(
         routing,
         conn: state.clone(),
         client: peer.ip(),
+        client_address: super::headers::client_address(peer.ip()),
         https,
     };
     let io = TokioIo::new(TrackedIo::new(stream, state.clone()));

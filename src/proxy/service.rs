@@ -31,6 +31,8 @@ pub struct ProxyService {
     pub routing: Arc<Routing>,
     pub conn: Arc<ConnState>,
     pub client: IpAddr,
+    /// `client` as an `X-Forwarded-For` entry.
+    pub client_address: HeaderValue,
     /// The listener terminates TLS (`X-Forwarded-Proto: https`).
     pub https: bool,
 }
@@ -134,7 +136,12 @@ impl ProxyService {
         if let (false, Some(h)) = (parts.headers.contains_key(header::HOST), &host) {
             parts.headers.insert(header::HOST, h.clone());
         }
-        add_forwarding(&mut parts.headers, self.client, self.https, host.as_ref());
+        add_forwarding(
+            &mut parts.headers,
+            &self.client_address,
+            self.https,
+            host.as_ref(),
+        );
         parts.uri = origin_form(&parts.uri);
         parts.version = Version::HTTP_11;
         let attempts = 1 + if is_idempotent(&parts.method) {
