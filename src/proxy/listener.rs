@@ -3,14 +3,17 @@
 //! header-read and idle timeouts. The TLS handshake runs in the
 //! connection's own task, so a slow or failing one never holds up accept.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
@@ -35,7 +38,7 @@ pub async fn serve(
     workers: Workers,
 ) {
     let settings = routing.load().config.proxy.clone();
-    let builder = Arc::new(http_builder(&settings));
+    let builders = Arc::new(Builders::new(&settings));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -52,13 +55,21 @@ pub async fn serve(
         };
         let routing = routing.clone();
         let settings = routing.load().config.proxy.clone();
-        let builder = builder.clone();
+        let builders = builders.clone();
         let mut shutdown = shutdown.clone();
         let tls = tls.clone();
         workers.spawn_conn(stream, &tracker, move |stream| async move {
             let _ = stream.set_nodelay(true);
             let Some(tls) = tls else {
-                serve_conn(stream, peer, routing, false, &builder, &settings, shutdown).await;
+                // Plain: h2c by prior knowledge or HTTP/1.1, told apart by
+                // the first bytes (peeked, so hyper reads them itself).
+                let first = tokio::select! {
+                    first = tokio::time::timeout(settings.idle_timeout, h2_preface(&stream)) => first,
+                    () = stopped(&mut shutdown) => return,
+                };
+                let Ok(Ok(h2)) = first else { return };
+                let conn = (stream, peer, false, h2);
+                serve_conn(conn, routing, &builders, &settings, shutdown).await;
                 return;
             };
             let stream = tokio::select! {
@@ -66,32 +77,104 @@ pub async fn serve(
                 () = stopped(&mut shutdown) => None,
             };
             if let Some(stream) = stream {
-                serve_conn(stream, peer, routing, true, &builder, &settings, shutdown).await;
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                let conn = (stream, peer, true, h2);
+                serve_conn(conn, routing, &builders, &settings, shutdown).await;
             }
         });
     }
 }
 
-fn http_builder(settings: &ProxySettings) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .max_buf_size(settings.max_header_bytes.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(settings.max_header_bytes.min(u32::MAX as usize) as u32);
-    builder
+/// The HTTP/2 client connection preface (RFC 9113 §3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the connection starts with the HTTP/2 preface, judged from
+/// peeked bytes: usually the first byte settles it (`PRI` is no HTTP/1.1
+/// method a proxy serves). False at end of stream.
+async fn h2_preface(stream: &TcpStream) -> std::io::Result<bool> {
+    let mut buf = [0u8; PREFACE.len()];
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        if n == 0 || buf[..n] != PREFACE[..n] {
+            return Ok(false);
+        }
+        if n == PREFACE.len() {
+            return Ok(true);
+        }
+        // Part of the preface so far: peeking again at once would see the
+        // same bytes, so wait a little for the rest (clients send it whole).
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
+/// hyper's HTTP/1.1 and HTTP/2 connection settings, made once per listener.
+struct Builders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(settings: &ProxySettings) -> Builders {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .max_header_size(settings.max_header_bytes)
+            .max_buf_size(settings.max_header_bytes.max(8192));
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(settings.max_header_bytes.min(u32::MAX as usize) as u32);
+        Builders { http1, http2 }
+    }
+}
+
+type Io<S> = TokioIo<TrackedIo<S>>;
+
+pin_project_lite::pin_project! {
+    /// One client connection, served with HTTP/1.1 (upgrades allowed) or
+    /// HTTP/2. The HTTP/2 state is boxed: most connections are HTTP/1.1 and
+    /// should not carry its size.
+    #[project = ConnProj]
+    enum Conn<S> {
+        H1 { #[pin] conn: http1::UpgradeableConnection<Io<S>, ProxyService> },
+        H2 { conn: Pin<Box<http2::Connection<Io<S>, ProxyService, TokioExecutor>>> },
+    }
+}
+
+impl<S> Future for Conn<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Output = hyper::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            ConnProj::H1 { conn } => conn.poll(cx),
+            ConnProj::H2 { conn } => conn.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<S> Conn<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    /// Idle HTTP/1 connections close, busy ones answer with `Connection:
+    /// close`; HTTP/2 ones get GOAWAY.
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        match self.project() {
+            ConnProj::H1 { conn } => conn.graceful_shutdown(),
+            ConnProj::H2 { conn } => conn.as_mut().graceful_shutdown(),
+        }
+    }
+}
+
+/// Serves one accepted connection: `(stream, peer, https, h2)`.
 async fn serve_conn<S>(
-    stream: S,
-    peer: SocketAddr,
+    (stream, peer, https, h2): (S, SocketAddr, bool, bool),
     routing: Arc<Routing>,
-    https: bool,
-    builder: &auto::Builder<TokioExecutor>,
+    builders: &Builders,
     settings: &ProxySettings,
     mut shutdown: watch::Receiver<bool>,
 ) where
@@ -106,7 +189,14 @@ async fn serve_conn<S>(
         https,
     };
     let io = TokioIo::new(TrackedIo::new(stream, state.clone()));
-    let conn = builder.serve_connection_with_upgrades(io, service);
+    let conn = match h2 {
+        false => Conn::H1 {
+            conn: builders.http1.serve_connection(io, service).with_upgrades(),
+        },
+        true => Conn::H2 {
+            conn: Box::pin(builders.http2.serve_connection(io, service)),
+        },
+    };
     tokio::pin!(conn);
 
     let (header_timeout, idle_timeout) = (settings.header_timeout, settings.idle_timeout);
