@@ -190,6 +190,32 @@ async fn h2c_prior_knowledge_on_the_same_port() {
 }
 
 #[tokio::test]
+async fn h2c_preface_split_across_writes_is_still_h2() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start("up").await;
+    let proxy = Proxy::start(&one_pool(up.addr, "")).await;
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream.write_all(&preface[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stream.write_all(&preface[10..]).await.unwrap();
+    // An empty SETTINGS frame: length 0, type 4, flags 0, stream 0.
+    stream
+        .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    // The server's first frame is its SETTINGS (an HTTP/1.1 server would
+    // answer 400 with a status line instead).
+    let mut head = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    assert_eq!(head[3], 4, "frame type SETTINGS, got {head:?}");
+}
+
+#[tokio::test]
 async fn many_listeners_serve_the_same_routes() {
     let up = Upstream::start("up").await;
     let toml =
