@@ -204,3 +204,107 @@ async fn idle_keepalive_connection_is_closed_after_idle_timeout() {
         "closed after {idle:?}"
     );
 }
+
+/// Read one HTTP/1.1 response with a Content-Length body from `stream`.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("a response in time")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&out));
+        out.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            if text[..end].contains("transfer-encoding: chunked") {
+                if text[end..].contains("\r\n0\r\n\r\n") {
+                    return text;
+                }
+                continue;
+            }
+            let length = text[..end]
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            if out.len() >= end + 4 + length {
+                return text;
+            }
+        }
+    }
+}
+
+/// A keep-alive connection idle past the park delay (its HTTP/1 state let
+/// go) serves its next requests on the same socket, a head arriving in
+/// pieces and a request with a body included.
+#[tokio::test]
+async fn a_parked_keepalive_connection_serves_its_next_requests() {
+    use tokio::io::AsyncWriteExt;
+    let up = Upstream::start("up").await;
+    let proxy = Proxy::start(&route_to(up.addr, "")).await;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+        .write_all(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+
+    // Parked after 250 ms idle; the next head comes in two pieces.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stream.write_all(b"GET /hea").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stream
+        .write_all(b"ders HTTP/1.1\r\nHost: x\r\nX-Long: ")
+        .await
+        .unwrap();
+    let long = "v".repeat(300);
+    stream
+        .write_all(format!("{long}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let second = read_response(&mut stream).await;
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    assert!(second.contains(&format!("x-long: {long}\n")), "{second}");
+
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        .await
+        .unwrap();
+    let third = read_response(&mut stream).await;
+    assert!(third.starts_with("HTTP/1.1 200"), "{third}");
+    assert!(third.contains("hello"), "{third}");
+    assert_eq!(up.requests().len(), 3, "{:?}", up.requests());
+}
+
+/// Shutdown closes parked (idle) connections at once.
+#[tokio::test]
+async fn shutdown_closes_parked_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start("up").await;
+    let mut proxy = Proxy::start(&route_to(up.addr, "")).await;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let started = Instant::now();
+    let server = proxy.server.take().unwrap();
+    assert!(server.shutdown(Duration::from_secs(5)).await, "all closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf))
+        .await
+        .expect("closed in time")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+}

@@ -8,11 +8,12 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
@@ -34,6 +35,9 @@ pub struct ConnState {
     /// Framing headers seen in the latest request head read from the wire
     /// (see [`super::framing`]).
     framing: AtomicU8,
+    /// The latest write or flush could not finish (the client is not
+    /// reading): hyper may still hold response bytes.
+    write_blocked: AtomicBool,
 }
 
 /// What the watchdog should do with a connection.
@@ -43,6 +47,9 @@ pub enum Verdict {
     Wait(Instant),
     /// No request for `idle_timeout`: close gracefully.
     Idle,
+    /// Idle for the park delay with nothing left to write: the HTTP/1
+    /// connection's buffers can be let go until the next request.
+    Park,
     /// A request head took longer than `header_timeout`: close now.
     SlowHead,
 }
@@ -54,6 +61,7 @@ impl ConnState {
             in_flight: AtomicU32::new(0),
             phase: AtomicU64::new(IDLE),
             framing: AtomicU8::new(0),
+            write_blocked: AtomicBool::new(false),
         })
     }
 
@@ -95,23 +103,46 @@ impl ConnState {
         }
     }
 
+    /// When an idle connection reaches its idle timeout.
+    pub fn idle_deadline(&self, idle_timeout: Duration) -> Instant {
+        self.get().1 + idle_timeout
+    }
+
+    fn on_write<T>(&self, res: &Poll<T>) {
+        self.write_blocked
+            .store(res.is_pending(), Ordering::Release);
+    }
+
     /// The framing headers the latest request head carried (a bit set of
     /// `framing::CONTENT_LENGTH` and `framing::TRANSFER_ENCODING`).
     pub fn framing(&self) -> u8 {
         self.framing.load(Ordering::Relaxed)
     }
 
-    pub fn check(&self, now: Instant, header_timeout: Duration, idle_timeout: Duration) -> Verdict {
+    /// What to do now; `park_after` is the park delay (`None`: never park).
+    pub fn check(
+        &self,
+        now: Instant,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+        park_after: Option<Duration>,
+    ) -> Verdict {
         let (phase, since) = self.get();
+        // With parking on, look often enough to park soon after going idle.
+        let every = park_after.map_or(header_timeout, |p| header_timeout.min(p));
         if self.in_flight() > 0 {
-            return Verdict::Wait(now + header_timeout.min(idle_timeout));
+            return Verdict::Wait(now + every.min(idle_timeout));
         }
         match phase {
             IDLE if now >= since + idle_timeout => Verdict::Idle,
-            IDLE => Verdict::Wait(since + idle_timeout),
+            IDLE => match park_after {
+                Some(after) if now < since + after => Verdict::Wait(since + after),
+                Some(_) if !self.write_blocked.load(Ordering::Acquire) => Verdict::Park,
+                _ => Verdict::Wait(since + idle_timeout),
+            },
             HEAD if now >= since + header_timeout => Verdict::SlowHead,
             HEAD => Verdict::Wait(since + header_timeout),
-            _ => Verdict::Wait(now + header_timeout.min(idle_timeout)),
+            _ => Verdict::Wait(now + every.min(idle_timeout)),
         }
     }
 }
@@ -136,6 +167,8 @@ pin_project_lite::pin_project! {
         inner: T,
         state: Arc<ConnState>,
         scan: HeadScan,
+        // Bytes read already (and tracked) that are read again first.
+        unread: Bytes,
     }
 }
 
@@ -145,6 +178,19 @@ impl<T> TrackedIo<T> {
             inner,
             state,
             scan: HeadScan::default(),
+            unread: Bytes::new(),
+        }
+    }
+
+    /// Puts bytes read before back in front of the stream (they are not
+    /// tracked a second time).
+    pub fn unread(&mut self, bytes: Bytes) {
+        if self.unread.is_empty() {
+            self.unread = bytes;
+        } else {
+            let mut both = self.unread.to_vec();
+            both.extend_from_slice(&bytes);
+            self.unread = both.into();
         }
     }
 }
@@ -156,6 +202,12 @@ impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
+        if !this.unread.is_empty() {
+            let n = this.unread.len().min(buf.remaining());
+            buf.put_slice(&this.unread[..n]);
+            this.unread.advance(n);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let res = this.inner.poll_read(cx, buf);
         if buf.filled().len() > before {
@@ -178,7 +230,10 @@ impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write(cx, buf)
+        let this = self.project();
+        let res = this.inner.poll_write(cx, buf);
+        this.state.on_write(&res);
+        res
     }
 
     fn poll_write_vectored(
@@ -186,7 +241,10 @@ impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write_vectored(cx, bufs)
+        let this = self.project();
+        let res = this.inner.poll_write_vectored(cx, bufs);
+        this.state.on_write(&res);
+        res
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -194,7 +252,10 @@ impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
+        let this = self.project();
+        let res = this.inner.poll_flush(cx);
+        this.state.on_write(&res);
+        res
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -213,20 +274,32 @@ mod tests {
     async fn idle_then_head_then_busy() {
         let state = ConnState::new();
         let t0 = Instant::now();
-        assert_eq!(state.check(t0, HEAD_T, IDLE_T), Verdict::Wait(t0 + IDLE_T));
+        assert_eq!(
+            state.check(t0, HEAD_T, IDLE_T, None),
+            Verdict::Wait(t0 + IDLE_T)
+        );
         tokio::time::advance(Duration::from_secs(5)).await;
         state.on_read();
         let t1 = Instant::now();
-        assert_eq!(state.check(t1, HEAD_T, IDLE_T), Verdict::Wait(t1 + HEAD_T));
-        assert_eq!(state.check(t1 + HEAD_T, HEAD_T, IDLE_T), Verdict::SlowHead);
+        assert_eq!(
+            state.check(t1, HEAD_T, IDLE_T, None),
+            Verdict::Wait(t1 + HEAD_T)
+        );
+        assert_eq!(
+            state.check(t1 + HEAD_T, HEAD_T, IDLE_T, None),
+            Verdict::SlowHead
+        );
         let activity = state.begin();
         assert!(matches!(
-            state.check(t1 + IDLE_T * 2, HEAD_T, IDLE_T),
+            state.check(t1 + IDLE_T * 2, HEAD_T, IDLE_T, None),
             Verdict::Wait(_)
         ));
         tokio::time::advance(Duration::from_secs(1)).await;
         drop(activity);
         let t2 = Instant::now();
-        assert_eq!(state.check(t2 + IDLE_T, HEAD_T, IDLE_T), Verdict::Idle);
+        assert_eq!(
+            state.check(t2 + IDLE_T, HEAD_T, IDLE_T, None),
+            Verdict::Idle
+        );
     }
 }

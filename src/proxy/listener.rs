@@ -130,16 +130,19 @@ impl Builders {
 }
 
 type Io<S> = TokioIo<TrackedIo<S>>;
+type Http1<S> = http1::UpgradeableConnection<Io<S>, ProxyService>;
 
-pin_project_lite::pin_project! {
-    /// One client connection, served with HTTP/1.1 (upgrades allowed) or
-    /// HTTP/2. The HTTP/2 state is boxed: most connections are HTTP/1.1 and
-    /// should not carry its size.
-    #[project = ConnProj]
-    enum Conn<S> {
-        H1 { #[pin] conn: http1::UpgradeableConnection<Io<S>, ProxyService> },
-        H2 { conn: Pin<Box<http2::Connection<Io<S>, ProxyService, TokioExecutor>>> },
-    }
+/// An HTTP/1.1 connection idle this long lets go of hyper's connection
+/// state and buffers (about 16 KiB) until its next request arrives, as
+/// nginx frees a keep-alive connection's buffers; the socket stays open.
+/// (Noticed by the connection's watchdog, so within twice this.)
+const PARK_AFTER: Duration = Duration::from_millis(250);
+
+/// One client connection, served with HTTP/1.1 (upgrades allowed) or
+/// HTTP/2; boxed, so a parked connection's task stays small.
+enum Conn<S> {
+    H1(Pin<Box<Http1<S>>>),
+    H2(Pin<Box<http2::Connection<Io<S>, ProxyService, TokioExecutor>>>),
 }
 
 impl<S> Future for Conn<S>
@@ -149,9 +152,9 @@ where
     type Output = hyper::Result<()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            ConnProj::H1 { conn } => conn.poll(cx),
-            ConnProj::H2 { conn } => conn.as_mut().poll(cx),
+        match self.get_mut() {
+            Conn::H1(conn) => conn.as_mut().poll(cx),
+            Conn::H2(conn) => conn.as_mut().poll(cx),
         }
     }
 }
@@ -162,10 +165,10 @@ where
 {
     /// Idle HTTP/1 connections close, busy ones answer with `Connection:
     /// close`; HTTP/2 ones get GOAWAY.
-    fn graceful_shutdown(self: Pin<&mut Self>) {
-        match self.project() {
-            ConnProj::H1 { conn } => conn.graceful_shutdown(),
-            ConnProj::H2 { conn } => conn.as_mut().graceful_shutdown(),
+    fn graceful_shutdown(&mut self) {
+        match self {
+            Conn::H1(conn) => conn.as_mut().graceful_shutdown(),
+            Conn::H2(conn) => conn.as_mut().graceful_shutdown(),
         }
     }
 }
@@ -189,23 +192,22 @@ async fn serve_conn<S>(
         https,
     };
     let io = TokioIo::new(TrackedIo::new(stream, state.clone()));
-    let conn = match h2 {
-        false => Conn::H1 {
-            conn: builders.http1.serve_connection(io, service).with_upgrades(),
-        },
-        true => Conn::H2 {
-            conn: Box::pin(builders.http2.serve_connection(io, service)),
-        },
+    let mut conn = match h2 {
+        false => Conn::H1(Box::pin(
+            builders.http1.serve_connection(io, service).with_upgrades(),
+        )),
+        true => Conn::H2(Box::pin(builders.http2.serve_connection(io, service))),
     };
-    tokio::pin!(conn);
+    let park_after = (!h2).then_some(PARK_AFTER);
 
     let (header_timeout, idle_timeout) = (settings.header_timeout, settings.idle_timeout);
-    let watchdog = tokio::time::sleep(header_timeout.min(idle_timeout));
+    let first_look = header_timeout.min(idle_timeout).min(PARK_AFTER);
+    let watchdog = tokio::time::sleep(first_look);
     tokio::pin!(watchdog);
     let mut closing = false;
     loop {
         tokio::select! {
-            res = conn.as_mut() => {
+            res = &mut conn => {
                 if let Err(e) = res {
                     tracing::debug!(%peer, error = %e, "client connection ended with error");
                 }
@@ -213,7 +215,8 @@ async fn serve_conn<S>(
             }
             () = &mut watchdog => {
                 let now = tokio::time::Instant::now();
-                match state.check(now, header_timeout, idle_timeout) {
+                let park_now = park_after.filter(|_| !closing);
+                match state.check(now, header_timeout, idle_timeout, park_now) {
                     Verdict::Wait(at) => watchdog.as_mut().reset(at),
                     Verdict::SlowHead => {
                         tracing::debug!(%peer, "request head not received in time, closing");
@@ -221,18 +224,69 @@ async fn serve_conn<S>(
                     }
                     Verdict::Idle if closing => return,
                     Verdict::Idle => {
-                        conn.as_mut().graceful_shutdown();
+                        conn.graceful_shutdown();
                         closing = true;
                         watchdog.as_mut().reset(now + header_timeout);
+                    }
+                    Verdict::Park => {
+                        let Conn::H1(h1) = conn else { return };
+                        let deadline = state.idle_deadline(idle_timeout);
+                        let Some(h1) = park(h1, deadline, &mut shutdown, builders).await else {
+                            return;
+                        };
+                        conn = Conn::H1(h1);
+                        let next = header_timeout.min(idle_timeout);
+                        watchdog.as_mut().reset(tokio::time::Instant::now() + next);
                     }
                 }
             }
             () = stopped(&mut shutdown), if !closing => {
-                conn.as_mut().graceful_shutdown();
+                conn.graceful_shutdown();
                 closing = true;
             }
         }
     }
+}
+
+/// Parks an idle HTTP/1 connection: hyper's state is dropped, only the
+/// socket is kept, until the first bytes of the next request arrive (then a
+/// fresh connection reads them), `deadline` (the idle timeout) passes or
+/// shutdown starts (both close it).
+async fn park<S>(
+    conn: Pin<Box<Http1<S>>>,
+    deadline: tokio::time::Instant,
+    shutdown: &mut watch::Receiver<bool>,
+    builders: &Builders,
+) -> Option<Pin<Box<Http1<S>>>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let parts = Pin::into_inner(conn).into_parts()?;
+    let mut io = parts.io.into_inner();
+    io.unread(parts.read_buf);
+    let service = parts.service;
+    let mut first = [0u8; 64];
+    let read = tokio::select! {
+        read = io.read(&mut first) => read,
+        () = tokio::time::sleep_until(deadline) => Err(std::io::ErrorKind::TimedOut.into()),
+        () = stopped(shutdown) => Err(std::io::ErrorKind::Interrupted.into()),
+    };
+    let n = match read {
+        Ok(n) if n > 0 => n,
+        _ => {
+            // Like hyper closing an idle connection: a clean close (TLS
+            // close_notify included), bounded in time.
+            let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
+            return None;
+        }
+    };
+    io.unread(bytes::Bytes::copy_from_slice(&first[..n]));
+    let conn = builders
+        .http1
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    Some(Box::pin(conn))
 }
 
 /// Resolves once shutdown has been asked for (or its sender is gone).
