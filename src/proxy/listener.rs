@@ -54,34 +54,63 @@ pub async fn serve(
             () = stopped(&mut shutdown) => break,
         };
         let routing = routing.clone();
-        let settings = routing.load().config.proxy.clone();
+        // The settings serving now (a reload changes them for new
+        // connections); shared, not copied.
+        let config = routing.load().config.clone();
         let builders = builders.clone();
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
         let tls = tls.clone();
         workers.spawn_conn(stream, &tracker, move |stream| async move {
             let _ = stream.set_nodelay(true);
-            let Some(tls) = tls else {
-                // Plain: h2c by prior knowledge or HTTP/1.1, told apart by
-                // the first bytes (peeked, so hyper reads them itself).
-                let first = tokio::select! {
-                    first = tokio::time::timeout(settings.idle_timeout, h2_preface(&stream)) => first,
-                    () = stopped(&mut shutdown) => return,
-                };
-                let Ok(Ok(h2)) = first else { return };
-                let conn = (stream, peer, false, h2);
-                serve_conn(conn, routing, &builders, &settings, shutdown).await;
-                return;
-            };
-            let stream = tokio::select! {
-                stream = tls.accept(stream) => stream,
-                () = stopped(&mut shutdown) => None,
-            };
-            if let Some(stream) = stream {
-                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                let conn = (stream, peer, true, h2);
-                serve_conn(conn, routing, &builders, &settings, shutdown).await;
+            let accepted = (stream, peer);
+            match tls {
+                None => serve_plain(accepted, routing, &builders, &config.proxy, shutdown).await,
+                // Boxed: a TLS handshake's state is large, and plain
+                // connections should not carry its size in their task.
+                Some(tls) => {
+                    let tls = serve_tls(accepted, tls, routing, &builders, &config.proxy, shutdown);
+                    Box::pin(tls).await
+                }
             }
         });
+    }
+}
+
+/// A plain connection: h2c by prior knowledge or HTTP/1.1, told apart by
+/// the first bytes (peeked, so hyper reads them itself).
+async fn serve_plain(
+    (stream, peer): (TcpStream, SocketAddr),
+    routing: Arc<Routing>,
+    builders: &Builders,
+    settings: &ProxySettings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let first = tokio::select! {
+        first = tokio::time::timeout(settings.idle_timeout, h2_preface(&stream)) => first,
+        () = stopped(&mut shutdown) => return,
+    };
+    let Ok(Ok(h2)) = first else { return };
+    let conn = (stream, peer, false, h2);
+    serve_conn(conn, routing, builders, settings, shutdown).await;
+}
+
+/// A TLS connection: the handshake, then h2 or HTTP/1.1 as ALPN chose.
+async fn serve_tls(
+    (stream, peer): (TcpStream, SocketAddr),
+    tls: Arc<ServerTls>,
+    routing: Arc<Routing>,
+    builders: &Builders,
+    settings: &ProxySettings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let stream = tokio::select! {
+        stream = tls.accept(stream) => stream,
+        () = stopped(&mut shutdown) => None,
+    };
+    if let Some(stream) = stream {
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        let conn = (stream, peer, true, h2);
+        serve_conn(conn, routing, builders, settings, shutdown).await;
     }
 }
 
