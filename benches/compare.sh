@@ -363,6 +363,7 @@ for scen in $SCENARIOS; do
             continue
         fi
         read -r rps p50 p99 errs cpu reuse <<<"${R[$scen,$name]}"
+        [ "$name" = direct ] && reuse="-"   # wrk's own connections, not a proxy's pool
         ratio=$(awk -v a="$veer_rps" -v b="$rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
         printf '| %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$errs" "$ratio" "$cpu" "$reuse"
     done
