@@ -1,7 +1,13 @@
 //! Accepting client connections and serving each with HTTP/1.1 or h2c
-//! (prior knowledge, same port), or over TLS with h2 by ALPN, with
-//! header-read and idle timeouts. The TLS handshake runs in the
-//! connection's own task, so a slow or failing one never holds up accept.
+//! (prior knowledge, same port, told apart by peeking at the first bytes),
+//! or over TLS with h2 by ALPN, with header-read and idle timeouts. The TLS
+//! handshake runs in the connection's own task, so a slow or failing one
+//! never holds up accept.
+//!
+//! An idle HTTP/1.1 connection is parked (see [`PARK_AFTER`]): hyper's
+//! connection is taken apart and only the socket waits for the next
+//! request, so 10,000 idle keep-alive clients cost about 8.5 KiB each
+//! rather than hyper's ~16 KiB of buffers and state each.
 
 use std::future::Future;
 use std::net::SocketAddr;
