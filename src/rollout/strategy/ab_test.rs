@@ -39,7 +39,7 @@ mod tests {
     use crate::config::Strategy;
     use crate::rollout::analysis::Outcome::{Inconclusive, Pass};
     use crate::rollout::plan::{plan, Input, Phase, Rollout, Sizes};
-    use crate::rollout::strategy::test_support::{spec, verdict};
+    use crate::rollout::strategy::test_support::{interval, spec};
 
     #[test]
     fn iterations_then_promote_and_inconclusive_does_not_count() {
@@ -49,18 +49,11 @@ mod tests {
         r = plan(&s, sz, false, &r, Input::Tick, 0);
         assert_eq!((r.traffic.ab_match, r.traffic.candidate_weight), (true, 0));
         for (t, outcome) in [Pass, Inconclusive, Pass].into_iter().enumerate() {
-            r = plan(
-                &s,
-                sz,
-                false,
-                &r,
-                Input::Interval(&verdict(outcome)),
-                t as u64 + 1,
-            );
+            r = interval(&s, &r, outcome, t as u64 + 1);
             assert_eq!(r.phase, Phase::Progressing);
         }
         assert_eq!(r.passes, 2);
-        r = plan(&s, sz, false, &r, Input::Interval(&verdict(Pass)), 9);
+        r = interval(&s, &r, Pass, 9);
         assert_eq!(
             (r.phase, r.traffic.candidate_weight, r.traffic.ab_match),
             (Phase::Promoted, 100, false)

@@ -47,7 +47,7 @@ mod tests {
     use crate::config::Strategy;
     use crate::rollout::analysis::Outcome::{Fail, Inconclusive, Pass};
     use crate::rollout::plan::{plan, Command, Input, Phase, Rollout, Sizes};
-    use crate::rollout::strategy::test_support::{spec, verdict};
+    use crate::rollout::strategy::test_support::{interval, spec, verdict};
 
     fn begin() -> Rollout {
         let r = Rollout::new("app", Strategy::Canary, "blue", "green", 0);
@@ -67,14 +67,7 @@ mod tests {
         let mut r = begin();
         let mut weights = vec![r.traffic.candidate_weight];
         for t in 1..=3 {
-            r = plan(
-                &s,
-                Sizes::default(),
-                false,
-                &r,
-                Input::Interval(&verdict(Pass)),
-                t * 60_000,
-            );
+            r = interval(&s, &r, Pass, t * 60_000);
             weights.push(r.traffic.candidate_weight);
         }
         assert_eq!(weights, vec![5, 25, 50, 100]);
@@ -86,14 +79,7 @@ mod tests {
         let s = spec(Strategy::Canary);
         let mut r = begin();
         for t in 1..=5 {
-            r = plan(
-                &s,
-                Sizes::default(),
-                false,
-                &r,
-                Input::Interval(&verdict(Inconclusive)),
-                t * 60_000,
-            );
+            r = interval(&s, &r, Inconclusive, t * 60_000);
             assert_eq!(
                 (r.phase, r.traffic.candidate_weight, r.failed_checks),
                 (Phase::Progressing, 5, 0)
@@ -106,34 +92,13 @@ mod tests {
     fn threshold_failures_roll_back() {
         let s = spec(Strategy::Canary);
         let mut r = begin();
-        r = plan(
-            &s,
-            Sizes::default(),
-            false,
-            &r,
-            Input::Interval(&verdict(Pass)),
-            1,
-        );
-        r = plan(
-            &s,
-            Sizes::default(),
-            false,
-            &r,
-            Input::Interval(&verdict(Fail)),
-            2,
-        );
+        r = interval(&s, &r, Pass, 1);
+        r = interval(&s, &r, Fail, 2);
         assert_eq!(
             (r.phase, r.traffic.candidate_weight, r.failed_checks),
             (Phase::Progressing, 25, 1)
         );
-        r = plan(
-            &s,
-            Sizes::default(),
-            false,
-            &r,
-            Input::Interval(&verdict(Fail)),
-            3,
-        );
+        r = interval(&s, &r, Fail, 3);
         assert_eq!(
             (r.phase, r.traffic.candidate_weight),
             (Phase::RollingBack, 0)
@@ -146,14 +111,7 @@ mod tests {
         r = plan(&s, Sizes::default(), false, &r, Input::Tick, 4);
         assert_eq!(r.phase, Phase::RolledBack);
         // Rolled back stays rolled back.
-        r = plan(
-            &s,
-            Sizes::default(),
-            false,
-            &r,
-            Input::Interval(&verdict(Pass)),
-            5,
-        );
+        r = interval(&s, &r, Pass, 5);
         assert_eq!(r.phase, Phase::RolledBack);
     }
 

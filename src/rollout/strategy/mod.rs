@@ -67,6 +67,7 @@ pub(crate) mod test_support {
     use crate::config::{AnalysisSpec, RolloutSpec, Strategy};
     use crate::observe::Window;
     use crate::rollout::analysis::{Outcome, Verdict};
+    use crate::rollout::plan::{plan, Input, Rollout, Sizes};
 
     pub fn spec(strategy: Strategy) -> RolloutSpec {
         RolloutSpec {
@@ -95,6 +96,18 @@ pub(crate) mod test_support {
             },
             webhooks: vec![],
         }
+    }
+
+    /// `plan` for one analysis interval with `outcome`, ungated.
+    pub fn interval(spec: &RolloutSpec, r: &Rollout, outcome: Outcome, now: u64) -> Rollout {
+        plan(
+            spec,
+            Sizes::default(),
+            false,
+            r,
+            Input::Interval(&verdict(outcome)),
+            now,
+        )
     }
 
     pub fn verdict(outcome: Outcome) -> Verdict {
