@@ -182,14 +182,14 @@ impl<T> TrackedIo<T> {
         }
     }
 
-    /// Puts bytes read before back in front of the stream (they are not
-    /// tracked a second time).
+    /// Puts bytes read before back in front of the stream, ahead of any
+    /// put back earlier (they are not tracked a second time).
     pub fn unread(&mut self, bytes: Bytes) {
         if self.unread.is_empty() {
             self.unread = bytes;
-        } else {
-            let mut both = self.unread.to_vec();
-            both.extend_from_slice(&bytes);
+        } else if !bytes.is_empty() {
+            let mut both = bytes.to_vec();
+            both.extend_from_slice(&self.unread);
             self.unread = both.into();
         }
     }
@@ -269,6 +269,17 @@ mod tests {
 
     const HEAD_T: Duration = Duration::from_secs(10);
     const IDLE_T: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn unread_bytes_come_first_newest_in_front() {
+        use tokio::io::AsyncReadExt;
+        let mut io = TrackedIo::new(&b" tail"[..], ConnState::new());
+        io.unread(Bytes::from_static(b"ab"));
+        io.unread(Bytes::from_static(b"xy"));
+        let mut out = String::new();
+        io.read_to_string(&mut out).await.unwrap();
+        assert_eq!(out, "xyab tail");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn idle_then_head_then_busy() {

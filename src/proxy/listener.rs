@@ -222,7 +222,6 @@ async fn serve_conn<S>(
     let service = ProxyService {
         routing,
         conn: state.clone(),
-        client: peer.ip(),
         client_address: super::headers::client_address(peer.ip()),
         https,
     };
@@ -299,8 +298,13 @@ where
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let parts = Pin::into_inner(conn).into_parts()?;
     let mut io = parts.io.into_inner();
-    io.unread(parts.read_buf);
     let service = parts.service;
+    if !parts.read_buf.is_empty() {
+        // The next request has begun already: serve it at once.
+        io.unread(parts.read_buf);
+        let conn = builders.http1.serve_connection(TokioIo::new(io), service);
+        return Some(Box::pin(conn.with_upgrades()));
+    }
     let mut first = [0u8; 64];
     let read = tokio::select! {
         read = io.read(&mut first) => read,

@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -30,8 +29,7 @@ use super::record::{AccessInfo, Recorder};
 pub struct ProxyService {
     pub routing: Arc<Routing>,
     pub conn: Arc<ConnState>,
-    pub client: IpAddr,
-    /// `client` as an `X-Forwarded-For` entry.
+    /// The client's address as an `X-Forwarded-For` entry.
     pub client_address: HeaderValue,
     /// The listener terminates TLS (`X-Forwarded-Proto: https`).
     pub https: bool,
