@@ -43,8 +43,7 @@ pub async fn serve(
     tracker: TaskTracker,
     workers: Workers,
 ) {
-    let settings = routing.load().config.proxy.clone();
-    let builders = Arc::new(Builders::new(&settings));
+    let builders = Arc::new(Builders::new(&routing.load().config.proxy));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
