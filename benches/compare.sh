@@ -8,6 +8,10 @@
 #   veer-nometrics  the same veer config with `[proxy] metrics = false`
 #   nginx   wrk -> nginx proxy (1 worker, keepalive 64)  -> upstream
 #   haproxy wrk -> haproxy (nbthread WORKERS, http-reuse always, 9:1) -> upstream
+#   floor   wrk -> relay_floor (examples/relay_floor.rs) -> upstream: copies
+#           bytes, parses nothing, one upstream connection per client
+#           connection. No proxy can beat it here (keepalive, body64k,
+#           openloop; not in close, where it cannot pool).
 # Scenarios: keepalive (keep-alive clients), close (`Connection: close`, new
 # TCP connection per request; proxy->upstream connections stay pooled),
 # body64k (keep-alive, GET /64k: a 65536-byte static file), h2c (h2load, HTTP/2
@@ -21,7 +25,7 @@
 # gives the cost of metrics recording as veer/veer-nometrics (target >= 0.97).
 #
 # Usage:  benches/compare.sh [--build]
-#   --build       run `cargo build --release` even if target/release/veer exists
+#   --build       run `cargo build --release` (and the relay_floor example) even if built
 # Env:    DURATION=10s CONNECTIONS=50 THREADS=1   (wrk -d / -c / -t)
 #         WARMUP=2s                               (unmeasured run first; 0 = off)
 #         PROXY_CPU=0 LOAD_CPU=1 UPSTREAM_CPU=0   (taskset cores, see lib.sh)
@@ -32,7 +36,7 @@
 #         H2_STREAMS=10                           (h2load -m)
 #         ROUNDS=2                                (measured runs per veer row)
 #
-# Everything binds to 127.0.0.1 on fixed ports 18081-18089; the script fails
+# Everything binds to 127.0.0.1 on fixed ports 18081-18091; the script fails
 # if any of them is busy. Everything it starts is stopped on exit.
 set -euo pipefail
 
@@ -54,7 +58,7 @@ BUILD=0
 for arg in "$@"; do
     case "$arg" in
         --build) BUILD=1 ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -72,7 +76,8 @@ if [ -z "$OHA" ] && [[ " $SCENARIOS " == *" openloop "* ]]; then
     OHA="$(command -v oha || { [ -x "$HOME/.cargo/bin/oha" ] && echo "$HOME/.cargo/bin/oha"; } || true)"
 fi
 lib_veer_binary "$BUILD"
-lib_check_ports "$PORT_BLUE" "$PORT_UPSTREAM_STATUS" "$PORT_VEER" "$PORT_NGINX" "$PORT_GREEN" \
+lib_floor_binary "$BUILD"
+lib_check_ports "$PORT_BLUE" "$PORT_UPSTREAM_STATUS" "$PORT_FLOOR" "$PORT_VEER" "$PORT_NGINX" "$PORT_GREEN" \
     "$PORT_VEER_NOM" "$PORT_VEER_NOM_ADMIN" "$PORT_VEER_ADMIN" \
     "$PORT_HAPROXY" "$PORT_NGINX_H2"
 lib_workdir
@@ -97,6 +102,12 @@ if [ -n "$HAPROXY" ]; then
 else
     log "haproxy not available: haproxy rows skipped"
 fi
+
+# The floor: a byte relay on one current-thread runtime (one veer worker's
+# flavour). It runs one thread whatever WORKERS is.
+start floor "$WORK/floor.log" "${ON_PROXY[@]}" "$FLOOR" "127.0.0.1:$PORT_FLOOR" "127.0.0.1:$PORT_BLUE"
+FLOOR_PID="${PIDS[-1]}"
+wait_http floor "$PORT_FLOOR" "$FLOOR_PID" "$WORK/floor.log"
 
 # Two veer instances, identical but for ports, state dir and `metrics`.
 # Both stay up for the whole run (pinned to the same core); the idle one costs
@@ -162,7 +173,7 @@ bench() {
 # a proxy that died under load must not go unnoticed
 check_alive() {
     local pid
-    for pid in "$UPSTREAM_PID" "$NGINX_PID" "$VEER_PID" "$VEER_NOM_PID" $HAPROXY_PID; do
+    for pid in "$UPSTREAM_PID" "$NGINX_PID" "$VEER_PID" "$VEER_NOM_PID" "$FLOOR_PID" $HAPROXY_PID; do
         kill -0 "$pid" 2>/dev/null || {
             tail -20 "$WORK/veer/veer.log" "$WORK/veer-nometrics/veer.log" >&2
             die "a server process ($pid) died during $1"; }
@@ -222,7 +233,9 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 p = d["latencyPercentiles"]
 codes = d.get("statusCodeDistribution", {})
-bad = sum(n for c, n in codes.items() if not c.startswith("2")) + sum(d.get("errorDistribution", {}).values())
+# "aborted due to deadline": requests still in flight when -z ran out, not failures
+errors = {e: n for e, n in d.get("errorDistribution", {}).items() if e != "aborted due to deadline"}
+bad = sum(n for c, n in codes.items() if not c.startswith("2")) + sum(errors.values())
 us = lambda v: (v or 0) * 1e6
 print(f'{d["summary"]["requestsPerSec"]:.0f} {us(p["p50"]):.0f} {us(p["p99"]):.0f} {us(p["p99.9"]):.0f} {bad}')
 EOF
@@ -241,11 +254,11 @@ declare -A R RUNS
 H2_TARGETS="veer nginx haproxy"
 declare -A H2_PORT=([veer]="$PORT_VEER" [nginx]="$PORT_NGINX_H2" [haproxy]="$PORT_HAPROXY")
 declare -A H2_CPU=([veer]="$VEER_PID" [nginx]="$NGINX_WORKER" [haproxy]="$HAPROXY_PID")
-declare -A OPEN_PORT=([direct]="$PORT_BLUE" [veer]="$PORT_VEER" [nginx]="$PORT_NGINX" [haproxy]="$PORT_HAPROXY")
+declare -A OPEN_PORT=([direct]="$PORT_BLUE" [veer]="$PORT_VEER" [nginx]="$PORT_NGINX" [haproxy]="$PORT_HAPROXY" [floor]="$PORT_FLOOR")
 for scen in $SCENARIOS; do
     case "$scen" in keepalive|close|body64k|h2c|openloop) ;; *) die "unknown scenario $scen" ;; esac
     if [ "$scen" = openloop ]; then
-        for name in direct veer nginx haproxy; do
+        for name in direct veer nginx haproxy floor; do
             if [ -z "$OHA" ]; then
                 R[openloop,$name]="skip:oha not installed"
             elif [ "$name" = haproxy ] && [ -z "$HAPROXY_PID" ]; then
@@ -296,9 +309,20 @@ for scen in $SCENARIOS; do
     else
         R[$scen,haproxy]="skip:haproxy not installed"
     fi
+    if [ "$scen" = close ]; then
+        R[$scen,floor]="skip:not a floor here (it opens an upstream connection per client connection)"
+    else
+        bench "$scen" floor "$PORT_FLOOR" "$FLOOR_PID"; R[$scen,floor]="$RESULT"
+    fi
 done
 
 # ---------------------------------------------------------------- report
+# floor_ratio SCENARIO NAME: the floor's requests/s over NAME's ("-" if skipped)
+floor_ratio() {
+    local r="${R[$1,$2]}"
+    if [[ "$r" == skip:* ]]; then echo "-"; return; fi
+    awk -v a="${R[$1,floor]%% *}" -v b="${r%% *}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
+}
 echo
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (warm-up $WARMUP); pinning: $PINNING;" \
      "$(nproc) cores; loadavg before: $LOAD_BEFORE"
@@ -321,7 +345,7 @@ for scen in $SCENARIOS; do
             echo "|---|---:|---:|---:|---:|---:|---:|---:|"
             d50="" d99=""
             [[ "${R[openloop,direct]}" == skip:* ]] || read -r _ d50 d99 _ <<<"${R[openloop,direct]}"
-            for name in direct veer nginx haproxy; do
+            for name in direct veer nginx haproxy floor; do
                 if [[ "${R[openloop,$name]}" == skip:* ]]; then
                     echo "| $name | skipped: ${R[openloop,$name]#skip:} | | | | | | |"
                     continue
@@ -357,7 +381,7 @@ for scen in $SCENARIOS; do
     echo "| target | requests/s | p50 (ms) | p99 (ms) | errors | veer ratio | server CPU µs/req | upstream conn reuse % |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     read -r veer_rps _ <<<"${R[$scen,veer]}"
-    for name in direct veer veer-nometrics nginx haproxy; do
+    for name in direct veer veer-nometrics nginx haproxy floor; do
         if [[ "${R[$scen,$name]}" == skip:* ]]; then
             echo "| $name | skipped: ${R[$scen,$name]#skip:} | | | | | | |"
             continue
@@ -367,6 +391,11 @@ for scen in $SCENARIOS; do
         ratio=$(awk -v a="$veer_rps" -v b="$rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
         printf '| %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$errs" "$ratio" "$cpu" "$reuse"
     done
+    if [[ "${R[$scen,floor]}" != skip:* ]]; then
+        echo
+        echo "floor: the byte relay reaches $(floor_ratio "$scen" nginx)x nginx and $(floor_ratio "$scen" haproxy)x haproxy;" \
+             "no proxy can beat that ratio on this box and topology"
+    fi
     echo
     read -r _ _ _ _ on_cpu <<<"${R[$scen,veer]}"
     read -r nom_rps _ _ _ nom_cpu <<<"${R[$scen,veer-nometrics]}"

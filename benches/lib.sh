@@ -9,7 +9,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VEER="${VEER_BIN:-$REPO/target/release/veer}"
 LOG_TAG="${LOG_TAG:-bench}"
 
-# Fixed loopback ports (all on 127.0.0.1, range 18081-18089).
+# Fixed loopback ports (all on 127.0.0.1, range 18081-18091).
 PORT_BLUE=18081        # upstream nginx, server block "blue"
 PORT_VEER=18082        # veer listener (metrics on)
 PORT_NGINX=18083       # nginx reverse proxy
@@ -20,6 +20,7 @@ PORT_VEER_ADMIN=18089  # veer admin API (kept off the default 9901)
 PORT_HAPROXY=18086     # haproxy reverse proxy (HTTP/1.1, and h2c by preface)
 PORT_NGINX_H2=18087    # nginx reverse proxy, h2c listener (`listen ... http2`)
 PORT_UPSTREAM_STATUS=18090  # upstream nginx stub_status (accepted connections, requests)
+PORT_FLOOR=18091       # relay_floor: a byte relay, no HTTP (the floor under any proxy)
 # (tls.sh reuses 18086/18087 for its own TLS listeners; never run both at once)
 
 # Core pinning (the bench box has 2 cores). The proxy under test gets core 0,
@@ -87,6 +88,17 @@ lib_veer_binary() {
         (cd "$REPO" && cargo build --release)
     fi
     [ -x "$VEER" ] || die "$VEER not found after build"
+}
+
+# lib_floor_binary BUILD(0|1): the relay_floor example of this checkout
+# (examples/relay_floor.rs), built if asked or missing; sets FLOOR.
+lib_floor_binary() {
+    FLOOR="$REPO/target/release/examples/relay_floor"
+    if [ "$1" = 1 ] || [ ! -x "$FLOOR" ]; then
+        log "cargo build --release --example relay_floor"
+        (cd "$REPO" && cargo build --release --example relay_floor)
+    fi
+    [ -x "$FLOOR" ] || die "$FLOOR not found after build"
 }
 
 # lib_check_ports PORT...: fail if any is listening already.

@@ -8,7 +8,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
 /// True when the request asks for a protocol upgrade (WebSocket and the
@@ -127,6 +127,9 @@ pub fn add_forwarding(
     https: bool,
     host: Option<&HeaderValue>,
 ) {
+    // Room for the (up to) four names below at once: a map parsed from a
+    // small request would otherwise grow and rehash more than once.
+    headers.reserve(4);
     let prior = headers
         .get(&X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok())

@@ -21,7 +21,7 @@ use super::body::ProxyBody;
 use super::conn::ConnState;
 use super::error::{ProxyError, UpstreamErrorKind};
 use super::framing;
-use super::headers::{add_forwarding, is_upgrade, strip_hop_by_hop};
+use super::headers::{add_forwarding, is_upgrade, strip_hop_by_hop, X_REQUEST_ID};
 use super::record::{AccessInfo, Recorder};
 
 /// The hyper service for one downstream connection.
@@ -149,7 +149,7 @@ impl ProxyService {
         };
         let mut recorder = recorder;
         if let Some(access) = recorder.as_deref_mut().and_then(Recorder::access_mut) {
-            access.request_id = parts.headers.get("x-request-id").cloned();
+            access.request_id = parts.headers.get(&X_REQUEST_ID).cloned();
         }
         let stats = recorder.as_ref().map(|r| r.stats().clone());
         let mut req = Request::from_parts(parts, body);
