@@ -103,9 +103,9 @@ else
     log "haproxy not available: haproxy rows skipped"
 fi
 
-# The floor: a byte relay on one current-thread runtime (one veer worker's
-# flavour). It runs one thread whatever WORKERS is.
-start floor "$WORK/floor.log" "${ON_PROXY[@]}" "$FLOOR" "127.0.0.1:$PORT_FLOOR" "127.0.0.1:$PORT_BLUE"
+# The floor: a byte relay on WORKERS current-thread runtimes (the flavour of
+# veer's workers), straight to the blue upstream.
+start floor "$WORK/floor.log" "${ON_PROXY[@]}" "$FLOOR" "127.0.0.1:$PORT_FLOOR" "127.0.0.1:$PORT_BLUE" "$WORKERS"
 FLOOR_PID="${PIDS[-1]}"
 wait_http floor "$PORT_FLOOR" "$FLOOR_PID" "$WORK/floor.log"
 
