@@ -2,6 +2,7 @@
 //! the response is finished (or abandoned), so latency covers the whole
 //! exchange and a gRPC failure reported in trailers is still seen.
 
+use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -114,9 +115,11 @@ impl Drop for Recorder {
     }
 }
 
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
 /// A gRPC response failed when it carries a non-zero `grpc-status`.
 fn grpc_failed(headers: &HeaderMap) -> bool {
     headers
-        .get("grpc-status")
+        .get(&GRPC_STATUS)
         .is_some_and(|v| v.as_bytes() != b"0")
 }
