@@ -161,6 +161,14 @@ impl Builders {
             .max_header_list_size(settings.max_header_bytes.min(u32::MAX as usize) as u32);
         Builders { http1, http2 }
     }
+
+    /// An HTTP/1.1 connection (upgrades allowed) over `io`, boxed.
+    fn h1<S>(&self, io: Io<S>, service: ProxyService) -> Pin<Box<Http1<S>>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        Box::pin(self.http1.serve_connection(io, service).with_upgrades())
+    }
 }
 
 type Io<S> = TokioIo<TrackedIo<S>>;
@@ -226,9 +234,7 @@ async fn serve_conn<S>(
     };
     let io = TokioIo::new(TrackedIo::new(stream, state.clone()));
     let mut conn = match h2 {
-        false => Conn::H1(Box::pin(
-            builders.http1.serve_connection(io, service).with_upgrades(),
-        )),
+        false => Conn::H1(builders.h1(io, service)),
         true => Conn::H2(Box::pin(builders.http2.serve_connection(io, service))),
     };
     let park_after = (!h2).then_some(PARK_AFTER);
@@ -294,37 +300,43 @@ async fn park<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let parts = Pin::into_inner(conn).into_parts()?;
     let mut io = parts.io.into_inner();
-    let service = parts.service;
-    if !parts.read_buf.is_empty() {
-        // The next request has begun already: serve it at once.
-        io.unread(parts.read_buf);
-        let conn = builders.http1.serve_connection(TokioIo::new(io), service);
-        return Some(Box::pin(conn.with_upgrades()));
-    }
+    // When the next request has begun already, it is served at once.
+    let next = match parts.read_buf.is_empty() {
+        false => parts.read_buf,
+        true => first_bytes(&mut io, deadline, shutdown).await?,
+    };
+    io.unread(next);
+    Some(builders.h1(TokioIo::new(io), parts.service))
+}
+
+/// The first bytes a parked connection receives; `None` (after closing it)
+/// when `deadline` or shutdown comes first, or the client closes.
+async fn first_bytes<S>(
+    io: &mut TrackedIo<S>,
+    deadline: tokio::time::Instant,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<bytes::Bytes>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut first = [0u8; 64];
     let read = tokio::select! {
         read = io.read(&mut first) => read,
         () = tokio::time::sleep_until(deadline) => Err(std::io::ErrorKind::TimedOut.into()),
         () = stopped(shutdown) => Err(std::io::ErrorKind::Interrupted.into()),
     };
-    let n = match read {
-        Ok(n) if n > 0 => n,
+    match read {
+        Ok(n) if n > 0 => Some(bytes::Bytes::copy_from_slice(&first[..n])),
         _ => {
             // Like hyper closing an idle connection: a clean close (TLS
             // close_notify included), bounded in time.
             let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
-            return None;
+            None
         }
-    };
-    io.unread(bytes::Bytes::copy_from_slice(&first[..n]));
-    let conn = builders
-        .http1
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades();
-    Some(Box::pin(conn))
+    }
 }
 
 /// Resolves once shutdown has been asked for (or its sender is gone).
