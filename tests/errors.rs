@@ -244,16 +244,9 @@ async fn a_parked_keepalive_connection_serves_its_next_requests() {
     use tokio::io::AsyncWriteExt;
     let up = Upstream::start("up").await;
     let proxy = Proxy::start(&route_to(up.addr, "")).await;
-    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    stream
-        .write_all(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+    let mut stream = parked_connection(proxy.addr).await;
 
-    // Parked after 250 ms idle; the next head comes in two pieces.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The next head comes in two pieces.
     stream.write_all(b"GET /hea").await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     stream
@@ -280,19 +273,28 @@ async fn a_parked_keepalive_connection_serves_its_next_requests() {
     assert_eq!(up.requests().len(), 3, "{:?}", up.requests());
 }
 
-/// Shutdown closes parked (idle) connections at once.
-#[tokio::test]
-async fn shutdown_closes_parked_connections() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let up = Upstream::start("up").await;
-    let mut proxy = Proxy::start(&route_to(up.addr, "")).await;
-    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+/// A keep-alive connection to `proxy` that served one request, then sat
+/// idle well past the park delay (250 ms), so the proxy has parked it.
+async fn parked_connection(proxy: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    stream.set_nodelay(true).unwrap();
     stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
     assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
     tokio::time::sleep(Duration::from_millis(800)).await;
+    stream
+}
+
+/// Shutdown closes parked (idle) connections at once.
+#[tokio::test]
+async fn shutdown_closes_parked_connections() {
+    use tokio::io::AsyncReadExt;
+    let up = Upstream::start("up").await;
+    let mut proxy = Proxy::start(&route_to(up.addr, "")).await;
+    let mut stream = parked_connection(proxy.addr).await;
     let started = Instant::now();
     let server = proxy.server.take().unwrap();
     assert!(server.shutdown(Duration::from_secs(5)).await, "all closed");
