@@ -19,9 +19,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use crate::events::Event;
+use crate::app::App;
+use crate::control::Event;
 use crate::observe::Window;
-use crate::server::Server;
+use crate::rollout::{Command, Phase};
 
 /// What the demo runs.
 #[derive(Debug, Clone)]
@@ -87,14 +88,15 @@ pub async fn run_and_keep(
     let state_dir = std::env::temp_dir().join(format!("veer-demo-{}-{run}", std::process::id()));
     config.proxy.state_dir = state_dir.clone();
     let config = Arc::new(config);
-    let server = Server::new(config.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let proxy = listener.local_addr()?;
-    server.serve(listener, &config.listeners[0]);
-    server.roll_windows(DASHBOARD_WINDOW);
     let admin = TcpListener::bind("127.0.0.1:0").await?;
     let dashboard = admin.local_addr()?;
-    let stop_admin = serve_admin(&server, &config, admin);
+    // No token: the admin listener is on loopback only.
+    let mut app_options = crate::app::Options::new(config, vec![listener]);
+    app_options.admin = Some(admin);
+    app_options.analysis_window = DASHBOARD_WINDOW;
+    let app = crate::app::start(app_options).await;
     out(format!(
         "proxy on http://{proxy}  v1 on {v1}  v2 on {v2} (error rate {}%, +{:?})",
         options.v2_error_rate, options.v2_latency
@@ -107,24 +109,24 @@ pub async fn run_and_keep(
     let load: Vec<_> = (0..options.clients)
         .map(|_| tokio::spawn(generate_load(proxy, deadline)))
         .collect();
-    server.controller.start("demo", "v2", None).await?;
+    app.controller.start("demo", "v2", None).await?;
 
     let mut printed = 0;
     let mut live = Live::default();
     let outcome = loop {
         if options.live {
-            if let Some(line) = live.line(&server, &options.steps) {
+            if let Some(line) = live.line(&app, &options.steps) {
                 out(line);
             }
         }
-        let events = server.controller.events();
+        let events = app.events.transitions();
         for event in &events[printed.min(events.len())..] {
             out(describe(event, &options.steps));
         }
         printed = events.len();
-        match events.last().and_then(|e| e.phase.as_deref()) {
-            Some("promoted") => break Some(Outcome::Promoted),
-            Some("rolled-back") => break Some(Outcome::RolledBack),
+        match events.last().and_then(|e| e.phase) {
+            Some(Phase::Promoted) => break Some(Outcome::Promoted),
+            Some(Phase::RolledBack) => break Some(Outcome::RolledBack),
             _ if Instant::now() > deadline => break None,
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
@@ -136,10 +138,7 @@ pub async fn run_and_keep(
         Some(outcome) => outcome,
         None => {
             out("the canary did not finish in time: rolling back".into());
-            let _ = server
-                .controller
-                .command("demo", crate::rollout::Command::Rollback)
-                .await;
+            let _ = app.controller.command("demo", Command::Rollback).await;
             Outcome::RolledBack
         }
     };
@@ -152,8 +151,7 @@ pub async fn run_and_keep(
         out(format!("{verb}; still serving until interrupted (Ctrl-C)"));
         keep.await;
     }
-    let _ = stop_admin.send(true);
-    server.shutdown(Duration::from_secs(1)).await;
+    app.shutdown(Duration::from_secs(1)).await;
     let _ = std::fs::remove_dir_all(&state_dir);
     Ok(outcome)
 }
@@ -161,35 +159,6 @@ pub async fn run_and_keep(
 /// How often the status' per-pool analysis window (what the dashboard's
 /// p95 chart shows) closes during the demo.
 const DASHBOARD_WINDOW: Duration = Duration::from_secs(2);
-
-/// The admin API and dashboard for the demo's server, on `listener`, with
-/// no token (loopback only). Turn the returned sender true to stop it.
-fn serve_admin(
-    server: &Server,
-    config: &crate::config::Config,
-    listener: TcpListener,
-) -> tokio::sync::watch::Sender<bool> {
-    let control = Arc::new(crate::control::Control::new(
-        config,
-        server.routing.clone(),
-        Some(server.controller.clone()),
-        crate::control::ListenerSet::new(server, None),
-        server.events.clone(),
-    ));
-    let metrics_control = control.clone();
-    let api = crate::admin::AdminApi {
-        control,
-        token: None,
-        ready: server.readiness(),
-        metrics: Arc::new(move || {
-            let c = &metrics_control;
-            crate::observe::render(&c.routing.registry, &c.routing.load(), |r| c.phase(r))
-        }),
-    };
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(crate::admin::serve(listener, Arc::new(api), stopped));
-    stop
-}
 
 /// `Some` when `future` is already done, without waiting for it.
 async fn futures_ready<F: std::future::Future + Unpin>(future: &mut F) -> Option<F::Output> {
@@ -207,7 +176,7 @@ struct Live {
 }
 
 impl Live {
-    fn line(&mut self, server: &Server, steps: &[u32]) -> Option<String> {
+    fn line(&mut self, app: &App, steps: &[u32]) -> Option<String> {
         let now = Instant::now();
         if self
             .last
@@ -216,7 +185,7 @@ impl Live {
         {
             return None;
         }
-        let snapshot = server.routing.load();
+        let snapshot = app.routing.load();
         let route = snapshot.route_named("demo")?;
         let v2 = route
             .weights
@@ -225,11 +194,7 @@ impl Live {
             .find(|(p, _)| p == "v2")
             .map_or(0, |(_, w)| *w);
         let stats = |pool: &str, version: &str| {
-            server
-                .routing
-                .registry
-                .stats("demo", pool, version)
-                .snapshot()
+            app.routing.registry.stats("demo", pool, version).snapshot()
         };
         let current = [stats("v1", "1.0.0"), stats("v2", "2.0.0")];
         let line = self.last.as_ref().map(|(at, before)| {
@@ -276,7 +241,7 @@ fn describe(event: &Event, steps: &[u32]) -> String {
         .collect();
     let mut line = format!(
         "[{bar}] {:<18} v1 {:>3}%  v2 {:>3}%  {}",
-        event.phase.as_deref().unwrap_or("-"),
+        event.phase.map_or("-", Phase::as_str),
         100 - v2,
         v2,
         event.message

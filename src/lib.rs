@@ -17,15 +17,15 @@
 //!   windows, Prometheus exposition.
 //! - [`proxy`]: listeners, the per-request service, header rewriting,
 //!   errors mapped to statuses.
-//! - [`rollout`]: analysis verdicts, the pure per-strategy planners, and
-//!   the controller task that applies them (webhooks, Prometheus checks,
-//!   persisted state).
-//! - [`events`]: the one event log behind `GET /api/v1/events`.
-//! - [`server`]: wires listeners to routing and runs until shutdown.
-//! - [`control`]: the control plane: run-time weights and rollouts,
-//!   config reloads, events; [`control::run`] runs the whole process.
+//! - [`rollout`]: the pure core of a rollout: analysis verdicts, one
+//!   planner per strategy, phases and commands.
+//! - [`control`]: the controller, the one owner of every route's traffic:
+//!   manual weights, commands, rollouts and reloads go through it; it
+//!   persists its records (`state_dir/control.json`), records events and
+//!   calls webhooks.
 //! - [`admin`]: the admin HTTP API, the dashboard, and the CLI client.
-//! - [`state`]: run-time state persisted in `state_dir`.
+//! - [`app`]: [`app::start`] builds the whole process from bound sockets
+//!   (`veer run`, `veer demo` and the tests all start here).
 //! - [`tls`]: rustls termination (SNI, mTLS, certificate reload) and TLS
 //!   (optionally h2) to `https://` upstreams.
 //! - [`demo`]: `veer demo`, a local canary show with built-in upstreams.
@@ -33,17 +33,15 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod app;
 pub mod config;
 pub mod control;
 pub mod demo;
 pub mod drain;
-pub mod events;
 pub mod observe;
 pub mod proxy;
 pub mod rollout;
 pub mod routing;
-pub mod server;
-pub mod state;
 pub mod tls;
 pub mod upstream;
 pub mod workers;

@@ -199,18 +199,12 @@ fn run(path: PathBuf, watch: bool) -> anyhow::Result<()> {
                 on_hup.notify_one();
             }
         });
-        let options = veer::control::RunOptions {
-            config,
-            listeners,
-            admin: Some(admin),
-            token,
-            bind: Some(Arc::new(bind)),
-            reload,
-            watch,
-            metrics: None,
-            workers,
-        };
-        veer::control::run(options, shutdown_signal()).await;
+        let mut options = veer::app::Options::new(config, listeners);
+        options.admin = Some(admin);
+        options.token = token;
+        options.bind = Some(Arc::new(bind));
+        options.workers = workers;
+        veer::app::run(options, reload, watch, shutdown_signal()).await;
         Ok(())
     })
 }

@@ -71,18 +71,14 @@ async fn wait_phase(proxy: &Proxy, route: &str, want: &[Phase], limit: Duration)
     let controller = &proxy.server.as_ref().unwrap().controller;
     let start = tokio::time::Instant::now();
     loop {
-        let phase = controller
-            .rollouts()
-            .into_iter()
-            .find(|v| v.rollout.route == route)
-            .map(|v| v.rollout.phase);
+        let phase = Some(controller.phase(route));
         if let Some(phase) = phase.filter(|p| want.contains(p)) {
             return phase;
         }
         assert!(
             start.elapsed() < limit,
             "{route}: phase {phase:?}, wanted {want:?}; events {:#?}",
-            controller.events()
+            controller.events.transitions()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -117,7 +113,7 @@ async fn canary_promotes_a_healthy_candidate() {
         Some(&20),
         "promoted: all traffic on green"
     );
-    let events = controller.events();
+    let events = controller.events.transitions();
     let weights: Vec<u32> = events
         .iter()
         .filter_map(|e| {
@@ -168,14 +164,14 @@ async fn canary_rolls_back_a_failing_candidate() {
         Some(&20),
         "rolled back: all traffic on blue"
     );
-    let last = controller.rollouts().into_iter().next().unwrap();
+    let last = controller.view("app").unwrap();
     assert!(
-        last.last_verdict.unwrap().reasons[0].contains("success rate"),
+        last.verdict.unwrap().reasons[0].contains("success rate"),
         "the failed bound is named"
     );
     // A rolled-back route does not retry by itself.
     tokio::time::sleep(Duration::from_millis(900)).await;
-    assert_eq!(controller.phase("app"), "rolled-back");
+    assert_eq!(controller.phase("app").as_str(), "rolled-back");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,16 +220,17 @@ async fn low_traffic_is_inconclusive_and_never_promotes() {
     // Several intervals pass: the weight stays at the first step.
     eventually(Duration::from_secs(10), || {
         controller
-            .events()
+            .events
+            .transitions()
             .iter()
             .filter(|e| e.message.starts_with("inconclusive"))
             .count()
             >= 3
     })
     .await;
-    let view = controller.rollouts().into_iter().next().unwrap();
+    let view = controller.latest("app").unwrap();
     assert_eq!(
-        (view.rollout.phase, view.rollout.traffic.candidate_weight),
+        (view.phase, view.traffic.candidate_weight),
         (Phase::Progressing, 20)
     );
     load.finish().await;
@@ -261,15 +258,15 @@ async fn operator_commands_and_errors() {
     );
     controller.start("app", "green", None).await.unwrap();
     controller.command("app", Command::Pause).await.unwrap();
-    assert_eq!(controller.phase("app"), "paused");
+    assert_eq!(controller.phase("app").as_str(), "paused");
     controller.command("app", Command::Resume).await.unwrap();
-    assert_eq!(controller.phase("app"), "progressing");
+    assert_eq!(controller.phase("app").as_str(), "progressing");
     controller.command("app", Command::Abort).await.unwrap();
-    assert_eq!(controller.phase("app"), "rolled-back");
+    assert_eq!(controller.phase("app").as_str(), "rolled-back");
     assert_eq!(tally(&proxy.url("/"), 10, &[]).await.get("blue"), Some(&10));
     controller.start("app", "green", None).await.unwrap();
     controller.command("app", Command::Promote).await.unwrap();
-    assert_eq!(controller.phase("app"), "promoted");
+    assert_eq!(controller.phase("app").as_str(), "promoted");
     assert_eq!(
         tally(&proxy.url("/"), 10, &[]).await.get("green"),
         Some(&10)
@@ -289,13 +286,13 @@ async fn restart_resumes_mid_canary() {
     let proxy = Proxy::start_in(&toml, &dir).await;
     let controller = proxy.server.as_ref().unwrap().controller.clone();
     controller.start("app", "green", None).await.unwrap();
-    let before = controller.rollouts().remove(0).rollout;
+    let before = controller.latest("app").unwrap();
     assert_eq!(before.traffic.candidate_weight, 20);
     drop(proxy);
 
     let proxy = Proxy::start_in(&toml, &dir).await;
     let controller = proxy.server.as_ref().unwrap().controller.clone();
-    let after = controller.rollouts().remove(0).rollout;
+    let after = controller.latest("app").unwrap();
     assert_eq!(
         (after.phase, after.step, after.traffic.candidate_weight),
         (Phase::Progressing, 0, 20)
@@ -364,7 +361,7 @@ async fn prometheus_check_over_its_bound_rolls_back() {
     controller.start("app", "green", None).await.unwrap();
     wait_phase(&proxy, "app", &[Phase::RolledBack], Duration::from_secs(15)).await;
     load.finish().await;
-    let verdict = controller.rollouts().remove(0).last_verdict.unwrap();
+    let verdict = controller.view("app").unwrap().verdict.unwrap();
     assert!(
         verdict
             .reasons
@@ -441,7 +438,7 @@ async fn ab_test_only_exposes_matched_users() {
     let unmatched = tally(&proxy.url("/"), 20, &[("x-group", "a")]).await;
     let matched_now = tally(&proxy.url("/"), 20, &[("x-group", "b")]).await;
     assert_eq!(
-        controller.phase("app"),
+        controller.phase("app").as_str(),
         "progressing",
         "checked during the test phase"
     );
@@ -482,7 +479,7 @@ async fn slow_candidate_fails_the_p95_bound() {
     wait_phase(&proxy, "app", &[Phase::RolledBack], Duration::from_secs(15)).await;
     let seen = load.finish().await;
     assert_eq!(count(&seen, "green", 500), 0, "no request failed");
-    let verdict = controller.rollouts().remove(0).last_verdict.unwrap();
+    let verdict = controller.view("app").unwrap().verdict.unwrap();
     assert!(
         verdict
             .reasons
@@ -502,16 +499,23 @@ async fn rolling_never_sends_to_an_unready_endpoint() {
     let health = "[pool.health]\npath = \"/ready\"\ninterval = \"50ms\"\ntimeout = \"1s\"\n";
     let toml = format!(
         "[[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n{}{}[[route]]\nname = \"app\"\npool = \"blue\"\nretries = 0\n[route.rollout]\nstrategy = \"rolling\"\ninterval = \"1h\"\nmax_surge = 1\nready_timeout = \"20s\"\n",
-        pool_toml("blue", &[b1.addr, b2.addr], "balance = \"round_robin\"\n"),
+        pool_toml("blue", &[b1.addr, b2.addr], &format!("balance = \"round_robin\"\n{health}")),
         pool_toml("green", &[g1.addr, g2.addr], &format!("balance = \"round_robin\"\n{health}")),
     );
     let proxy = Proxy::start(&toml).await;
+    // Stable's endpoints serve once their first check passes.
+    eventually(Duration::from_secs(10), || {
+        [b1.addr, b2.addr]
+            .iter()
+            .all(|a| endpoint(&proxy, "blue", *a).is_healthy())
+    })
+    .await;
     let load = Load::start(proxy.url("/"), &[]);
     let controller = proxy.server.as_ref().unwrap().controller.clone();
     controller.start("app", "green", None).await.unwrap();
     // Batch 1 (g1) becomes ready and serves; batch 2 (g2) waits for health.
     eventually(Duration::from_secs(10), || !g1.requests().is_empty()).await;
-    let view = controller.rollouts().remove(0).rollout;
+    let view = controller.latest("app").unwrap();
     assert_eq!(
         (view.phase, view.traffic.candidate_endpoints),
         (Phase::Progressing, Some(2)),
@@ -560,7 +564,7 @@ async fn recreate_with_hold_loses_no_request() {
     controller.start("app", "green", None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        controller.phase("app"),
+        controller.phase("app").as_str(),
         "progressing",
         "waiting for a healthy candidate"
     );
@@ -656,7 +660,7 @@ async fn confirm_promotion_gate_holds_until_2xx() {
             >= 2
     })
     .await;
-    assert_eq!(controller.phase("app"), "awaiting-promotion");
+    assert_eq!(controller.phase("app").as_str(), "awaiting-promotion");
     open.store(true, Ordering::SeqCst);
     wait_phase(&proxy, "app", &[Phase::Promoted], Duration::from_secs(10)).await;
     load.finish().await;

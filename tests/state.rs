@@ -36,7 +36,7 @@ async fn restart_resumes_weights_30_70() {
         .await;
     assert_eq!(code, 200, "{json}");
     assert_split_30_70(&veer).await;
-    let saved = std::fs::read_to_string(dir.path().join("state/state.json")).unwrap();
+    let saved = std::fs::read_to_string(dir.path().join("state/control.json")).unwrap();
     assert!(
         saved.contains("\"green\"") && saved.contains("70"),
         "{saved}"
@@ -73,7 +73,7 @@ async fn corrupt_state_is_moved_aside_and_reported() {
     let dir = TempDir::new("corrupt");
     std::fs::create_dir_all(dir.path().join("state")).unwrap();
     std::fs::write(
-        dir.path().join("state/state.json"),
+        dir.path().join("state/control.json"),
         "{\"routes\": {\"app\": [",
     )
     .unwrap();
@@ -88,7 +88,7 @@ async fn corrupt_state_is_moved_aside_and_reported() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(
-        moved.iter().any(|n| n.starts_with("state.json.corrupt-")),
+        moved.iter().any(|n| n.starts_with("control.json.corrupt-")),
         "{moved:?}"
     );
     // A change after that writes a fresh, valid file.
@@ -101,7 +101,7 @@ async fn corrupt_state_is_moved_aside_and_reported() {
         )
         .await;
     assert_eq!(put.0, 200);
-    let saved = std::fs::read_to_string(dir.path().join("state/state.json")).unwrap();
+    let saved = std::fs::read_to_string(dir.path().join("state/control.json")).unwrap();
     serde_json::from_str::<serde_json::Value>(&saved).unwrap();
     veer.stop().await;
 }

@@ -61,10 +61,11 @@ async fn a_proxy_on_three_workers_serves_every_connection() {
         )
         .unwrap(),
     );
-    let server = veer::server::Server::new(config.clone()).with_workers(Workers::start(3).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    server.serve(listener, &config.listeners[0]);
+    let mut options = veer::app::Options::new(config, vec![listener]);
+    options.workers = Workers::start(3).unwrap();
+    let server = veer::app::start(options).await;
     // 12 connections (4 per worker), 25 keep-alive requests each, at once.
     let tasks: Vec<_> = (0..12)
         .map(|_| {

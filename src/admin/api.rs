@@ -8,7 +8,8 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::control::{Action, ControlError};
+use crate::control::ControlError;
+use crate::rollout::Command;
 
 use super::{auth, AdminApi};
 
@@ -29,14 +30,7 @@ impl From<ControlError> for Refusal {
             }
             ControlError::Conflict(_) => StatusCode::CONFLICT,
             ControlError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ControlError::Rollout(e) => {
-                use crate::rollout::ControlError as R;
-                match e {
-                    R::UnknownRoute(_) | R::UnknownPool(_) => StatusCode::NOT_FOUND,
-                    R::NoRollout(_) | R::AlreadyServing(..) => StatusCode::CONFLICT,
-                    R::Stopped => StatusCode::SERVICE_UNAVAILABLE,
-                }
-            }
+            ControlError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
         };
         Refusal(status, e.to_string())
     }
@@ -118,7 +112,7 @@ async fn call(api: &AdminApi, req: Request<Incoming>) -> Result<Value, Refusal> 
         }
         ["api", "v1", "reload"] => {
             allow(Method::POST)?;
-            control.reload()?;
+            control.reload().await?;
             Ok(json!({ "ok": true }))
         }
         ["api", "v1", "routes", route, "weights"] => {
@@ -132,8 +126,7 @@ async fn call(api: &AdminApi, req: Request<Incoming>) -> Result<Value, Refusal> 
                     .ok_or_else(|| bad(format!("weight of {pool:?} must be 0..=100")))?;
                 weights.push((pool, w as u32));
             }
-            control.pause_rollout(route).await;
-            control.set_weights(route, weights)?;
+            control.controller.set_weights(route, weights).await?;
             Ok(route_reply(api, route))
         }
         ["api", "v1", "routes", route, "rollout"] => {
@@ -145,17 +138,24 @@ async fn call(api: &AdminApi, req: Request<Incoming>) -> Result<Value, Refusal> 
                 strategy: Option<String>,
             }
             let body: Rollout = body_json(req).await?;
+            let strategy = body
+                .strategy
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(bad)?;
             control
-                .start_rollout(route, &body.pool, body.strategy.as_deref())
+                .controller
+                .start(route, &body.pool, strategy)
                 .await?;
             Ok(route_reply(api, route))
         }
         ["api", "v1", "routes", route, action] => {
-            let action = Action::parse(action).ok_or_else(|| {
-                Refusal(StatusCode::NOT_FOUND, format!("no such API call {path}"))
-            })?;
+            let command: Command = action
+                .parse()
+                .map_err(|_| Refusal(StatusCode::NOT_FOUND, format!("no such API call {path}")))?;
             allow(Method::POST)?;
-            control.command(route, action).await?;
+            control.controller.command(route, command).await?;
             Ok(route_reply(api, route))
         }
         _ => Err(Refusal(

@@ -16,7 +16,7 @@ use std::time::Duration;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::control::Control;
 
@@ -35,9 +35,9 @@ pub struct AdminApi {
     pub metrics: MetricsRenderer,
 }
 
-/// Serves the admin API on `listener` until `stop` turns true, then lets
-/// open requests finish (up to a second).
-pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, mut stop: watch::Receiver<bool>) {
+/// Serves the admin API on `listener` until `stop` is cancelled, then
+/// lets open requests finish (up to a second).
+pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, stop: CancellationToken) {
     let graceful = GracefulShutdown::new();
     loop {
         let stream = tokio::select! {
@@ -49,7 +49,7 @@ pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, mut stop: watch::R
                     continue;
                 }
             },
-            () = stopped(&mut stop) => break,
+            () = stop.cancelled() => break,
         };
         let api = api.clone();
         let service = hyper::service::service_fn(move |req| {
@@ -68,9 +68,4 @@ pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, mut stop: watch::R
         });
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), graceful.shutdown()).await;
-}
-
-/// Resolves once `stop` turns true (or its sender is gone).
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }

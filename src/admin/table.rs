@@ -1,6 +1,7 @@
 //! `veer status` as readable tables: routes, then pools and endpoints.
 
 use crate::control::{RouteStatus, Status};
+use crate::rollout::Outcome;
 
 /// Routes (weights, phase), then pools with endpoint health.
 pub fn render(status: &Status) -> String {
@@ -15,7 +16,7 @@ pub fn render(status: &Status) -> String {
     for r in &status.routes {
         routes.push(vec![
             r.name.clone(),
-            r.phase.clone(),
+            r.phase.to_string(),
             r.stable.clone(),
             r.candidate.clone().unwrap_or_else(|| "-".into()),
             weights(r),
@@ -54,21 +55,27 @@ fn verdicts(status: &Status) -> String {
     let mut out = String::new();
     for r in &status.routes {
         let Some(v) = &r.verdict else { continue };
-        let c = &v["candidate"];
-        let ms = |x: &serde_json::Value| x.as_f64().map_or("-".into(), |m| format!("{m:.1}ms"));
+        let c = &v.candidate;
+        let ms = |d: Option<std::time::Duration>| {
+            d.map_or("-".into(), |d| format!("{:.1}ms", d.as_secs_f64() * 1000.0))
+        };
+        let outcome = match v.outcome {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Inconclusive => "inconclusive",
+        };
         out.push_str(&format!(
-            "{}: last analysis {} (failed checks {}): candidate {} req, {:.2}% ok, p50 {} p95 {} p99 {}\n",
+            "{}: last analysis {outcome} (failed checks {}): candidate {} req, {:.2}% ok, p50 {} p95 {} p99 {}\n",
             r.name,
-            v["outcome"].as_str().unwrap_or("?"),
             r.failed_checks,
-            c["requests"],
-            c["success_rate"].as_f64().unwrap_or(0.0),
-            ms(&c["p50"]),
-            ms(&c["p95"]),
-            ms(&c["p99"]),
+            c.requests,
+            c.success_rate,
+            ms(c.p50),
+            ms(c.p95),
+            ms(c.p99),
         ));
-        for reason in v["reasons"].as_array().into_iter().flatten() {
-            out.push_str(&format!("  - {}\n", reason.as_str().unwrap_or("?")));
+        for reason in &v.reasons {
+            out.push_str(&format!("  - {reason}\n"));
         }
     }
     out

@@ -224,6 +224,7 @@ pub struct RolloutFile {
     #[serde(rename = "match")]
     pub ab_match: Option<Spanned<MatchFile>>,
     pub iterations: Option<Spanned<u32>>,
+    pub max_duration: Option<Str>,
     pub analysis: Option<AnalysisFile>,
     #[serde(default)]
     pub webhook: Vec<WebhookFile>,

@@ -229,6 +229,9 @@ pub struct RolloutSpec {
     /// ab_test: the traffic the candidate receives.
     pub ab_match: Option<MatchSpec>,
     pub iterations: u32,
+    /// A rollout not promoted within this is rolled back (ab_test
+    /// default: `interval` x `iterations` x 3; other strategies: none).
+    pub max_duration: Option<Duration>,
     pub analysis: AnalysisSpec,
     pub webhooks: Vec<WebhookSpec>,
 }
@@ -241,6 +244,54 @@ pub enum Strategy {
     BlueGreen,
     Canary,
     AbTest,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 5] = [
+        Strategy::Recreate,
+        Strategy::Rolling,
+        Strategy::BlueGreen,
+        Strategy::Canary,
+        Strategy::AbTest,
+    ];
+
+    /// The name used in the file, the API and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Recreate => "recreate",
+            Strategy::Rolling => "rolling",
+            Strategy::BlueGreen => "blue_green",
+            Strategy::Canary => "canary",
+            Strategy::AbTest => "ab_test",
+        }
+    }
+
+    /// Strategies that wait for candidate endpoints to pass health checks
+    /// before they move traffic (and so need `[pool.health]`).
+    pub fn needs_health(self) -> bool {
+        matches!(self, Strategy::Rolling)
+    }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Strategy, String> {
+        Strategy::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown strategy {s:?}; expected recreate, rolling, blue_green, canary or ab_test"
+                )
+            })
+    }
 }
 
 /// `[route.rollout.analysis]`.

@@ -18,7 +18,9 @@ use std::time::Duration;
 use http::HeaderName;
 
 use super::error::{ConfigError, Problems};
-use super::file::{AdminFile, ConfigFile, HealthFile, ListenerFile, PoolFile, ProxyFile, Str};
+use super::file::{
+    AdminFile, ConfigFile, HealthFile, ListenerFile, PoolFile, ProxyFile, RouteFile, Str,
+};
 use super::model::*;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -41,6 +43,7 @@ pub(crate) fn build(file: ConfigFile, text: &str, path: &Path) -> Result<Config,
         .map(|p| p.name.get_ref().as_str())
         .collect();
     let routes = check.routes(&file.route, &pool_names);
+    check.readiness(&file.route, &routes, &pools);
     check.problems.finish(Config {
         source: path.to_path_buf(),
         proxy,
@@ -59,6 +62,28 @@ pub(crate) struct Check<'a> {
 }
 
 impl Check<'_> {
+    /// A strategy that waits for health checks (rolling) needs them on the
+    /// pool it rolls out to; without `[pool.health]` every endpoint counts
+    /// as ready and a batch of dead endpoints would complete.
+    fn readiness(&mut self, files: &[RouteFile], routes: &[RouteSpec], pools: &[PoolSpec]) {
+        for (file, route) in files.iter().zip(routes) {
+            let Some(strategy) = route.rollout.as_ref().map(|r| r.strategy) else {
+                continue;
+            };
+            let checked = pools
+                .iter()
+                .any(|p| p.name == route.pool && p.health.is_some());
+            if strategy.needs_health() && !checked {
+                let msg = format!(
+                    "strategy {strategy} moves traffic only to endpoints that pass health checks; pool {:?} needs [pool.health]",
+                    route.pool
+                );
+                let key = format!("route {:?}.pool", route.name);
+                self.err(file.pool.span(), key, msg);
+            }
+        }
+    }
+
     fn err(&mut self, span: Range<usize>, key: impl Into<String>, msg: impl Into<String>) {
         self.problems.at(span, key, msg);
     }

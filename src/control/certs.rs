@@ -3,13 +3,14 @@
 //! load are rejected (logged, counted, recorded as an event) and the old
 //! ones keep serving.
 
+use super::events::EventKind;
 use super::Control;
 
 impl Control {
     /// Re-reads every listener's certificates now. Returns false when some
     /// listener's new material was rejected.
-    pub fn reload_certs(&self) -> bool {
-        let inner = self.inner.lock().unwrap();
+    pub async fn reload_certs(&self) -> bool {
+        let inner = self.inner.lock().await;
         let mut ok = true;
         for (listener, result) in inner.listeners.reload_certs() {
             match result {
@@ -18,7 +19,7 @@ impl Control {
                     self.routing.registry.tls.record_cert_reload(true);
                     tracing::info!(%listener, "TLS certificates reloaded");
                     let message = format!("listener {listener:?}: certificates reloaded");
-                    self.events.record("certs-reloaded", None, message);
+                    self.events.record(EventKind::CertsReloaded, None, message);
                 }
                 Err(e) => {
                     ok = false;
@@ -26,7 +27,8 @@ impl Control {
                     tracing::error!(error = %e, "certificate reload rejected, old certificates keep serving");
                     let message =
                         format!("certificate reload rejected, old certificates keep serving: {e}");
-                    self.events.record("cert-reload-error", None, message);
+                    self.events
+                        .record(EventKind::CertReloadError, None, message);
                 }
             }
         }

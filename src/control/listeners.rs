@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ListenerSpec;
 use crate::routing::Routing;
-use crate::server::Server;
 use crate::tls::listener::Live;
 use crate::tls::{ServerTls, TlsError};
 use crate::workers::Workers;
@@ -49,7 +49,8 @@ impl Plan {
 
 pub struct ListenerSet {
     routing: Arc<Routing>,
-    server_stop: watch::Receiver<bool>,
+    /// Cancelled when the whole process shuts down.
+    server_stop: CancellationToken,
     tracker: TaskTracker,
     bind: Option<Bind>,
     running: Vec<Running>,
@@ -59,14 +60,20 @@ pub struct ListenerSet {
 impl ListenerSet {
     /// `bind` is used for listeners added by a reload; without it such a
     /// reload is refused.
-    pub fn new(server: &Server, bind: Option<Bind>) -> ListenerSet {
+    pub fn new(
+        routing: Arc<Routing>,
+        server_stop: CancellationToken,
+        tracker: TaskTracker,
+        workers: Workers,
+        bind: Option<Bind>,
+    ) -> ListenerSet {
         ListenerSet {
-            routing: server.routing.clone(),
-            server_stop: server.shutdown_receiver(),
-            tracker: server.tracker().clone(),
+            routing,
+            server_stop,
+            tracker,
             bind,
             running: Vec::new(),
-            workers: server.workers().clone(),
+            workers,
         }
     }
 
@@ -88,7 +95,7 @@ impl ListenerSet {
     ) {
         let (stop, mut stopped) = watch::channel(false);
         let (close, closing) = watch::channel(false);
-        let mut server_stop = self.server_stop.clone();
+        let server_stop = self.server_stop.clone();
         self.tracker.spawn(async move {
             let alone = async {
                 let gone = stopped.wait_for(|s| *s).await.is_err();
@@ -97,7 +104,7 @@ impl ListenerSet {
                 }
             };
             tokio::select! {
-                () = crate::admin::stopped(&mut server_stop) => {}
+                () = server_stop.cancelled() => {}
                 () = alone => {}
             }
             let _ = close.send(true);

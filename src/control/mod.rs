@@ -1,72 +1,218 @@
-//! The control plane: the run-time state operators change (manual weights,
-//! admin-started rollouts, pauses), config reloads, and the events both
-//! leave behind. The admin API and the config watcher call into
-//! [`Control`]; it persists every change before publishing it.
+//! The control plane. One task, the controller, owns every route's
+//! traffic: manual weights, operator commands, rollouts and config
+//! reloads all reach it as messages, and it alone publishes what routes
+//! serve, persists it (one file in `state_dir`) and records events.
 //!
-//! Rollouts and the commands on them go to the rollout controller; on a
-//! route with no rollout in progress, `promote`, `abort`, `rollback`,
-//! `pause` and `resume` act on the manual weights.
+//! - [`record`]: a route's control state; traffic and phase follow from it.
+//! - [`commands`]: operator calls as pure edits of a record.
+//! - [`task`], `drive`, `reconcile`: the controller task, driving
+//!   rollouts on its timer, and config changes.
+//! - [`sense`] (what it reads), [`effects`] (what it does), [`clock`]:
+//!   the seams tests replace.
+//! - [`store`]: the persisted records; [`events`]: the event log.
+//! - `reload`, `listeners`, `certs`: reading the config file, the
+//!   listener set and certificates; [`status`]: `GET /api/v1/status`.
 
-mod actions;
 mod certs;
+pub mod clock;
+pub mod commands;
+mod drive;
+pub mod effects;
+mod error;
+pub mod events;
 mod listeners;
+mod query;
+mod reconcile;
+pub mod record;
 mod reload;
-mod run;
-mod status;
+pub mod sense;
+pub mod status;
+pub mod store;
+pub mod task;
+mod webhook;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-pub use crate::events::{Event, Events};
-pub use actions::Action;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Strategy};
+use crate::rollout::{Command, Phase};
+use crate::routing::Routing;
+
+pub use error::ControlError;
+pub use events::{Event, EventKind, Events};
 pub use listeners::{Bind, ListenerSet};
-pub use run::{run, RunOptions};
 pub use status::{EndpointStatus, PoolStatus, PoolTotals, RouteStatus, Status};
+pub use task::{Msg, View, Views};
 
-use crate::config::{Config, ConfigError};
-use crate::rollout::Controller;
-use crate::routing::{Routing, Weights};
-use crate::state::{RuntimeState, SavedWeights, StateError, StateStore};
+use effects::{Effects, LiveEffects};
+use sense::{RoutingSensor, Sensor};
+use store::Store;
+use task::Task;
 
-/// Why an admin action or a reload was refused. Each maps to one HTTP
-/// status in the admin API.
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    #[error("unknown route {0:?}")]
-    UnknownRoute(String),
-    #[error("unknown pool {0:?}")]
-    UnknownPool(String),
-    #[error("{0}")]
-    BadRequest(String),
-    /// The action does not apply in the route's current state.
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Config(#[from] ConfigError),
-    #[error("{0}")]
-    Listener(std::io::Error),
-    #[error("saving runtime state: {0}")]
-    State(#[from] StateError),
-    #[error("{0}")]
-    Rollout(#[from] crate::rollout::ControlError),
-}
-
-/// The control plane of one running veer.
-pub struct Control {
-    pub routing: Arc<Routing>,
-    /// The rollout controller: reloads tell it about the new config, and
-    /// rollouts and commands go to it.
-    pub controller: Option<Controller>,
-    /// The config file reloads read.
-    path: PathBuf,
-    store: StateStore,
-    /// Serialises writers: actions and reloads build on the state they saw.
-    inner: Mutex<Inner>,
+/// A handle on the controller task; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Controller {
+    tx: mpsc::UnboundedSender<Msg>,
+    views: Views,
     pub events: Arc<Events>,
 }
 
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Msg")
+    }
+}
+
+impl Controller {
+    /// Starts the controller of `routing`, resuming what `state_dir`
+    /// holds, until `stop` is cancelled. Must run inside a Tokio runtime.
+    pub fn spawn(
+        routing: Arc<Routing>,
+        state_dir: Option<PathBuf>,
+        events: Arc<Events>,
+        stop: CancellationToken,
+    ) -> (Controller, tokio::task::JoinHandle<()>) {
+        let config = routing.load().config.clone();
+        let store = Store::new(state_dir);
+        let loaded = store.load();
+        let sensor = RoutingSensor {
+            routing: routing.clone(),
+        };
+        let effects = |answers| LiveEffects {
+            routing,
+            events: events.clone(),
+            store,
+            webhooks: Default::default(),
+            answers,
+        };
+        Controller::spawn_with(config, effects, sensor, loaded, events.clone(), stop)
+    }
+
+    /// [`Controller::spawn`] with the effects and sensing given (tests).
+    pub fn spawn_with<E: Effects, S: Sensor>(
+        config: Arc<Config>,
+        effects: impl FnOnce(mpsc::UnboundedSender<Msg>) -> E,
+        sensor: S,
+        loaded: store::Loaded,
+        events: Arc<Events>,
+        stop: CancellationToken,
+    ) -> (Controller, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let views = Views::default();
+        let effects = effects(tx.clone());
+        let mut task = Task::new(config, effects, sensor, clock::Clock::new(), views.clone());
+        task.restore(loaded);
+        let handle = tokio::spawn(task.run(rx, stop));
+        (Controller { tx, views, events }, handle)
+    }
+
+    async fn ask(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), ControlError>>) -> Msg,
+    ) -> Result<(), ControlError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .map_err(|_| ControlError::Stopped)?;
+        rx.await.map_err(|_| ControlError::Stopped)?
+    }
+
+    /// `POST .../rollout`: 409 while a rollout runs or when `pool` is
+    /// already stable.
+    pub async fn start(
+        &self,
+        route: &str,
+        pool: &str,
+        strategy: Option<Strategy>,
+    ) -> Result<(), ControlError> {
+        let (route, pool) = (route.to_string(), pool.to_string());
+        self.ask(|reply| Msg::Start {
+            route,
+            pool,
+            strategy,
+            reply,
+        })
+        .await
+    }
+
+    /// `PUT .../weights`: a manual split, effective on the next request;
+    /// pauses the route (and its rollout).
+    pub async fn set_weights(
+        &self,
+        route: &str,
+        percent: Vec<(String, u32)>,
+    ) -> Result<(), ControlError> {
+        let route = route.to_string();
+        self.ask(|reply| Msg::Weights {
+            route,
+            percent,
+            reply,
+        })
+        .await
+    }
+
+    /// promote / abort / pause / resume / rollback.
+    pub async fn command(&self, route: &str, command: Command) -> Result<(), ControlError> {
+        let route = route.to_string();
+        self.ask(|reply| Msg::Command {
+            route,
+            command,
+            reply,
+        })
+        .await
+    }
+
+    /// Publishes a new, validated config with every route's traffic; a
+    /// changed `pool` starts a rollout. Returns once published.
+    pub async fn reconfigure(&self, config: Arc<Config>) -> Result<(), ControlError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Config { config, reply })
+            .map_err(|_| ControlError::Stopped)?;
+        rx.await.map_err(|_| ControlError::Stopped)
+    }
+
+    /// Every route's record and latest verdict.
+    pub fn views(&self) -> std::collections::BTreeMap<String, View> {
+        self.views.lock().unwrap().clone()
+    }
+
+    pub fn view(&self, route: &str) -> Option<View> {
+        self.views.lock().unwrap().get(route).cloned()
+    }
+
+    /// The route's rollout in progress, else its latest finished one.
+    pub fn latest(&self, route: &str) -> Option<crate::rollout::Rollout> {
+        let record = self.view(route)?.record;
+        record.rollout.or(record.finished)
+    }
+
+    /// The route's phase (`idle` for an unknown route).
+    pub fn phase(&self, route: &str) -> Phase {
+        self.views
+            .lock()
+            .unwrap()
+            .get(route)
+            .map_or(Phase::Idle, |v| v.record.phase())
+    }
+}
+
+/// What the admin API works through: the controller, and the config file
+/// with the listeners a reload changes.
+pub struct Control {
+    pub routing: Arc<Routing>,
+    pub controller: Controller,
+    pub events: Arc<Events>,
+    /// The config file reloads read.
+    path: PathBuf,
+    /// Serialises reloads.
+    inner: tokio::sync::Mutex<Inner>,
+}
+
 struct Inner {
-    state: RuntimeState,
     listeners: ListenerSet,
     /// The file text last read by a reload, so the watcher can skip
     /// events that did not change it.
@@ -74,124 +220,30 @@ struct Inner {
 }
 
 impl Control {
-    /// Takes over `routing` (built from `config`), restores the persisted
-    /// state from `proxy.state_dir` and applies its overrides. A corrupt
-    /// state file is moved aside and reported as an event.
     pub fn new(
         config: &Config,
         routing: Arc<Routing>,
-        controller: Option<Controller>,
+        controller: Controller,
         listeners: ListenerSet,
-        events: Arc<Events>,
     ) -> Control {
-        let store = StateStore::new(&config.proxy.state_dir);
-        let state = match store.load() {
-            Ok(state) => state,
-            Err(e) => {
-                tracing::error!(error = %e, "runtime state not restored");
-                events.record("state-error", None, e.to_string());
-                RuntimeState::default()
-            }
-        };
-        let control = Control {
+        Control {
+            events: controller.events.clone(),
             routing,
             controller,
             path: config.source.clone(),
-            store,
-            inner: Mutex::new(Inner {
-                state,
+            inner: tokio::sync::Mutex::new(Inner {
                 listeners,
                 last_text: std::fs::read_to_string(&config.source).ok(),
             }),
-            events,
-        };
-        let mut inner = control.inner.lock().unwrap();
-        let dropped = control.drop_stale(&mut inner.state, config);
-        if !dropped.is_empty() {
-            control.save(&inner.state);
-        }
-        for (name, route) in &inner.state.routes {
-            if let Some(w) = &route.weights {
-                control.routing.set_weights(name, Some(to_weights(w)));
-                let shown = actions::show(&w.percent);
-                let message = format!("run-time weights restored: {shown}");
-                control.events.record("restored", Some(name), message);
-            }
-        }
-        drop(inner);
-        control
-    }
-
-    /// The route's rollout phase, as one of [`crate::observe::PHASES`].
-    pub fn phase(&self, route: &str) -> &'static str {
-        if let Some(phase) = self.controller.as_ref().map(|c| c.phase(route)) {
-            if phase != "idle" {
-                return phase;
-            }
-        }
-        let inner = self.inner.lock().unwrap();
-        let phase = inner.state.routes.get(route).map(|r| r.phase.as_str());
-        crate::observe::PHASES
-            .iter()
-            .find(|p| Some(**p) == phase)
-            .unwrap_or(&"idle")
-    }
-
-    /// Persists `state`, logging (and recording) a failure.
-    fn save(&self, state: &RuntimeState) -> bool {
-        match self.store.save(state) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "saving runtime state");
-                self.events.record("state-error", None, e.to_string());
-                false
-            }
         }
     }
 
-    /// Drops the run-time state of routes whose file fields (`pool`,
-    /// `weights`) changed since the override was made, or which refer to
-    /// routes or pools that no longer exist. Returns the dropped routes.
-    fn drop_stale(&self, state: &mut RuntimeState, config: &Config) -> Vec<String> {
-        let mut dropped = Vec::new();
-        state.routes.retain(|name, route| {
-            let why = match config.routes.iter().find(|r| r.name == *name) {
-                None => Some("route no longer in the config".to_string()),
-                Some(spec) if spec.pool != route.basis.pool => {
-                    Some(format!("config file changed route.pool to {:?}", spec.pool))
-                }
-                Some(spec) if spec.weights != route.basis.weights => {
-                    Some("config file changed route.weights".to_string())
-                }
-                Some(_) => route.weights.as_ref().and_then(|w| {
-                    w.percent
-                        .iter()
-                        .map(|(p, _)| p)
-                        .chain([&w.stable])
-                        .find(|p| !config.pools.iter().any(|c| c.name == **p))
-                        .map(|p| format!("pool {p:?} no longer in the config"))
-                }),
-            };
-            match why {
-                Some(why) => {
-                    self.events.record(
-                        "override-dropped",
-                        Some(name),
-                        format!("run-time state dropped: {why}"),
-                    );
-                    dropped.push(name.clone());
-                    false
-                }
-                None => true,
-            }
-        });
-        dropped
-    }
-}
-
-pub(crate) fn to_weights(saved: &SavedWeights) -> Weights {
-    Weights {
-        stable: saved.stable.clone(),
-        percent: saved.percent.clone(),
+    /// Serves an already bound listener.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        spec: &crate::config::ListenerSpec,
+    ) {
+        self.inner.lock().await.listeners.serve(listener, spec);
     }
 }

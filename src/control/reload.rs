@@ -6,23 +6,24 @@ use std::sync::Arc;
 
 use crate::config::{self, ConfigError};
 
+use super::events::EventKind;
 use super::{Control, ControlError};
 
 impl Control {
     /// Reloads the config file now (SIGHUP, `POST /api/v1/reload`).
-    pub fn reload(&self) -> Result<(), ControlError> {
-        self.reload_file(false).map(|_| ())
+    pub async fn reload(&self) -> Result<(), ControlError> {
+        self.reload_file(false).await.map(|_| ())
     }
 
     /// Reloads only if the file's text changed since it was last read (the
     /// watcher: directory events that did not touch the file are noise).
     /// Returns whether a reload was attempted.
-    pub fn reload_if_changed(&self) -> Result<bool, ControlError> {
-        self.reload_file(true)
+    pub async fn reload_if_changed(&self) -> Result<bool, ControlError> {
+        self.reload_file(true).await
     }
 
-    fn reload_file(&self, only_if_changed: bool) -> Result<bool, ControlError> {
-        let mut inner = self.inner.lock().unwrap();
+    async fn reload_file(&self, only_if_changed: bool) -> Result<bool, ControlError> {
+        let mut inner = self.inner.lock().await;
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(source) => {
@@ -53,17 +54,6 @@ impl Control {
         {
             notes.push("proxy.state_dir and proxy.workers take effect on restart");
         }
-        let mut state = inner.state.clone();
-        let dropped = self.drop_stale(&mut state, &config);
-        for route in &dropped {
-            // Back to the old file's weights first, so no snapshot ever
-            // names a pool the new config lacks.
-            self.routing.set_weights(route, None);
-        }
-        if !dropped.is_empty() {
-            self.save(&state);
-        }
-        inner.state = state;
         let summary = format!(
             "config reloaded from {} ({} listeners, {} pools, {} routes){}{}",
             self.path.display(),
@@ -73,15 +63,12 @@ impl Control {
             if notes.is_empty() { "" } else { "; " },
             notes.join("; "),
         );
-        let config = Arc::new(config);
-        self.routing.set_config(config.clone());
-        if let Some(controller) = &self.controller {
-            // Routes whose `pool` changed in the file start rolling out.
-            controller.config_changed(config);
-        }
+        // The controller publishes the config with every route's traffic
+        // in one snapshot; routes whose `pool` changed start rolling out.
+        self.controller.reconfigure(Arc::new(config)).await?;
         inner.listeners.apply(plan);
         self.routing.registry.record_reload(true);
-        self.events.record("reload", None, summary);
+        self.events.record(EventKind::Reload, None, summary);
         Ok(true)
     }
 
@@ -90,7 +77,7 @@ impl Control {
         self.routing.registry.record_reload(false);
         tracing::error!("config reload rejected, old config keeps serving:\n{error}");
         self.events.record(
-            "reload-error",
+            EventKind::ReloadError,
             None,
             format!("reload rejected, old config keeps serving: {error}"),
         );

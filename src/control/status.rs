@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Strategy;
+use crate::observe::Window;
+use crate::rollout::{Phase, Verdict};
+
 use super::Control;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,7 +23,7 @@ pub struct Status {
 pub struct RouteStatus {
     pub name: String,
     /// SPEC §3 phases; `idle` when nothing is in progress.
-    pub phase: String,
+    pub phase: Phase,
     /// The pool the config file asks this route to serve.
     pub pool: String,
     pub stable: String,
@@ -30,18 +34,19 @@ pub struct RouteStatus {
     pub failed_checks: u32,
     /// The last closed analysis window per pool (requests, failures,
     /// success rate, latency quantiles).
-    pub analysis: BTreeMap<String, serde_json::Value>,
-    /// The rollout controller's latest verdict for this route (figures,
-    /// thresholds, failed bounds), if it has judged one.
+    pub analysis: BTreeMap<String, Window>,
+    /// The latest verdict of this route's rollout (figures, thresholds,
+    /// failed bounds), if it has judged one; a new rollout starts without.
     #[serde(default)]
-    pub verdict: Option<serde_json::Value>,
+    pub verdict: Option<Verdict>,
     /// Weights come from the admin API, not the file.
     pub manual: bool,
+    /// True exactly when `phase` is `paused`.
     pub paused: bool,
-    /// The configured rollout strategy and its canary steps (candidate
-    /// percent per step), for showing progress; empty without a rollout.
+    /// The rollout's strategy (else the configured one) and the canary
+    /// steps (candidate percent per step), for showing progress.
     #[serde(default)]
-    pub strategy: Option<String>,
+    pub strategy: Option<Strategy>,
     #[serde(default)]
     pub steps: Vec<u32>,
     /// Upstream attempts and failures per pool since start, so a client
@@ -79,70 +84,43 @@ pub struct EndpointStatus {
 impl Control {
     pub fn status(&self) -> Status {
         let snapshot = self.routing.load();
-        let phases: Vec<&'static str> = snapshot
-            .routes
-            .iter()
-            .map(|r| self.phase(&r.name))
-            .collect();
-        let rollouts = self
-            .controller
-            .as_ref()
-            .map(|c| c.rollouts())
-            .unwrap_or_default();
-        let inner = self.inner.lock().unwrap();
+        let views = self.controller.views();
         let windows = self.routing.registry.all();
         let routes = snapshot
             .routes
             .iter()
-            .zip(phases)
-            .map(|(route, phase)| {
+            .map(|route| {
                 let spec = snapshot.config.routes.iter().find(|r| r.name == route.name);
-                let state = inner.state.routes.get(&route.name);
+                let rollout_spec = spec.and_then(|s| s.rollout.as_ref());
+                let view = views.get(&route.name);
+                let record = view.map(|v| &v.record);
+                let rollout = record.and_then(|r| r.rollout.as_ref());
+                let phase = record.map_or(Phase::Idle, |r| r.phase());
                 let w = &route.weights;
-                let rollout = rollouts.iter().find(|v| v.rollout.route == route.name);
-                let candidate = rollout.map(|v| v.rollout.candidate.clone());
-                let candidate = candidate
-                    .or_else(|| state.and_then(|s| s.candidate.clone()))
-                    .or_else(|| {
-                        w.percent
-                            .iter()
-                            .filter(|(p, pct)| *p != w.stable && *pct > 0)
-                            .max_by_key(|(_, pct)| *pct)
-                            .map(|(p, _)| p.clone())
-                    });
+                let candidate = record.and_then(|r| r.candidate()).map(str::to_string);
+                let strategy = rollout
+                    .map(|r| r.strategy)
+                    .or(rollout_spec.map(|r| r.strategy));
                 RouteStatus {
                     name: route.name.clone(),
-                    phase: phase.to_string(),
+                    phase,
                     pool: spec.map(|s| s.pool.clone()).unwrap_or_default(),
                     stable: w.stable.clone(),
-                    candidate,
+                    candidate: candidate.or_else(|| w.candidate().map(str::to_string)),
                     weights: w.percent.iter().cloned().collect(),
-                    step: rollout
-                        .map(|v| v.rollout.step)
-                        .or_else(|| state.and_then(|s| s.step)),
-                    failed_checks: rollout
-                        .map(|v| v.rollout.failed_checks)
-                        .unwrap_or_else(|| state.map_or(0, |s| s.failed_checks)),
-                    verdict: rollout
-                        .and_then(|v| v.last_verdict.as_ref())
-                        .and_then(|v| serde_json::to_value(v).ok()),
+                    step: rollout.map(|r| r.step),
+                    failed_checks: rollout.map_or(0, |r| r.failed_checks),
+                    verdict: view.and_then(|v| v.verdict.clone()),
                     analysis: windows
                         .iter()
                         .filter(|s| s.route == route.name)
-                        .filter_map(|s| {
-                            let window = serde_json::to_value(s.last_window()?).ok()?;
-                            Some((s.pool.clone(), window))
-                        })
+                        .filter_map(|s| Some((s.pool.clone(), s.last_window()?)))
                         .collect(),
-                    manual: state.is_some_and(|s| s.weights.is_some()),
-                    paused: state.is_some_and(|s| s.paused),
-                    strategy: spec
-                        .and_then(|s| s.rollout.as_ref())
-                        .and_then(|r| serde_json::to_value(r.strategy).ok())
-                        .and_then(|v| v.as_str().map(str::to_string)),
-                    steps: spec
-                        .and_then(|s| s.rollout.as_ref())
-                        .filter(|r| r.strategy == crate::config::Strategy::Canary)
+                    manual: record.is_some_and(|r| r.manual.is_some()),
+                    paused: phase == Phase::Paused,
+                    strategy,
+                    steps: rollout_spec
+                        .filter(|_| strategy == Some(Strategy::Canary))
                         .map_or_else(Vec::new, |r| r.steps.clone()),
                     totals: totals(&windows, &route.name),
                 }

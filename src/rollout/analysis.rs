@@ -19,7 +19,7 @@ pub enum Outcome {
 }
 
 /// One verdict with the figures and thresholds it was decided on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     pub outcome: Outcome,
     pub candidate: Window,

@@ -40,12 +40,39 @@ impl Phase {
         }
     }
 
+    pub const ALL: [Phase; 7] = [
+        Phase::Idle,
+        Phase::Progressing,
+        Phase::Paused,
+        Phase::AwaitingPromotion,
+        Phase::Promoted,
+        Phase::RollingBack,
+        Phase::RolledBack,
+    ];
+
     /// The rollout still moves on its own (or waits for a gate).
     pub fn is_active(self) -> bool {
         matches!(
             self,
             Phase::Progressing | Phase::Paused | Phase::AwaitingPromotion | Phase::RollingBack
         )
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Phase {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Phase, String> {
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown phase {s:?}"))
     }
 }
 
@@ -91,6 +118,17 @@ pub struct Rollout {
     pub wait_since_ms: u64,
     /// Why the last transition happened, for events and status.
     pub reason: String,
+    /// Counts the rollouts of this route; answers from gates and checks
+    /// carry it, so a late answer never acts on a newer rollout.
+    #[serde(default)]
+    pub generation: u64,
+    /// Waiting for a healthy candidate endpoint before any user is sent
+    /// to it (canary, blue-green preview, A/B); `ready_timeout` applies.
+    #[serde(default)]
+    pub waiting: bool,
+    /// When the rollout began (`max_duration` counts from here).
+    #[serde(default)]
+    pub started_ms: u64,
 }
 
 /// Pool sizes a planner needs (rolling batch arithmetic).
@@ -100,7 +138,7 @@ pub struct Sizes {
     pub candidate_endpoints: usize,
 }
 
-/// Operator commands of SPEC §6.
+/// Operator commands of SPEC §6: `POST /api/v1/routes/{route}/{command}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     Promote,
@@ -110,8 +148,39 @@ pub enum Command {
     Rollback,
 }
 
+impl Command {
+    pub const ALL: [Command; 5] = [
+        Command::Promote,
+        Command::Abort,
+        Command::Pause,
+        Command::Resume,
+        Command::Rollback,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Promote => "promote",
+            Command::Abort => "abort",
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+            Command::Rollback => "rollback",
+        }
+    }
+}
+
+impl std::str::FromStr for Command {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Command, String> {
+        Command::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown command {s:?}"))
+    }
+}
+
 /// What happened.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Input<'a> {
     /// An analysis interval ended with this verdict.
     Interval(&'a Verdict),
@@ -150,6 +219,9 @@ impl Rollout {
             promoted_at_ms: None,
             wait_since_ms: now,
             reason: String::new(),
+            generation: 0,
+            waiting: false,
+            started_ms: now,
         }
     }
 
@@ -160,25 +232,30 @@ impl Rollout {
         self
     }
 
-    /// Back to stable at once, from outside the planners (a refused
-    /// pre-rollout gate).
-    pub fn roll_back_now(self, reason: impl Into<String>, now: u64) -> Rollout {
-        self.roll_back(reason, now)
-    }
-
     /// Back to stable: all traffic to the stable pool at once.
     pub(super) fn roll_back(mut self, reason: impl Into<String>, now: u64) -> Rollout {
         self.traffic = Traffic::default();
         self.paused_from = None;
+        self.waiting = false;
         self.with(Phase::RollingBack, reason, now)
     }
 
+    /// Ended by the operator or by the config (candidate pool gone,
+    /// superseded): stable serves everything, nothing left to watch.
+    pub fn aborted(self, reason: impl Into<String>, now: u64) -> Rollout {
+        let mut r = self.roll_back(reason, now);
+        r.phase = Phase::RolledBack;
+        r
+    }
+
     /// The candidate takes all traffic.
-    pub(super) fn promote(mut self, reason: impl Into<String>, now: u64) -> Rollout {
+    pub fn promote(mut self, reason: impl Into<String>, now: u64) -> Rollout {
         self.traffic = Traffic {
             candidate_weight: 100,
             ..Traffic::default()
         };
+        self.paused_from = None;
+        self.waiting = false;
         self.promoted_at_ms = Some(now);
         self.with(Phase::Promoted, reason, now)
     }
@@ -226,13 +303,26 @@ impl Rollout {
         now.saturating_sub(self.wait_since_ms) >= spec.ready_timeout.as_millis() as u64
     }
 
-    /// True when an analysis interval has elapsed since `since_ms`.
-    pub fn interval_due(&self, spec: &RolloutSpec, now: u64) -> bool {
-        now.saturating_sub(self.since_ms) >= spec.interval.as_millis() as u64
+    /// True when `max_duration` has passed since the rollout began.
+    pub(super) fn out_of_time(&self, spec: &RolloutSpec, now: u64) -> bool {
+        spec.max_duration
+            .is_some_and(|max| now.saturating_sub(self.started_ms) >= max.as_millis() as u64)
+    }
+
+    /// Candidate traffic is live: what analysis and the tripwire judge.
+    pub fn judged(&self) -> bool {
+        !self.waiting
+            && matches!(
+                self.phase,
+                Phase::Progressing | Phase::Paused | Phase::AwaitingPromotion | Phase::Promoted
+            )
     }
 }
 
 /// The one entry point: what `input` does to `rollout`.
+///
+/// Safety never sleeps: the tripwire and failed analyses act in every
+/// phase where the candidate serves users, paused and gated included.
 pub fn plan(
     spec: &RolloutSpec,
     sizes: Sizes,
@@ -250,51 +340,63 @@ pub fn plan(
             r.with(Phase::RolledBack, reason, now)
         }
         (Phase::RollingBack, _) => r,
-        (_, Input::Command(command)) => on_command(spec, sizes, r, command, now),
-        (Phase::Paused, _) => r,
-        (Phase::AwaitingPromotion, Input::GateOpened) => r.promote("promotion confirmed", now),
-        (Phase::Progressing | Phase::AwaitingPromotion | Phase::Promoted, Input::Tripwire(n)) => {
+        (_, Input::Command(command)) => on_command(r, command, now),
+        (_, Input::Tripwire(n)) if r.judged() => {
             r.roll_back(format!("tripwire: {n} consecutive candidate failures"), now)
         }
         (Phase::Promoted, input) => strategy::after_promotion(spec, r, input, now),
-        (Phase::AwaitingPromotion, _) => r,
+        (_, Input::Interval(v)) if v.outcome == Outcome::Fail && r.judged() => {
+            r.failed(spec, v, now)
+        }
+        (Phase::Progressing | Phase::AwaitingPromotion, Input::Tick)
+            if r.out_of_time(spec, now) =>
+        {
+            let max = spec.max_duration.unwrap_or_default();
+            r.roll_back(
+                format!(
+                    "not promoted within max_duration {}",
+                    humantime::format_duration(max)
+                ),
+                now,
+            )
+        }
+        (Phase::AwaitingPromotion, Input::GateOpened) => r.promote("promotion confirmed", now),
+        (Phase::Paused | Phase::AwaitingPromotion, _) => r,
+        (Phase::Progressing, _) if r.waiting => strategy::ready_wait(spec, sizes, r, input, now),
         (Phase::Progressing, Input::Interval(v)) if v.outcome == Outcome::Inconclusive => r.hold(
             format!("inconclusive, holding: {}", v.reasons.join("; ")),
             now,
         ),
-        (Phase::Progressing, Input::Interval(v)) if v.outcome == Outcome::Fail => {
-            r.failed(spec, v, now)
-        }
         (Phase::Progressing, input) => strategy::progress(spec, sizes, gated, r, input, now),
     }
 }
 
-fn on_command(
-    spec: &RolloutSpec,
-    sizes: Sizes,
-    mut r: Rollout,
-    command: Command,
-    now: u64,
-) -> Rollout {
-    match command {
-        Command::Pause if r.phase != Phase::Paused => {
-            r.paused_from = Some(r.phase);
-            r.with(Phase::Paused, "paused by operator", now)
+/// An operator command on an active rollout. The controller refuses
+/// commands that do not apply (409) before calling this.
+fn on_command(r: Rollout, command: Command, now: u64) -> Rollout {
+    r.command(command, now)
+}
+
+impl Rollout {
+    /// What an operator command does to this rollout.
+    pub fn command(mut self, command: Command, now: u64) -> Rollout {
+        match command {
+            Command::Pause if self.phase != Phase::Paused => {
+                self.paused_from = Some(self.phase);
+                self.with(Phase::Paused, "paused by operator", now)
+            }
+            Command::Resume if self.phase == Phase::Paused => {
+                let back = self.paused_from.take().unwrap_or(Phase::Progressing);
+                self.with(back, "resumed by operator", now)
+            }
+            Command::Promote if self.phase != Phase::Promoted => {
+                self.promote("promoted by operator", now)
+            }
+            Command::Abort if self.phase != Phase::Promoted => {
+                self.aborted("aborted by operator", now)
+            }
+            Command::Rollback => self.roll_back("rolled back by operator", now),
+            _ => self,
         }
-        Command::Resume if r.phase == Phase::Paused => {
-            let back = r.paused_from.take().unwrap_or(Phase::Progressing);
-            r.with(back, "resumed by operator", now)
-        }
-        Command::Promote if r.phase != Phase::Promoted => {
-            let _ = (spec, sizes);
-            r.promote("promoted by operator", now)
-        }
-        Command::Abort if r.phase != Phase::Promoted => {
-            let mut r = r.roll_back("aborted by operator", now);
-            r.phase = Phase::RolledBack;
-            r
-        }
-        Command::Rollback => r.roll_back("rolled back by operator", now),
-        _ => r,
     }
 }

@@ -18,13 +18,40 @@ use super::split::{bucket_of, Split};
 use super::table::RouteTable;
 
 /// A route's split as set at run time (admin API, rollout controller).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Weights {
     /// The pool that owns the upper buckets (sticky users stay here until
     /// a candidate's weight covers their bucket).
     pub stable: String,
     /// Percent per pool; sums to 100.
     pub percent: Vec<(String, u32)>,
+}
+
+impl Weights {
+    /// Everything to `pool`.
+    pub fn all_to(pool: &str) -> Weights {
+        Weights {
+            stable: pool.to_string(),
+            percent: vec![(pool.to_string(), 100)],
+        }
+    }
+
+    /// The pool other than stable with the largest share above 0.
+    pub fn candidate(&self) -> Option<&str> {
+        self.percent
+            .iter()
+            .filter(|(p, pct)| *p != self.stable && *pct > 0)
+            .max_by_key(|(_, pct)| *pct)
+            .map(|(p, _)| p.as_str())
+    }
+
+    /// Every pool named (stable included).
+    pub fn pools(&self) -> impl Iterator<Item = &str> {
+        self.percent
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .chain([self.stable.as_str()])
+    }
 }
 
 /// Everything run-time state (admin API, rollout controller) says about a
@@ -278,9 +305,11 @@ impl Routing {
         self.current.load()
     }
 
-    /// Replaces the config (a reload), keeping run-time weight overrides.
-    pub fn set_config(&self, config: Arc<Config>) {
-        let overrides = self.write.lock().unwrap();
+    /// Replaces the config and every route's run-time traffic at once (a
+    /// reload), so no snapshot pairs the new config with old overrides.
+    pub fn replace(&self, config: Arc<Config>, traffic: HashMap<String, RouteTraffic>) {
+        let mut overrides = self.write.lock().unwrap();
+        *overrides = traffic;
         let next = Snapshot::build(
             config,
             &overrides,
@@ -289,6 +318,13 @@ impl Routing {
         );
         self.current.store(Arc::new(next));
         self.published.send_replace(());
+    }
+
+    /// Replaces the config, keeping the run-time traffic (data-plane tests;
+    /// veer itself reloads through the controller, [`Routing::replace`]).
+    pub fn set_config(&self, config: Arc<Config>) {
+        let traffic = self.write.lock().unwrap().clone();
+        self.replace(config, traffic);
     }
 
     /// Sets (or with `None`, clears) a route's run-time weights.

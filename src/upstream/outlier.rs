@@ -134,7 +134,7 @@ impl Outlier {
     fn millis(&self, at: Instant) -> u64 {
         // Rounded up so an ejection never ends early.
         let d = at.saturating_duration_since(self.epoch);
-        d.as_millis() as u64 + u64::from(d.subsec_nanos() % 1_000_000 != 0)
+        d.as_millis() as u64 + u64::from(!d.subsec_nanos().is_multiple_of(1_000_000))
     }
 }
 

@@ -50,7 +50,7 @@ pub fn replace_file(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-/// A whole veer run in-process: `veer::control::run` with the config file
+/// A whole veer run in-process: `veer::app::run` with the config file
 /// at `config_path`, listeners and admin on 127.0.0.1:0.
 pub struct Veer {
     pub config_path: PathBuf,
@@ -90,19 +90,13 @@ impl Veer {
             l.set_nonblocking(true)?;
             Ok(l)
         });
-        let options = veer::control::RunOptions {
-            config,
-            listeners,
-            admin: Some(admin),
-            token: token.map(str::to_string),
-            bind: Some(bind),
-            reload: Arc::new(tokio::sync::Notify::new()),
-            watch,
-            metrics: None,
-            workers: Default::default(),
-        };
+        let mut options = veer::app::Options::new(config, listeners);
+        options.admin = Some(admin);
+        options.token = token.map(str::to_string);
+        options.bind = Some(bind);
+        let reload = Arc::new(tokio::sync::Notify::new());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(veer::control::run(options, async move {
+        let task = tokio::spawn(veer::app::run(options, reload, watch, async move {
             let _ = stopped.await;
         }));
         let veer = Veer {

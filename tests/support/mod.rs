@@ -339,7 +339,7 @@ fn websocket_echo(name: &str, req: &mut Request<Incoming>) -> Response<BoxBody> 
 pub struct Proxy {
     pub addr: SocketAddr,
     pub addrs: Vec<SocketAddr>,
-    pub server: Option<veer::server::Server>,
+    pub server: Option<veer::app::App>,
 }
 
 impl Proxy {
@@ -353,13 +353,12 @@ impl Proxy {
             veer::config::parse(toml, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"));
         config.proxy.state_dir = state_dir.to_path_buf();
         let config = Arc::new(config);
-        let server = veer::server::Server::new(config.clone());
-        let mut addrs = Vec::new();
-        for spec in &config.listeners {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addrs.push(listener.local_addr().unwrap());
-            server.serve(listener, spec);
+        let mut listeners = Vec::new();
+        for _ in &config.listeners {
+            listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
         }
+        let server = veer::app::start(veer::app::Options::new(config, listeners)).await;
+        let addrs = server.addrs.clone();
         Proxy {
             addr: addrs[0],
             addrs,

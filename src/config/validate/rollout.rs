@@ -20,16 +20,9 @@ impl Check<'_> {
     pub(super) fn rollout(&mut self, r: &RolloutFile, route: &str) -> Option<RolloutSpec> {
         let key = format!("{route}.rollout");
         let k = |name: &str| format!("{key}.{name}");
-        let strategy = match r.strategy.get_ref().as_str() {
-            "recreate" => Some(Strategy::Recreate),
-            "rolling" => Some(Strategy::Rolling),
-            "blue_green" => Some(Strategy::BlueGreen),
-            "canary" => Some(Strategy::Canary),
-            "ab_test" => Some(Strategy::AbTest),
-            other => {
-                let msg = format!(
-                    "unknown strategy {other:?}; expected recreate, rolling, blue_green, canary or ab_test"
-                );
+        let strategy = match r.strategy.get_ref().parse::<Strategy>() {
+            Ok(strategy) => Some(strategy),
+            Err(msg) => {
                 self.err(r.strategy.span(), k("strategy"), msg);
                 None
             }
@@ -110,6 +103,15 @@ impl Check<'_> {
             rollback_window: self.duration(&r.rollback_window, &k("rollback_window"), 600 * SECOND),
             ab_match,
             iterations,
+            max_duration: match &r.max_duration {
+                Some(_) => {
+                    Some(self.nonzero_duration(&r.max_duration, &k("max_duration"), interval))
+                }
+                None if strategy == Some(Strategy::AbTest) => {
+                    Some(interval.saturating_mul(iterations.saturating_mul(3)))
+                }
+                None => None,
+            },
             analysis,
             webhooks,
         })

@@ -38,15 +38,13 @@ pub fn progress(
 mod tests {
     use crate::config::Strategy;
     use crate::rollout::analysis::Outcome::{Inconclusive, Pass};
-    use crate::rollout::plan::{plan, Input, Phase, Rollout, Sizes};
-    use crate::rollout::strategy::test_support::{interval, spec};
+    use crate::rollout::plan::{plan, Input, Phase, Sizes};
+    use crate::rollout::strategy::test_support::{begin, interval, spec};
 
     #[test]
     fn iterations_then_promote_and_inconclusive_does_not_count() {
         let s = spec(Strategy::AbTest);
-        let sz = Sizes::default();
-        let mut r = Rollout::new("app", Strategy::AbTest, "blue", "green", 0);
-        r = plan(&s, sz, false, &r, Input::Tick, 0);
+        let mut r = begin(&s, Strategy::AbTest);
         assert_eq!((r.traffic.ab_match, r.traffic.candidate_weight), (true, 0));
         for (t, outcome) in [Pass, Inconclusive, Pass].into_iter().enumerate() {
             r = interval(&s, &r, outcome, t as u64 + 1);
@@ -58,5 +56,21 @@ mod tests {
             (r.phase, r.traffic.candidate_weight, r.traffic.ab_match),
             (Phase::Promoted, 100, false)
         );
+    }
+
+    #[test]
+    fn no_matching_traffic_rolls_back_after_max_duration() {
+        let mut s = spec(Strategy::AbTest);
+        s.max_duration = Some(std::time::Duration::from_secs(300));
+        let sz = Sizes::default();
+        let mut r = begin(&s, Strategy::AbTest);
+        for t in 1..=4 {
+            r = interval(&s, &r, Inconclusive, t * 60_000);
+        }
+        let held = plan(&s, sz, false, &r, Input::Tick, 299_999);
+        assert_eq!(held.phase, Phase::Progressing);
+        let late = plan(&s, sz, false, &r, Input::Tick, 300_000);
+        assert_eq!(late.phase, Phase::RollingBack);
+        assert!(late.reason.contains("max_duration"), "{}", late.reason);
     }
 }

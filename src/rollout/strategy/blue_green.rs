@@ -61,16 +61,15 @@ pub fn after_promotion(spec: &RolloutSpec, r: Rollout, input: Input<'_>, now: u6
 mod tests {
     use crate::config::Strategy;
     use crate::rollout::analysis::Outcome::{Fail, Pass};
-    use crate::rollout::plan::{plan, Command, Input, Phase, Rollout, Sizes};
+    use crate::rollout::plan::{plan, Command, Input, Phase, Sizes};
     use crate::rollout::strategy::finished;
-    use crate::rollout::strategy::test_support::{spec, verdict};
+    use crate::rollout::strategy::test_support::{begin, spec, verdict};
 
     #[test]
     fn preview_then_switch_then_window() {
         let s = spec(Strategy::BlueGreen);
         let sz = Sizes::default();
-        let r = Rollout::new("app", Strategy::BlueGreen, "blue", "green", 0);
-        let r = plan(&s, sz, false, &r, Input::Tick, 0);
+        let r = begin(&s, Strategy::BlueGreen);
         assert!(r.traffic.preview);
         assert_eq!(
             (r.phase, r.traffic.candidate_weight),
@@ -89,8 +88,7 @@ mod tests {
     fn post_switch_failures_roll_back_within_the_window_only() {
         let s = spec(Strategy::BlueGreen);
         let sz = Sizes::default();
-        let r = Rollout::new("app", Strategy::BlueGreen, "blue", "green", 0);
-        let r = plan(&s, sz, false, &r, Input::Tick, 0);
+        let r = begin(&s, Strategy::BlueGreen);
         let promoted = plan(&s, sz, false, &r, Input::Interval(&verdict(Pass)), 1_000);
         let once = plan(
             &s,
@@ -140,8 +138,7 @@ mod tests {
         let mut s = spec(Strategy::BlueGreen);
         s.auto_promote = false;
         let sz = Sizes::default();
-        let r = Rollout::new("app", Strategy::BlueGreen, "blue", "green", 0);
-        let r = plan(&s, sz, false, &r, Input::Tick, 0);
+        let r = begin(&s, Strategy::BlueGreen);
         let r = plan(&s, sz, false, &r, Input::Interval(&verdict(Pass)), 1);
         assert_eq!(
             (r.phase, r.traffic.preview),

@@ -26,9 +26,13 @@ pub fn progress(
     now: u64,
 ) -> Rollout {
     let Input::Interval(_) = input else { return r };
-    let next = r.step + 1;
-    match spec.steps.get(next) {
-        Some(&weight) if weight < 100 => {
+    // The next step is the first one above the weight the candidate has
+    // now, so steps changed by a reload apply from here: never down,
+    // never a jump to 100% that no analysis passed.
+    let current = r.traffic.candidate_weight;
+    let next = spec.steps.iter().position(|&w| w > current);
+    match next.map(|i| (i, spec.steps[i])) {
+        Some((next, weight)) if weight < 100 => {
             r.step = next;
             r.traffic.candidate_weight = weight;
             let reason = format!(
@@ -47,18 +51,81 @@ mod tests {
     use crate::config::Strategy;
     use crate::rollout::analysis::Outcome::{Fail, Inconclusive, Pass};
     use crate::rollout::plan::{plan, Command, Input, Phase, Rollout, Sizes};
-    use crate::rollout::strategy::test_support::{interval, spec, verdict};
+    use crate::rollout::strategy::test_support::{self, interval, spec, verdict};
 
     fn begin() -> Rollout {
+        test_support::begin(&spec(Strategy::Canary), Strategy::Canary)
+    }
+
+    #[test]
+    fn waits_for_a_healthy_candidate_then_times_out() {
+        let s = spec(Strategy::Canary);
+        let sz = Sizes::default();
         let r = Rollout::new("app", Strategy::Canary, "blue", "green", 0);
-        plan(
-            &spec(Strategy::Canary),
-            Sizes::default(),
+        let r = plan(&s, sz, false, &r, Input::Tick, 0);
+        assert_eq!(
+            (r.phase, r.waiting, r.traffic.candidate_weight),
+            (Phase::Progressing, true, 0)
+        );
+        let still = plan(&s, sz, false, &r, Input::Ready(0), 1_000);
+        assert_eq!(still.traffic.candidate_weight, 0);
+        // Intervals judge nothing while waiting.
+        let judged = plan(
+            &s,
+            sz,
             false,
-            &r,
-            Input::Tick,
-            0,
-        )
+            &still,
+            Input::Interval(&verdict(Fail)),
+            2_000,
+        );
+        assert_eq!((judged.failed_checks, judged.waiting), (0, true));
+        let late = plan(&s, sz, false, &still, Input::Tick, 60_000);
+        assert_eq!(
+            (late.phase, late.traffic.candidate_weight),
+            (Phase::RollingBack, 0)
+        );
+    }
+
+    #[test]
+    fn changed_steps_apply_from_the_current_weight() {
+        let mut s = spec(Strategy::Canary);
+        let mut r = begin();
+        r = interval(&s, &r, Pass, 1);
+        r = interval(&s, &r, Pass, 2);
+        assert_eq!(r.traffic.candidate_weight, 50);
+        // Fewer, smaller steps: the next is the first above 50, not index 3.
+        s.steps = vec![10, 20, 60, 80, 100];
+        r = interval(&s, &r, Pass, 3);
+        assert_eq!(
+            (r.phase, r.traffic.candidate_weight, r.step),
+            (Phase::Progressing, 60, 2)
+        );
+        // Steps all below the current weight: a pass at the last step promotes.
+        s.steps = vec![10, 20];
+        r = interval(&s, &r, Pass, 4);
+        assert_eq!(
+            (r.phase, r.traffic.candidate_weight),
+            (Phase::Promoted, 100)
+        );
+    }
+
+    #[test]
+    fn a_paused_canary_whose_candidate_fails_rolls_back() {
+        let s = spec(Strategy::Canary);
+        let sz = Sizes::default();
+        let paused = plan(&s, sz, false, &begin(), Input::Command(Command::Pause), 1);
+        let once = interval(&s, &paused, Fail, 2);
+        assert_eq!((once.phase, once.failed_checks), (Phase::Paused, 1));
+        let twice = interval(&s, &once, Fail, 3);
+        assert_eq!(twice.phase, Phase::RollingBack);
+        let tripped = plan(&s, sz, false, &paused, Input::Tripwire(9), 4);
+        assert_eq!(tripped.phase, Phase::RollingBack);
+        // A pass while paused advances nothing.
+        let held = interval(&s, &paused, Pass, 5);
+        assert_eq!(
+            (held.phase, held.traffic.candidate_weight),
+            (Phase::Paused, 5)
+        );
     }
 
     #[test]

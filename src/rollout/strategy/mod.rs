@@ -11,16 +11,57 @@ mod rolling;
 
 use crate::config::{RolloutSpec, Strategy};
 
-use super::plan::{Input, Rollout, Sizes};
+use super::plan::{Input, Phase, Rollout, Sizes, Traffic};
 
-/// Begins a rollout that is `Idle`.
-pub fn start(spec: &RolloutSpec, sizes: Sizes, r: Rollout, now: u64) -> Rollout {
+/// Begins a rollout that is `Idle`. Canary, blue-green and A/B first
+/// wait for a healthy candidate endpoint: no user is sent to a pool that
+/// cannot serve (rolling and recreate wait on readiness their own way).
+pub fn start(spec: &RolloutSpec, sizes: Sizes, mut r: Rollout, now: u64) -> Rollout {
     match r.strategy {
-        Strategy::Canary => canary::start(spec, r, now),
-        Strategy::BlueGreen => blue_green::start(spec, r, now),
-        Strategy::AbTest => ab_test::start(r, now),
+        Strategy::Canary | Strategy::BlueGreen | Strategy::AbTest => {
+            r.waiting = true;
+            r.wait_since_ms = now;
+            r.traffic = Traffic::default();
+            let reason = format!(
+                "waiting for a healthy endpoint of {} before sending it users (ready_timeout {})",
+                r.candidate,
+                humantime::format_duration(spec.ready_timeout)
+            );
+            r.with(Phase::Progressing, reason, now)
+        }
         Strategy::Recreate => recreate::start(r, now),
         Strategy::Rolling => rolling::start(spec, sizes, r, now),
+    }
+}
+
+/// A rollout waiting for its first healthy candidate endpoint: starts
+/// for real once there is one, rolls back after `ready_timeout`.
+pub fn ready_wait(
+    spec: &RolloutSpec,
+    sizes: Sizes,
+    mut r: Rollout,
+    input: Input<'_>,
+    now: u64,
+) -> Rollout {
+    match input {
+        Input::Ready(healthy) if healthy > 0 => {
+            r.waiting = false;
+            match r.strategy {
+                Strategy::Canary => canary::start(spec, r, now),
+                Strategy::BlueGreen => blue_green::start(spec, r, now),
+                Strategy::AbTest => ab_test::start(r, now),
+                Strategy::Recreate | Strategy::Rolling => start(spec, sizes, r, now),
+            }
+        }
+        Input::Tick if r.ready_timed_out(spec, now) => {
+            let reason = format!(
+                "no healthy endpoint of {} within ready_timeout {}",
+                r.candidate,
+                humantime::format_duration(spec.ready_timeout)
+            );
+            r.roll_back(reason, now)
+        }
+        _ => r,
     }
 }
 
@@ -85,6 +126,7 @@ pub(crate) mod test_support {
             rollback_window: Duration::from_secs(600),
             ab_match: None,
             iterations: 3,
+            max_duration: None,
             analysis: AnalysisSpec {
                 min_requests: 10,
                 success_rate: Some(99.0),
@@ -108,6 +150,14 @@ pub(crate) mod test_support {
             Input::Interval(&verdict(outcome)),
             now,
         )
+    }
+
+    /// A rollout of `strategy` from blue to green, started and (for the
+    /// strategies that wait) with a healthy candidate endpoint.
+    pub fn begin(spec: &RolloutSpec, strategy: Strategy) -> Rollout {
+        let r = Rollout::new("app", strategy, "blue", "green", 0);
+        let r = plan(spec, Sizes::default(), false, &r, Input::Tick, 0);
+        plan(spec, Sizes::default(), false, &r, Input::Ready(1), 0)
     }
 
     pub fn verdict(outcome: Outcome) -> Verdict {

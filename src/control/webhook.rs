@@ -12,14 +12,14 @@ use serde::Serialize;
 
 use crate::config::{WebhookKind, WebhookSpec};
 
-use super::analysis::Verdict;
+use crate::rollout::{Phase, Verdict};
 
 /// What every webhook receives.
 #[derive(Debug, Clone, Serialize)]
 pub struct Payload {
     pub event: &'static str,
     pub route: String,
-    pub phase: &'static str,
+    pub phase: Phase,
     pub stable: String,
     pub candidate: String,
     pub weights: Vec<(String, u32)>,
@@ -55,12 +55,14 @@ impl Default for Webhooks {
 }
 
 impl Webhooks {
-    /// POSTs `payload` to `hook`, retrying failures; true on a 2xx.
-    pub async fn call(&self, hook: &WebhookSpec, payload: &Payload) -> bool {
+    /// POSTs `payload` to `hook`, retrying failures; `Ok` on a 2xx, else
+    /// why not (refused with a status, failed, timed out).
+    pub async fn call(&self, hook: &WebhookSpec, payload: &Payload) -> Result<(), String> {
         let body = match serde_json::to_vec(payload) {
             Ok(body) => Bytes::from(body),
-            Err(_) => return false,
+            Err(e) => return Err(format!("payload: {e}")),
         };
+        let mut last = String::new();
         for attempt in 0..=hook.retries {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
@@ -68,29 +70,45 @@ impl Webhooks {
             let req = http::Request::post(&hook.url)
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(Full::new(body.clone()));
-            let Ok(req) = req else { return false };
+            let req = req.map_err(|e| format!("{}: {e}", hook.url))?;
             match tokio::time::timeout(hook.timeout, self.client.request(req)).await {
-                Ok(Ok(resp)) if resp.status().is_success() => return true,
+                Ok(Ok(resp)) if resp.status().is_success() => return Ok(()),
                 Ok(Ok(resp)) => {
                     tracing::info!(url = %hook.url, status = %resp.status(), event = payload.event, "webhook refused");
+                    last = format!("{} answered {}", hook.url, resp.status());
                     // A gate that answers is a decision, not a failure to retry.
                     if resp.status().is_client_error() {
-                        return false;
+                        return Err(last);
                     }
                 }
-                Ok(Err(e)) => tracing::info!(url = %hook.url, error = %e, "webhook failed"),
-                Err(_) => tracing::info!(url = %hook.url, "webhook timed out"),
+                Ok(Err(e)) => {
+                    tracing::info!(url = %hook.url, error = %e, "webhook failed");
+                    last = format!("{} failed: {e}", hook.url);
+                }
+                Err(_) => {
+                    tracing::info!(url = %hook.url, "webhook timed out");
+                    last = format!(
+                        "{} timed out after {}",
+                        hook.url,
+                        humantime::format_duration(hook.timeout)
+                    );
+                }
             }
         }
-        false
+        Err(last)
     }
 
-    /// Calls every hook of `kind`; true when all answered 2xx (or none exist).
-    pub async fn all(&self, hooks: &[WebhookSpec], kind: WebhookKind, payload: &Payload) -> bool {
-        let mut ok = true;
+    /// Calls every hook of `kind`; `Ok` when all answered 2xx (or none
+    /// exist), else the first refusal.
+    pub async fn all(
+        &self,
+        hooks: &[WebhookSpec],
+        kind: WebhookKind,
+        payload: &Payload,
+    ) -> Result<(), String> {
         for hook in hooks.iter().filter(|h| h.on == kind) {
-            ok &= self.call(hook, payload).await;
+            self.call(hook, payload).await?;
         }
-        ok
+        Ok(())
     }
 }

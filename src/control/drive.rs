@@ -1,0 +1,222 @@
+//! Driving a rollout on the timer: sense, then feed the planner its inputs
+//! (tripwire, readiness, a due analysis interval, gates, time), then
+//! commit what changed. Safety never sleeps: the tripwire and failing
+//! analyses are judged in every phase where the candidate serves users,
+//! paused and gated included.
+
+use crate::config::{RolloutSpec, Strategy, WebhookKind};
+use crate::observe::Window;
+use crate::rollout::{judge, plan, Input, Outcome, Phase, Rollout, Verdict};
+
+use super::effects::{Effects, Ticket};
+use super::events::EventKind;
+use super::sense::Sensor;
+use super::task::{gated, payload, start_now, ticket, Live, Task};
+use super::webhook::kind_name;
+
+impl<E: Effects, S: Sensor> Task<E, S> {
+    pub(super) fn drive_all(&mut self) {
+        let active: Vec<String> = self
+            .records
+            .iter()
+            .filter(|(_, rec)| rec.rollout.is_some())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for route in active {
+            self.drive(&route);
+        }
+    }
+
+    fn drive(&mut self, route: &str) {
+        let Some(r) = self.records.get(route).and_then(|rec| rec.rollout.clone()) else {
+            return;
+        };
+        let now = self.clock.now_ms();
+        let spec = self.spec_or_default(route, r.strategy);
+        let gate = gated(&spec);
+        let sensed = self.sensor.sense(&r);
+        let live = self
+            .live
+            .entry(route.into())
+            .or_insert_with(|| Live::new(sensed.clone(), now));
+        if live.gate == Some(WebhookKind::PreRollout) {
+            // Not started: no user reaches the candidate yet.
+            return;
+        }
+        let sizes = sensed.sizes;
+        let mut next = r.clone();
+        if let Some(n) = spec.tripwire {
+            let failures = sensed.consecutive_failures;
+            if next.judged() && failures >= u64::from(n) {
+                let input = Input::Tripwire(failures.min(u64::from(u32::MAX)) as u32);
+                next = plan(&spec, sizes, gate, &next, input, now);
+            }
+        }
+        let readiness =
+            next.waiting || matches!(next.strategy, Strategy::Rolling | Strategy::Recreate);
+        if next.phase == Phase::Progressing && readiness {
+            next = plan(&spec, sizes, gate, &next, Input::Ready(sensed.ready), now);
+        }
+        let mut verdict = None;
+        let due = now.saturating_sub(live.since) >= spec.interval.as_millis() as u64;
+        if next.judged() && live.checks.is_none() && due {
+            let candidate = Window::between(&live.start.candidate, &sensed.candidate);
+            let stable = Window::between(&live.start.stable, &sensed.stable);
+            let stable = (stable.requests > 0).then_some(stable);
+            let v = judge(&spec.analysis, &candidate, stable.as_ref());
+            (live.start, live.since) = (sensed, now);
+            if spec.analysis.queries.is_empty() || v.outcome == Outcome::Inconclusive {
+                next = plan(&spec, sizes, gate, &next, Input::Interval(&v), now);
+                verdict = Some(v);
+            } else {
+                live.checks = Some(v);
+                self.effects
+                    .check(spec.analysis.queries.clone(), ticket(&next));
+            }
+        }
+        let live = self.live.get_mut(route).expect("inserted above");
+        let ask_again = live
+            .gate_asked
+            .is_none_or(|at| now.saturating_sub(at) >= spec.interval.as_millis() as u64);
+        if next.phase == Phase::AwaitingPromotion && gate && live.gate.is_none() && ask_again {
+            live.gate = Some(WebhookKind::ConfirmPromotion);
+            live.gate_asked = Some(now);
+            let kind = WebhookKind::ConfirmPromotion;
+            let payload = payload(&next, kind_name(kind), None);
+            self.effects
+                .ask_gate(spec.webhooks.clone(), kind, payload, ticket(&next));
+        }
+        // Time passing acts only when nothing else did this round, so every
+        // phase (rolling-back included) is seen and recorded.
+        if next == r {
+            next = plan(&spec, sizes, gate, &next, Input::Tick, now);
+        }
+        self.apply(route, next, verdict);
+    }
+
+    /// Records what the planner decided.
+    pub(super) fn apply(&mut self, route: &str, next: Rollout, verdict: Option<Verdict>) {
+        let now = self.clock.now_ms();
+        let Some(before) = self.records.get(route).cloned() else {
+            return;
+        };
+        let mut after = before.clone();
+        after.rollout = Some(next);
+        self.settle(&mut after, now);
+        if after == before && verdict.is_none() {
+            return;
+        }
+        self.records.insert(route.into(), after);
+        let _ = self.effects.persist(&self.records);
+        self.commit(route, &before, verdict);
+    }
+
+    pub(super) fn gate_answered(
+        &mut self,
+        ticket: Ticket,
+        kind: WebhookKind,
+        answer: Result<(), String>,
+    ) {
+        let route = ticket.route.as_str();
+        let name = kind_name(kind);
+        let current = self.records.get(route).and_then(|rec| rec.rollout.clone());
+        let Some(r) = current.filter(|r| r.generation == ticket.generation) else {
+            let msg = format!("{name} webhook answered for an earlier rollout; ignored");
+            self.effects.event(EventKind::Gate, Some(route), msg);
+            return;
+        };
+        if let Some(live) = self.live.get_mut(route) {
+            live.gate = None;
+        }
+        let now = self.clock.now_ms();
+        let spec = self.spec_or_default(route, r.strategy);
+        let sizes = self.sensor.sense(&r).sizes;
+        let next = match (kind, answer) {
+            (WebhookKind::PreRollout, Ok(())) => {
+                let sensed = self.sensor.sense(&r);
+                start_now(&spec, &sensed, r, now)
+            }
+            (WebhookKind::ConfirmPromotion, Ok(())) => {
+                plan(&spec, sizes, true, &r, Input::GateOpened, now)
+            }
+            (WebhookKind::PreRollout, Err(why)) => {
+                let msg = format!("pre-rollout webhook: {why}; rollout not started");
+                self.effects.event(EventKind::Gate, Some(route), msg);
+                r.aborted(format!("pre-rollout webhook refused: {why}"), now)
+            }
+            (_, Err(why)) => {
+                let again = humantime::format_duration(spec.interval);
+                let msg = format!("{name} webhook: {why}; asking again in {again}");
+                self.effects.event(EventKind::Gate, Some(route), msg);
+                return;
+            }
+            (_, Ok(())) => return,
+        };
+        self.apply(route, next, None);
+    }
+
+    pub(super) fn checks_done(&mut self, ticket: Ticket, reasons: Vec<String>) {
+        let route = ticket.route.as_str();
+        let current = self.records.get(route).and_then(|rec| rec.rollout.clone());
+        let Some(r) = current.filter(|r| r.generation == ticket.generation) else {
+            return;
+        };
+        let Some(mut verdict) = self.live.get_mut(route).and_then(|l| l.checks.take()) else {
+            return;
+        };
+        if !reasons.is_empty() {
+            verdict.outcome = Outcome::Fail;
+            verdict.reasons.extend(reasons);
+        }
+        let now = self.clock.now_ms();
+        let spec = self.spec_or_default(route, r.strategy);
+        let sizes = self.sensor.sense(&r).sizes;
+        let next = plan(
+            &spec,
+            sizes,
+            gated(&spec),
+            &r,
+            Input::Interval(&verdict),
+            now,
+        );
+        self.apply(route, next, Some(verdict));
+    }
+
+    /// The route's `[route.rollout]`, or defaults for commands on a route
+    /// whose table was removed while its rollout ran.
+    pub(super) fn spec_or_default(&self, route: &str, strategy: Strategy) -> RolloutSpec {
+        self.spec(route)
+            .cloned()
+            .unwrap_or_else(|| default_spec(strategy))
+    }
+}
+
+fn default_spec(strategy: Strategy) -> RolloutSpec {
+    RolloutSpec {
+        strategy,
+        interval: std::time::Duration::from_secs(60),
+        threshold: 3,
+        tripwire: None,
+        steps: vec![100],
+        hold: std::time::Duration::ZERO,
+        max_surge: 1,
+        max_unavailable: 0,
+        ready_timeout: std::time::Duration::from_secs(60),
+        preview_header: http::HeaderName::from_static("x-veer-preview"),
+        auto_promote: true,
+        rollback_window: std::time::Duration::ZERO,
+        ab_match: None,
+        iterations: 1,
+        max_duration: None,
+        analysis: crate::config::AnalysisSpec {
+            min_requests: 0,
+            success_rate: None,
+            p50: None,
+            p95: None,
+            p99: None,
+            max_success_rate_drop: None,
+            queries: vec![],
+        },
+        webhooks: vec![],
+    }
+}

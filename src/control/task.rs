@@ -1,0 +1,451 @@
+//! The controller task: the one writer of every route's traffic. It owns
+//! the [`Record`]s, takes operator calls and config changes as messages,
+//! drives rollouts on a timer, and commits every change the same way:
+//! persist, publish, record, notify.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, RolloutSpec, Strategy, WebhookKind};
+use crate::rollout::{plan, strategy, Command, Input, Phase, Rollout, Verdict};
+
+use super::clock::Clock;
+use super::commands;
+use super::effects::{Effects, Ticket};
+use super::events::EventKind;
+use super::record::Record;
+use super::sense::{Sensed, Sensor};
+use super::webhook::{kind_name, Payload};
+use super::ControlError;
+
+/// How often active rollouts are looked at (tripwire, readiness, due
+/// intervals). Analysis itself runs once per `interval`.
+pub const TICK: Duration = Duration::from_millis(100);
+
+pub type Reply = oneshot::Sender<Result<(), ControlError>>;
+
+/// What the task is asked or told.
+pub enum Msg {
+    Start {
+        route: String,
+        pool: String,
+        strategy: Option<Strategy>,
+        reply: Reply,
+    },
+    Weights {
+        route: String,
+        percent: Vec<(String, u32)>,
+        reply: Reply,
+    },
+    Command {
+        route: String,
+        command: Command,
+        reply: Reply,
+    },
+    /// A validated config: the task publishes it with every route's
+    /// traffic, then answers.
+    Config {
+        config: Arc<Config>,
+        reply: oneshot::Sender<()>,
+    },
+    Gate {
+        ticket: Ticket,
+        kind: WebhookKind,
+        answer: Result<(), String>,
+    },
+    /// External checks done: one reason per failed check.
+    Checks {
+        ticket: Ticket,
+        reasons: Vec<String>,
+    },
+}
+
+/// What status shows of a route: its record and the latest verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    pub record: Record,
+    pub verdict: Option<Verdict>,
+}
+
+pub type Views = Arc<Mutex<BTreeMap<String, View>>>;
+
+/// In-memory companions of an active rollout.
+#[derive(Debug)]
+pub(super) struct Live {
+    /// The reading the current analysis window started from.
+    pub start: Sensed,
+    /// When the current analysis window began: one interval clock for
+    /// every phase, reset only by a verdict or a change of traffic.
+    pub since: u64,
+    /// A gate call in flight.
+    pub gate: Option<WebhookKind>,
+    /// When the confirm-promotion gate was last asked.
+    pub gate_asked: Option<u64>,
+    /// The interval's own verdict while its external checks run.
+    pub checks: Option<Verdict>,
+}
+
+impl Live {
+    pub fn new(start: Sensed, now: u64) -> Live {
+        Live {
+            start,
+            since: now,
+            gate: None,
+            gate_asked: None,
+            checks: None,
+        }
+    }
+}
+
+pub struct Task<E, S> {
+    pub(super) config: Arc<Config>,
+    pub(super) records: BTreeMap<String, Record>,
+    pub(super) live: HashMap<String, Live>,
+    pub(super) effects: E,
+    pub(super) sensor: S,
+    pub(super) clock: Clock,
+    pub(super) views: Views,
+}
+
+impl<E: Effects, S: Sensor> Task<E, S> {
+    pub fn new(config: Arc<Config>, effects: E, sensor: S, clock: Clock, views: Views) -> Self {
+        Task {
+            config,
+            records: BTreeMap::new(),
+            live: HashMap::new(),
+            effects,
+            sensor,
+            clock,
+            views,
+        }
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => self.handle(msg),
+                    None => break,
+                },
+                _ = tick.tick() => self.drive_all(),
+                () = stop.cancelled() => break,
+            }
+        }
+        let _ = self.effects.persist(&self.records);
+    }
+
+    pub(super) fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Start {
+                route,
+                pool,
+                strategy,
+                reply,
+            } => {
+                let _ = reply.send(self.start(&route, &pool, strategy));
+            }
+            Msg::Weights {
+                route,
+                percent,
+                reply,
+            } => {
+                let result = self.change(&route, EventKind::Weights, |rec, config, now| {
+                    commands::set_weights(rec, config, percent, now)
+                });
+                let _ = reply.send(result);
+            }
+            Msg::Command {
+                route,
+                command,
+                reply,
+            } => {
+                let name = route.clone();
+                let result = self.change(&route, command.into(), |rec, config, now| {
+                    commands::command(rec, config, &name, command, now)
+                });
+                let _ = reply.send(result);
+            }
+            Msg::Config { config, reply } => {
+                self.reconfigure(config);
+                let _ = reply.send(());
+            }
+            Msg::Gate {
+                ticket,
+                kind,
+                answer,
+            } => self.gate_answered(ticket, kind, answer),
+            Msg::Checks { ticket, reasons } => self.checks_done(ticket, reasons),
+        }
+    }
+
+    /// An operator change: edited off to the side, persisted, then
+    /// published; a refusal or a failed save changes nothing.
+    fn change(
+        &mut self,
+        route: &str,
+        kind: EventKind,
+        edit: impl FnOnce(&mut Record, &Config, u64) -> Result<String, ControlError>,
+    ) -> Result<(), ControlError> {
+        let now = self.clock.now_ms();
+        let before = self
+            .records
+            .get(route)
+            .cloned()
+            .ok_or_else(|| ControlError::UnknownRoute(route.into()))?;
+        let mut after = before.clone();
+        let message = edit(&mut after, &self.config, now)?;
+        self.settle(&mut after, now);
+        let mut next = self.records.clone();
+        next.insert(route.into(), after);
+        self.effects.persist(&next)?;
+        self.records = next;
+        self.effects.event(kind, Some(route), message);
+        self.commit(route, &before, None);
+        Ok(())
+    }
+
+    /// Starts a rollout (`POST .../rollout`): 409 while one runs.
+    fn start(
+        &mut self,
+        route: &str,
+        pool: &str,
+        strategy: Option<Strategy>,
+    ) -> Result<(), ControlError> {
+        let rec = self
+            .records
+            .get(route)
+            .ok_or_else(|| ControlError::UnknownRoute(route.into()))?;
+        commands::check_start(rec, &self.config, route, pool, strategy)?;
+        let before = rec.clone();
+        self.begin(route, pool, strategy);
+        if let Err(e) = self.effects.persist(&self.records) {
+            self.records.insert(route.into(), before);
+            self.live.remove(route);
+            return Err(e.into());
+        }
+        let message = format!("rollout to {pool:?} started");
+        self.effects.event(EventKind::Rollout, Some(route), message);
+        self.commit(route, &before, None);
+        Ok(())
+    }
+
+    /// Moves `route` towards `pool` from the pool it serves now: a rollout
+    /// with the route's strategy, or an instant switch without one.
+    pub(super) fn begin(&mut self, route: &str, pool: &str, strategy: Option<Strategy>) {
+        let now = self.clock.now_ms();
+        let spec = self.spec(route).cloned();
+        let Some(rec) = self.records.get_mut(route) else {
+            return;
+        };
+        let stable = rec.stable_pool().to_string();
+        rec.generation += 1;
+        rec.manual = None;
+        rec.paused = false;
+        rec.stable = Some(stable.clone());
+        let Some(mut spec) = spec else {
+            commands::switch(rec, route, &stable, pool, true, now);
+            return;
+        };
+        if let Some(strategy) = strategy {
+            spec.strategy = strategy;
+        }
+        let mut r = Rollout::new(route, spec.strategy, &stable, pool, now);
+        r.generation = rec.generation;
+        let sensed = self.sensor.sense(&r);
+        let mut live = Live::new(sensed.clone(), now);
+        if spec
+            .webhooks
+            .iter()
+            .any(|h| h.on == WebhookKind::PreRollout)
+        {
+            r.reason = "waiting for the pre-rollout webhook".into();
+            live.gate = Some(WebhookKind::PreRollout);
+            let ticket = ticket(&r);
+            let payload = payload(&r, kind_name(WebhookKind::PreRollout), None);
+            let hooks = spec.webhooks.clone();
+            self.effects
+                .ask_gate(hooks, WebhookKind::PreRollout, payload, ticket);
+        } else {
+            r = start_now(&spec, &sensed, r, now);
+        }
+        self.live.insert(route.into(), live);
+        if let Some(rec) = self.records.get_mut(route) {
+            rec.rollout = Some(r);
+        }
+    }
+
+    /// Retires a rollout that needs nothing more; a rollback takes the
+    /// traffic back from any manual split.
+    pub(super) fn settle(&self, rec: &mut Record, now: u64) {
+        let Some(r) = &rec.rollout else { return };
+        if matches!(r.phase, Phase::RollingBack | Phase::RolledBack) {
+            rec.manual = None;
+        }
+        let done = match r.phase {
+            Phase::RolledBack => true,
+            Phase::Promoted => self
+                .spec(&r.route)
+                .is_none_or(|spec| strategy::finished(spec, r, now)),
+            _ => false,
+        };
+        if done {
+            rec.retire();
+        }
+    }
+
+    /// Makes a committed change visible: publishes the route's traffic if
+    /// it changed, then [`Task::record_change`].
+    pub(super) fn commit(&mut self, route: &str, before: &Record, verdict: Option<Verdict>) {
+        let Some(after) = self.records.get(route) else {
+            return;
+        };
+        let spec = self.spec(route);
+        let traffic = after.traffic(spec);
+        if before.traffic(spec) != traffic {
+            self.effects.publish(route, traffic);
+        }
+        self.record_change(route, before, verdict);
+    }
+
+    /// Records the rollout's transition, calls webhooks, restarts the
+    /// analysis window on a new split, and updates what status shows.
+    pub(super) fn record_change(&mut self, route: &str, before: &Record, verdict: Option<Verdict>) {
+        let Some(after) = self.records.get(route).cloned() else {
+            return;
+        };
+        let spec = self.spec(route).cloned();
+        if before.traffic(spec.as_ref()) != after.traffic(spec.as_ref()) {
+            if let Some(r) = &after.rollout {
+                // A new split starts a new analysis window.
+                let now = self.clock.now_ms();
+                let sensed = self.sensor.sense(r);
+                let live = self.live.entry(route.into());
+                let live = live.or_insert_with(|| Live::new(sensed.clone(), now));
+                (live.start, live.since) = (sensed, now);
+            }
+        }
+        let latest = |rec: &Record| rec.rollout.clone().or_else(|| rec.finished.clone());
+        let (old, new) = (latest(before), latest(&after));
+        if let Some(r) = new
+            .as_ref()
+            .filter(|r| old.as_ref() != Some(*r) || verdict.is_some())
+        {
+            self.effects.transition(r, verdict.clone());
+            let moved = old.as_ref().is_none_or(|o| {
+                o.phase != r.phase || o.traffic != r.traffic || o.generation != r.generation
+            });
+            if moved {
+                let kind = match r.phase {
+                    Phase::RollingBack | Phase::RolledBack => WebhookKind::Rollback,
+                    Phase::Promoted => WebhookKind::PostRollout,
+                    _ => WebhookKind::Rollout,
+                };
+                self.notify(r, kind, verdict.clone());
+            }
+        }
+        if after.rollout.is_none() {
+            self.live.remove(route);
+        }
+        let mut views = self.views.lock().unwrap();
+        let fresh = before.generation != after.generation;
+        let kept = views
+            .get(route)
+            .and_then(|v| v.verdict.clone())
+            .filter(|_| !fresh);
+        let verdict = verdict.or(kept);
+        views.insert(
+            route.into(),
+            View {
+                record: after,
+                verdict,
+            },
+        );
+    }
+
+    /// Fire-and-forget webhooks of `kind` (and `event` for every change).
+    pub(super) fn notify(&mut self, r: &Rollout, kind: WebhookKind, verdict: Option<Verdict>) {
+        let Some(spec) = self.spec(&r.route) else {
+            return;
+        };
+        let hooks: Vec<_> = spec
+            .webhooks
+            .iter()
+            .filter(|h| h.on == kind || h.on == WebhookKind::Event)
+            .cloned()
+            .collect();
+        if !hooks.is_empty() {
+            self.effects
+                .notify(hooks, payload(r, kind_name(kind), verdict));
+        }
+    }
+
+    /// The route's `[route.rollout]`, if it has one.
+    pub(super) fn spec(&self, route: &str) -> Option<&RolloutSpec> {
+        self.config
+            .routes
+            .iter()
+            .find(|r| r.name == route)?
+            .rollout
+            .as_ref()
+    }
+}
+
+/// Starts a rollout at once: its first step, or (canary, blue-green, A/B)
+/// its first step as soon as a candidate endpoint is healthy, which it
+/// usually already is.
+pub(super) fn start_now(spec: &RolloutSpec, sensed: &Sensed, r: Rollout, now: u64) -> Rollout {
+    let gated = gated(spec);
+    let r = plan(spec, sensed.sizes, gated, &r, Input::Tick, now);
+    if !r.waiting {
+        return r;
+    }
+    plan(
+        spec,
+        sensed.sizes,
+        gated,
+        &r,
+        Input::Ready(sensed.ready),
+        now,
+    )
+}
+
+pub(super) fn gated(spec: &RolloutSpec) -> bool {
+    spec.webhooks
+        .iter()
+        .any(|h| h.on == WebhookKind::ConfirmPromotion)
+}
+
+pub(super) fn ticket(r: &Rollout) -> Ticket {
+    Ticket {
+        route: r.route.clone(),
+        generation: r.generation,
+    }
+}
+
+pub(super) fn payload(r: &Rollout, event: &'static str, verdict: Option<Verdict>) -> Payload {
+    Payload {
+        event,
+        route: r.route.clone(),
+        phase: r.phase,
+        stable: r.stable.clone(),
+        candidate: r.candidate.clone(),
+        weights: weights(r),
+        reason: r.reason.clone(),
+        verdict,
+    }
+}
+
+/// Percent per pool a rollout serves, candidate first.
+pub fn weights(r: &Rollout) -> Vec<(String, u32)> {
+    let w = r.traffic.candidate_weight.min(100);
+    if r.phase == Phase::Promoted && w == 100 {
+        return vec![(r.candidate.clone(), 100), (r.stable.clone(), 0)];
+    }
+    vec![(r.candidate.clone(), w), (r.stable.clone(), 100 - w)]
+}
