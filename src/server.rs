@@ -116,7 +116,7 @@ impl Server {
             shutdown.subscribe(),
         ));
         let checks =
-            crate::upstream::health::run(routing.clone(), shutdown.subscribe(), tracker.clone());
+            crate::routing::health::run(routing.clone(), shutdown.subscribe(), tracker.clone());
         tracker.spawn(checks);
         let follow = crate::drain::follow(routing.clone(), drains.clone(), shutdown.subscribe());
         tracker.spawn(follow);
