@@ -183,7 +183,7 @@ fn serve_admin(
         ready: server.readiness(),
         metrics: Arc::new(move || {
             let c = &metrics_control;
-            crate::observe::render(&c.routing.registry, &c.routing.load(), |r| c.phase(r))
+            crate::admin::metrics::render(&c.routing.registry, &c.routing.load(), |r| c.phase(r))
         }),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -154,7 +154,7 @@ impl Server {
     /// The Prometheus exposition of everything this server measures.
     pub fn metrics(&self) -> String {
         let snapshot = self.routing.load();
-        crate::observe::render(&self.routing.registry, &snapshot, |route| {
+        crate::admin::metrics::render(&self.routing.registry, &snapshot, |route| {
             self.controller.phase(route)
         })
     }

@@ -30,7 +30,7 @@ pub struct RunOptions {
     /// Watch the config file's directory and reload on change.
     pub watch: bool,
     /// Renders `/metrics`; `None` renders every veer metric
-    /// ([`crate::observe::render`]).
+    /// ([`crate::admin::metrics::render`]).
     pub metrics: Option<MetricsRenderer>,
     /// Where connections are served (`workers = N`, started by the binary).
     pub workers: crate::workers::Workers,
@@ -78,7 +78,7 @@ pub async fn run(options: RunOptions, signal: impl Future<Output = ()>) {
             let control = control.clone();
             Arc::new(move || {
                 let snapshot = control.routing.load();
-                crate::observe::render(&control.routing.registry, &snapshot, |route| {
+                crate::admin::metrics::render(&control.routing.registry, &snapshot, |route| {
                     control.phase(route)
                 })
             })
