@@ -6,7 +6,8 @@ mod support;
 use std::time::Duration;
 
 use support::*;
-use veer::observe::{render, StatsSnapshot, Window};
+use veer::admin::metrics::render;
+use veer::observe::{StatsSnapshot, Window};
 
 fn stats(proxy: &Proxy, route: &str, pool: &str) -> StatsSnapshot {
     let all = proxy.routing().registry.all();

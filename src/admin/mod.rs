@@ -1,13 +1,14 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics` and the JSON
-//! `/api/v1` of SPEC §6 (`api`), the bearer token check (`auth`), the
-//! dashboard page at `/` (`dashboard`), and the command-line client that
-//! talks to it (`client`, `table`).
+//! The admin listener: `/healthz`, `/readyz`, `/metrics` (rendered by
+//! `metrics`) and the JSON `/api/v1` of SPEC §6 (`api`), the bearer token
+//! check (`auth`), the dashboard page at `/` (`dashboard`), and the
+//! command-line client that talks to it (`client`, `table`).
 
 mod api;
 mod auth;
 pub mod cli;
 pub mod client;
 mod dashboard;
+pub mod metrics;
 pub mod table;
 
 use std::sync::Arc;
@@ -22,7 +23,8 @@ use crate::control::Control;
 
 pub use auth::token_matches;
 
-/// Produces the Prometheus text for `/metrics`.
+/// Produces the Prometheus text for `/metrics` (normally
+/// [`metrics::render`]).
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// What the admin API serves from.

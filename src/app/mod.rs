@@ -109,7 +109,7 @@ pub async fn start(options: Options) -> App {
     });
     let drains = Arc::new(Drains::default());
     tracker.spawn(record_drains(drains.clone(), events.clone(), stop.clone()));
-    let checks = crate::upstream::health::run(routing.clone(), stopped.clone(), tracker.clone());
+    let checks = crate::routing::health::run(routing.clone(), stopped.clone(), tracker.clone());
     tracker.spawn(checks);
     tracker.spawn(crate::drain::follow(
         routing.clone(),
@@ -186,7 +186,7 @@ fn metrics_renderer(control: &Arc<Control>) -> MetricsRenderer {
     let control = control.clone();
     Arc::new(move || {
         let snapshot = control.routing.load();
-        crate::observe::render(&control.routing.registry, &snapshot, |route| {
+        crate::admin::metrics::render(&control.routing.registry, &snapshot, |route| {
             control.controller.phase(route).as_str()
         })
     })

@@ -59,7 +59,7 @@ pub struct ListenerSpec {
 }
 
 /// `tls = { ... }` on a listener; paths resolved against the config file's
-/// directory. The files are read by [`crate::tls`], not here.
+/// directory. The files are read by the `tls` module, not here.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TlsSpec {
     /// Never empty. The first is served when the client sends no SNI or a

@@ -1,14 +1,27 @@
 //! Observability: per route×pool counters and latency histograms recorded
-//! on the hot path, interval windows for analysis, and the Prometheus
-//! exposition.
+//! on the hot path, the upstream error kinds they count, and interval
+//! windows for analysis. The Prometheus exposition of it all is rendered
+//! on the admin side (`admin::metrics`).
 
-mod exposition;
 pub mod histogram;
+mod kind;
 mod stats;
 mod tls;
 mod window;
 
-pub use exposition::{render, PHASES};
+pub use kind::UpstreamErrorKind;
 pub use stats::{Outcome, Registry, RoutePoolStats, StatsSnapshot};
 pub use tls::TlsCounters;
 pub use window::Window;
+
+/// Rollout phases, as in SPEC §3: the `phase` label values of
+/// `veer_rollout_phase`.
+pub const PHASES: [&str; 7] = [
+    "idle",
+    "progressing",
+    "paused",
+    "awaiting-promotion",
+    "promoted",
+    "rolling-back",
+    "rolled-back",
+];

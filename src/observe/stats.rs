@@ -10,7 +10,7 @@ use http::StatusCode;
 
 use super::histogram::{Histogram, HistogramSnapshot};
 use super::window::Window;
-use crate::proxy::error::UpstreamErrorKind;
+use super::UpstreamErrorKind;
 
 /// How one upstream attempt ended, for failure accounting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,25 +56,10 @@ pub struct StatsSnapshot {
     pub codes: [u64; 5],
     pub attempts: u64,
     pub failures: u64,
+    /// Failed attempts by kind, in [`UpstreamErrorKind::ALL`] order.
     pub upstream_errors: [u64; 4],
     pub in_flight: i64,
     pub latency: HistogramSnapshot,
-}
-
-pub const KINDS: [UpstreamErrorKind; 4] = [
-    UpstreamErrorKind::Connect,
-    UpstreamErrorKind::Timeout,
-    UpstreamErrorKind::Reset,
-    UpstreamErrorKind::Protocol,
-];
-
-fn kind_index(kind: UpstreamErrorKind) -> usize {
-    match kind {
-        UpstreamErrorKind::Connect => 0,
-        UpstreamErrorKind::Timeout => 1,
-        UpstreamErrorKind::Reset => 2,
-        UpstreamErrorKind::Protocol => 3,
-    }
 }
 
 impl RoutePoolStats {
@@ -119,7 +104,7 @@ impl RoutePoolStats {
             self.consecutive_failures.store(0, Ordering::Relaxed);
         }
         if let Outcome::Error(kind) = outcome {
-            self.upstream_errors[kind_index(kind)].fetch_add(1, Ordering::Relaxed);
+            self.upstream_errors[kind.index()].fetch_add(1, Ordering::Relaxed);
         }
     }
 

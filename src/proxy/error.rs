@@ -1,4 +1,5 @@
-//! Proxy errors and the one place they become HTTP statuses.
+//! Proxy errors, upstream failures mapped onto them, and the one place
+//! they become HTTP statuses.
 
 use std::time::Duration;
 
@@ -6,6 +7,8 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
 use super::body::ProxyBody;
+use crate::observe::UpstreamErrorKind;
+use crate::upstream::UpstreamError;
 
 /// Why a request could not be answered by an upstream.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -24,44 +27,17 @@ pub enum ProxyError {
     BadRequest(&'static str),
 }
 
-/// What went wrong with an upstream, as counted in
-/// `veer_upstream_errors_total{kind}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum UpstreamErrorKind {
-    #[error("connect error")]
-    Connect,
-    #[error("timeout")]
-    Timeout,
-    #[error("reset")]
-    Reset,
-    #[error("protocol error")]
-    Protocol,
-}
-
-impl UpstreamErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpstreamErrorKind::Connect => "connect",
-            UpstreamErrorKind::Timeout => "timeout",
-            UpstreamErrorKind::Reset => "reset",
-            UpstreamErrorKind::Protocol => "protocol",
+impl From<UpstreamError> for ProxyError {
+    /// A failed upstream attempt, as the client will be answered for it.
+    fn from(e: UpstreamError) -> ProxyError {
+        match e {
+            UpstreamError::ConnectTimeout(after) => ProxyError::ConnectTimeout(after),
+            UpstreamError::Failed(kind) => ProxyError::Upstream(kind),
         }
     }
 }
 
 impl ProxyError {
-    /// Classifies an error hyper reported on an upstream exchange.
-    pub fn from_upstream(e: &hyper::Error) -> ProxyError {
-        let kind = if e.is_parse() || e.is_parse_status() || e.is_user() {
-            UpstreamErrorKind::Protocol
-        } else if e.is_timeout() {
-            UpstreamErrorKind::Timeout
-        } else {
-            UpstreamErrorKind::Reset
-        };
-        ProxyError::Upstream(kind)
-    }
-
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,

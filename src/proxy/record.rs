@@ -7,9 +7,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use std::sync::Arc;
 use tokio::time::Instant;
 
-use crate::observe::{Outcome, RoutePoolStats};
-
-use super::error::UpstreamErrorKind;
+use crate::observe::{Outcome, RoutePoolStats, UpstreamErrorKind};
 
 /// Counts one request; records on drop.
 #[derive(Debug)]

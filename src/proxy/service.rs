@@ -13,13 +13,13 @@ use hyper_util::rt::TokioIo;
 
 use tokio::time::Instant;
 
-use crate::observe::{Outcome, RoutePoolStats};
+use crate::observe::{Outcome, RoutePoolStats, UpstreamErrorKind};
 use crate::routing::{request_host, Route, Routing, Target};
 use crate::upstream::{Attempt, InFlight, Pooled, SendError};
 
 use super::body::ProxyBody;
 use super::conn::ConnState;
-use super::error::{ProxyError, UpstreamErrorKind};
+use super::error::ProxyError;
 use super::framing;
 use super::headers::{add_forwarding, is_upgrade, strip_hop_by_hop, X_REQUEST_ID};
 use super::record::{AccessInfo, Recorder};
@@ -216,8 +216,8 @@ async fn send(
             }) => {
                 target.pool.record(endpoint, Attempt::Failure);
                 tracing::debug!(endpoint = %endpoint.spec.authority, %error, "upstream attempt failed");
-                if let (Some(stats), Some(kind)) = (stats, error.upstream_kind()) {
-                    stats.record_attempt(Outcome::Error(kind));
+                if let Some(stats) = stats {
+                    stats.record_attempt(Outcome::Error(error.kind()));
                 }
                 last = Some(error);
                 req = back;
@@ -226,15 +226,15 @@ async fn send(
                 error,
                 request: None,
             }) => {
-                if let (Some(stats), Some(kind)) = (stats, error.upstream_kind()) {
-                    stats.record_attempt(Outcome::Error(kind));
+                if let Some(stats) = stats {
+                    stats.record_attempt(Outcome::Error(error.kind()));
                 }
                 target.pool.record(endpoint, Attempt::Failure);
-                return Err(error);
+                return Err(error.into());
             }
         }
     }
-    Err(last.unwrap_or(ProxyError::NoHealthyEndpoint))
+    Err(last.map_or(ProxyError::NoHealthyEndpoint, ProxyError::from))
 }
 
 /// Waits up to `hold` for the target to have a healthy endpoint (recreate:

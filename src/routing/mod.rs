@@ -3,8 +3,10 @@
 //!
 //! Traffic changes by publishing a new [`Snapshot`]: it is built off to the
 //! side and swapped in one store, so a request sees either the old or the
-//! new routing, never a mix.
+//! new routing, never a mix. `health` keeps the endpoints of the current
+//! snapshot health-checked.
 
+pub mod health;
 mod matching;
 mod snapshot;
 mod split;

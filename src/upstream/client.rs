@@ -25,7 +25,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::proxy::error::{ProxyError, UpstreamErrorKind};
+use super::error::{SendError, UpstreamError};
+use crate::observe::UpstreamErrorKind;
 use crate::tls::UpstreamConnector;
 
 mod h2;
@@ -50,14 +51,6 @@ struct Idle {
     since: Instant,
     /// The worker the connection's task runs on.
     home: usize,
-}
-
-/// A failed send. `request` is `Some` when nothing reached the upstream,
-/// so the caller may try elsewhere.
-#[derive(Debug)]
-pub struct SendError {
-    pub error: ProxyError,
-    pub request: Option<Request<Incoming>>,
 }
 
 /// A connection checked out for one exchange. Give it back with
@@ -186,7 +179,7 @@ impl ConnPool {
                 if reused {
                     continue;
                 }
-                let error = ProxyError::Upstream(UpstreamErrorKind::Reset);
+                let error = UpstreamError::Failed(UpstreamErrorKind::Reset);
                 return Err(SendError {
                     error,
                     request: Some(req),
@@ -206,7 +199,7 @@ impl ConnPool {
                 Err(mut e) => match e.take_message() {
                     Some(back) if reused => req = back,
                     request => {
-                        let error = ProxyError::from_upstream(e.error());
+                        let error = UpstreamError::from_hyper(e.error());
                         return Err(SendError { error, request });
                     }
                 },
@@ -218,7 +211,7 @@ impl ConnPool {
         &self,
         addr: Option<SocketAddr>,
         authority: &str,
-    ) -> Result<Conn, ProxyError> {
+    ) -> Result<Conn, UpstreamError> {
         let connect = async {
             match addr {
                 Some(addr) => TcpStream::connect(addr).await,
@@ -227,8 +220,8 @@ impl ConnPool {
         };
         let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(stream)) => stream,
-            Ok(Err(_)) => return Err(ProxyError::Upstream(UpstreamErrorKind::Connect)),
-            Err(_) => return Err(ProxyError::ConnectTimeout(self.connect_timeout)),
+            Ok(Err(_)) => return Err(UpstreamError::Failed(UpstreamErrorKind::Connect)),
+            Err(_) => return Err(UpstreamError::ConnectTimeout(self.connect_timeout)),
         };
         let _ = stream.set_nodelay(true);
         let Some(tls) = &self.tls else {
@@ -239,9 +232,9 @@ impl ConnPool {
                 Ok(Ok(pair)) => pair,
                 Ok(Err(e)) => {
                     tracing::debug!(%authority, error = %e, "upstream TLS handshake failed");
-                    return Err(ProxyError::Upstream(UpstreamErrorKind::Connect));
+                    return Err(UpstreamError::Failed(UpstreamErrorKind::Connect));
                 }
-                Err(_) => return Err(ProxyError::ConnectTimeout(self.connect_timeout)),
+                Err(_) => return Err(UpstreamError::ConnectTimeout(self.connect_timeout)),
             };
         if h2 {
             h2::handshake(stream).await.map(Conn::H2)
@@ -258,14 +251,14 @@ pub(super) enum Conn {
 }
 
 /// HTTP/1.1 over `io`; the connection runs in its own task.
-async fn handshake_h1<T>(io: T) -> Result<http1::SendRequest<Incoming>, ProxyError>
+async fn handshake_h1<T>(io: T) -> Result<http1::SendRequest<Incoming>, UpstreamError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (tx, conn) = http1::Builder::new()
         .handshake(TokioIo::new(io))
         .await
-        .map_err(|_| ProxyError::Upstream(UpstreamErrorKind::Connect))?;
+        .map_err(|_| UpstreamError::Failed(UpstreamErrorKind::Connect))?;
     let exec = TokioExecutor::new();
     hyper::rt::Executor::execute(&exec, async move {
         if let Err(e) = conn.with_upgrades().await {

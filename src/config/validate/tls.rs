@@ -1,6 +1,6 @@
 //! `tls` on listeners (certificates by SNI, client CA, handshake timeout)
 //! and `[pool.tls]` for `https://` endpoints. Only shapes are checked
-//! here; the PEM files are read by [`crate::tls`].
+//! here; the PEM files are read by the `tls` module.
 
 use std::time::Duration;
 

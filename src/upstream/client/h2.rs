@@ -13,8 +13,8 @@ use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Conn, ConnPool, Pooled, SendError};
-use crate::proxy::error::{ProxyError, UpstreamErrorKind};
+use super::{Conn, ConnPool, Pooled, SendError, UpstreamError};
+use crate::observe::UpstreamErrorKind;
 
 impl ConnPool {
     pub(super) async fn send_h2(
@@ -55,7 +55,7 @@ impl ConnPool {
                 if reused {
                     continue;
                 }
-                let error = ProxyError::Upstream(UpstreamErrorKind::Reset);
+                let error = UpstreamError::Failed(UpstreamErrorKind::Reset);
                 return Err(SendError {
                     error,
                     request: Some(req),
@@ -77,7 +77,7 @@ impl ConnPool {
                         req = back;
                     }
                     request => {
-                        let error = ProxyError::from_upstream(e.error());
+                        let error = UpstreamError::from_hyper(e.error());
                         let request = request.map(|mut r| {
                             to_h1(&mut r);
                             r
@@ -91,7 +91,7 @@ impl ConnPool {
 }
 
 /// Opens HTTP/2 over `io`; the connection runs in its own task.
-pub(super) async fn handshake<T>(io: T) -> Result<http2::SendRequest<Incoming>, ProxyError>
+pub(super) async fn handshake<T>(io: T) -> Result<http2::SendRequest<Incoming>, UpstreamError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -99,7 +99,7 @@ where
         .timer(TokioTimer::new())
         .handshake(TokioIo::new(io))
         .await
-        .map_err(|_| ProxyError::Upstream(UpstreamErrorKind::Connect))?;
+        .map_err(|_| UpstreamError::Failed(UpstreamErrorKind::Connect))?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "upstream h2 connection ended");

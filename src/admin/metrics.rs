@@ -1,23 +1,14 @@
-//! Prometheus text exposition (format 0.0.4) of every veer metric, with
-//! help text, `_seconds` units and bounded labels (route, pool, version,
-//! endpoint, status class: never raw paths).
+//! Prometheus text exposition (format 0.0.4) of every veer metric for the
+//! admin listener's `/metrics`, with help text, `_seconds` units and
+//! bounded labels (route, pool, version, endpoint, status class: never raw
+//! paths).
 
 use std::fmt::Write;
 
-use super::histogram::{upper_bound, BUCKETS};
-use super::stats::{Registry, KINDS};
+use crate::observe::histogram::{upper_bound, BUCKETS};
+use crate::observe::{Registry, UpstreamErrorKind, PHASES};
 use crate::routing::Snapshot;
-
-/// Rollout phases, as in SPEC §3.
-pub const PHASES: [&str; 7] = [
-    "idle",
-    "progressing",
-    "paused",
-    "awaiting-promotion",
-    "promoted",
-    "rolling-back",
-    "rolled-back",
-];
+use crate::upstream::EndpointState;
 
 /// Histogram buckets exported: the internal bucket bounds at powers of two
 /// from 128 µs to ~34 s (exact, since they are internal bounds).
@@ -109,7 +100,7 @@ pub fn render(
         "Failed upstream attempts without a usable response, by route, pool and kind.",
     );
     for (s, snap) in &snaps {
-        for (kind, n) in KINDS.iter().zip(snap.upstream_errors) {
+        for (kind, n) in UpstreamErrorKind::ALL.iter().zip(snap.upstream_errors) {
             let _ = writeln!(
                 out,
                 "veer_upstream_errors_total{{route=\"{}\",pool=\"{}\",kind=\"{}\"}} {n}",
@@ -205,7 +196,7 @@ pub fn render(
         }
     }
 
-    type Count = fn(&crate::upstream::EndpointState) -> u64;
+    type Count = fn(&EndpointState) -> u64;
     let per_endpoint: [(&str, &str, Count); 2] = [
         ("veer_endpoint_requests_total", "Upstream attempts sent to each endpoint.", |e| e.counts().0),
         (
