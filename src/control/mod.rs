@@ -16,6 +16,7 @@
 mod certs;
 pub mod clock;
 pub mod commands;
+mod commit;
 mod drive;
 pub mod effects;
 mod error;

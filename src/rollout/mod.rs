@@ -1,8 +1,9 @@
 //! The rollout's pure core: analysis verdicts and one planner per
 //! strategy, `(spec, rollout, input, now) -> rollout`, and the traffic a
-//! rollout asks for. The controller in [`crate::control`] applies them.
+//! rollout asks for. The controller (the `control` module) applies them.
 
 pub mod analysis;
+mod phase;
 pub mod plan;
 pub mod strategy;
 mod traffic;
