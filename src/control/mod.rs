@@ -32,6 +32,9 @@ pub mod store;
 pub mod task;
 mod webhook;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
