@@ -216,7 +216,11 @@ fn reconcile(config: &Config, spec: &RouteSpec, rec: &mut Record, now: u64) -> O
                 rec.retire();
                 out.start = Some(file.pool.clone());
             }
-            None if rec.stable_pool() != file.pool => out.start = Some(file.pool.clone()),
+            None if rec.stable_pool() != file.pool => {
+                // What serves now stays stable; the basis moves below.
+                rec.stable = Some(rec.stable_pool().to_string());
+                out.start = Some(file.pool.clone());
+            }
             None => {}
         }
     } else if file.weights != rec.basis.weights {

@@ -79,6 +79,10 @@ impl ProxyService {
             let p = &snapshot.config.proxy;
             (route.clone(), target.clone(), (p.metrics, p.access_log))
         };
+        let (route, target) = match route.hold.is_zero() {
+            true => (route, target),
+            false => self.hold(&parts, route, target).await,
+        };
         let mut recorder = match settings {
             (true, access_log) => {
                 let access = access_log.then(|| {
@@ -110,6 +114,37 @@ impl ProxyService {
                 Ok(resp)
             }
         }
+    }
+
+    /// Recreate's gap: waits up to the route's `hold` for its target to
+    /// have an endpoint in rotation, re-routing on every new snapshot, so a
+    /// request held when the rollout rolls back goes to stable instead of
+    /// failing. Health flips between snapshots are polled lightly.
+    async fn hold(
+        &self,
+        parts: &http::request::Parts,
+        mut route: Arc<Route>,
+        mut target: Target,
+    ) -> (Arc<Route>, Target) {
+        let deadline = Instant::now() + route.hold;
+        let mut published = self.routing.subscribe();
+        while target.pool.pick(0, target.limit).is_none() {
+            let poll = std::time::Duration::from_millis(20);
+            tokio::select! {
+                _ = published.changed() => {}
+                () = tokio::time::sleep_until(deadline.min(Instant::now() + poll)) => {}
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            let snapshot = self.routing.load();
+            if let Some(now) = snapshot.route_named(&route.name) {
+                if let Some(t) = now.select(parts) {
+                    (route, target) = (now.clone(), t.clone());
+                }
+            }
+        }
+        (route, target)
     }
 
     /// Rewrites the request for the upstream, sends it to `pool` and
@@ -155,9 +190,6 @@ impl ProxyService {
         let mut req = Request::from_parts(parts, body);
         let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
-        if !route.hold.is_zero() {
-            wait_for_endpoint(target, route.hold).await;
-        }
         let sent = send(target, req, attempts, stats.as_deref());
         let sent = tokio::time::timeout(route.timeout, sent).await;
         let (mut resp, conn, in_flight) =
@@ -235,16 +267,6 @@ async fn send(
         }
     }
     Err(last.map_or(ProxyError::NoHealthyEndpoint, ProxyError::from))
-}
-
-/// Waits up to `hold` for the target to have a healthy endpoint (recreate:
-/// the gap between the old version leaving and the new one coming up).
-/// Health flips are rare and `hold` short, so a light poll is enough.
-async fn wait_for_endpoint(target: &Target, hold: std::time::Duration) {
-    let deadline = Instant::now() + hold;
-    while target.pool.pick(0, target.limit).is_none() && Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20).min(hold)).await;
-    }
 }
 
 /// Copies bytes both ways between an upgraded client and upstream.
