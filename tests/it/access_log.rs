@@ -1,13 +1,11 @@
 //! The access log: off by default, one structured line per request when
 //! `[proxy] access_log = true`.
 
-mod support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
