@@ -4,7 +4,7 @@
 //   node dashboard.mjs ADMIN_URL TOKEN [SCREENSHOT.png]
 //
 // Exits 0 when every check passed; prints what failed otherwise.
-// Run by tests/dashboard.rs, which starts veer, the upstreams and the load.
+// Run by tests/it/dashboard.rs, which starts veer, the upstreams and the load.
 import { launch, step, until } from "./chromium.mjs";
 
 const [base, token, screenshot] = process.argv.slice(2);

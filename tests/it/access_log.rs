@@ -1,13 +1,11 @@
 //! The access log: off by default, one structured line per request when
 //! `[proxy] access_log = true`.
 
-mod support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -26,11 +24,15 @@ impl Write for Captured {
 async fn one_line_per_request_when_enabled() {
     let captured = Captured::default();
     let writer = captured.clone();
-    tracing_subscriber::fmt()
+    // This thread's subscriber, not the process's: every test module runs
+    // in one process, and a global one could be set only once. The test
+    // runtime is current-thread, so the proxy's tasks log on this thread.
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter("veer::access=info")
         .with_writer(move || writer.clone())
         .with_ansi(false)
-        .init();
+        .finish();
+    let _subscriber = tracing::subscriber::set_default(subscriber);
     let up = Upstream::start("up").await;
     let lines = |c: &Captured| -> Vec<String> {
         String::from_utf8_lossy(&c.0.lock().unwrap())

@@ -1,12 +1,10 @@
 //! Endpoints leave and rejoin rotation: active health checks and passive
 //! outlier detection, through a real veer to real upstreams.
 
-mod support;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 const CHECKS: &str = "[pool.health]\npath = \"/ready\"\ninterval = \"50ms\"\ntimeout = \"500ms\"\n\
                       healthy_threshold = 2\nunhealthy_threshold = 2\n";

@@ -1,11 +1,9 @@
 //! Routing through a real veer to real upstreams: host and path matching,
 //! weighted split, rules, sticky users, snapshot publishing.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use veer::routing::Weights;
 
 #[tokio::test]

@@ -3,13 +3,11 @@
 //! until the file changes the same field; listeners added and removed
 //! without dropping connections.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::admin::*;
+use crate::support::*;
 use http::{Method, StatusCode};
-use support::admin::*;
-use support::*;
 
 const WITHIN: Duration = Duration::from_secs(10);
 

@@ -2,15 +2,13 @@
 //! file is replaced 100 times and the weights are changed 100 times. Not
 //! one request may fail. Run with `--nocapture` to see the figures.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::admin::*;
+use crate::support::*;
 use http::{Method, Request};
-use support::admin::*;
-use support::*;
 
 const CLIENTS: usize = 8;
 const CHANGES: usize = 100;

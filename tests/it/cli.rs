@@ -1,13 +1,11 @@
 //! The `veer` binary: admin client commands against a live instance, their
 //! errors, and `veer run` reloading on SIGHUP.
 
-mod support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::admin::*;
-use support::*;
+use crate::support::admin::*;
+use crate::support::*;
 
 /// Runs `veer ARGS` with `VEER_ADMIN` set; returns (success, stdout, stderr).
 async fn veer_cli(admin: &str, token: Option<&str>, args: &[&str]) -> (bool, String, String) {

@@ -2,14 +2,12 @@
 //! failed handshakes counted without stalling others, certificate hot
 //! swap (a bad new one rejected, the old one kept).
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::admin::{raw_get, until, TempDir, Veer};
+use crate::support::tls::{connector, get_over, open, peer_leaf, Issued, Pki};
+use crate::support::{temp_dir, Proxy, Upstream};
 use rcgen::{PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519};
-use support::admin::{raw_get, until, TempDir, Veer};
-use support::tls::{connector, get_over, open, peer_leaf, Issued, Pki};
-use support::{temp_dir, Proxy, Upstream};
 use tokio::io::AsyncWriteExt;
 
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -185,7 +183,7 @@ async fn certificates_hot_swap_and_a_bad_one_is_rejected() {
     let live = pki.issue("live", &["app.test"], &PKCS_ECDSA_P256_SHA256);
     let next = pki.issue("next", &["app.test"], &PKCS_ED25519);
     let up = Upstream::start("blue").await;
-    let port = support::admin::free_port();
+    let port = crate::support::admin::free_port();
     let toml = format!(
         "[proxy]\nstate_dir = \"state\"\n[[listener]]\nname = \"public\"\nlisten = \"127.0.0.1:{port}\"\n\
          tls = {{ cert = \"certs/live.pem\", key = \"certs/live.key\" }}\n\

@@ -3,15 +3,13 @@
 //! time behind health checks (a rolling restart). No client request may
 //! fail. Every loop is bounded in count and time; figures are printed:
 //!
-//! `cargo test --release --test load_shift -- --nocapture`
-
-mod support;
+//! `cargo test --release --test it load_shift:: -- --nocapture`
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use tokio::time::Instant;
 use veer::routing::Weights;
 

@@ -2,12 +2,10 @@
 //! its upgraded connections close after `drain_timeout`, and a `drained`
 //! event says when its instances can be stopped.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
-use support::*;
 use tokio::sync::broadcast;
 use veer::drain::{DrainEvent, DrainState};
 use veer::routing::Weights;

@@ -1,6 +1,5 @@
 //! Test harness: real upstream servers and a real veer on 127.0.0.1
 //! ephemeral ports, plus small clients.
-#![allow(dead_code)]
 
 pub mod admin;
 pub mod tls;

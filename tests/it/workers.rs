@@ -1,12 +1,10 @@
 //! `workers = N`: accepted connections are handed round robin to N
 //! single-threaded runtimes, and each is served where it landed.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 use veer::workers::{self, Workers};

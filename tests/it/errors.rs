@@ -1,11 +1,9 @@
 //! Every error status of SPEC §8, request smuggling attempts, and slow or
 //! idle clients, against real sockets.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 fn route_to(addr: std::net::SocketAddr, route_extra: &str) -> String {
     config(

@@ -2,11 +2,9 @@
 //! corrupt state file is moved aside and reported, and a file changed
 //! while stopped wins over the old override.
 
-mod support;
-
+use crate::support::admin::*;
+use crate::support::*;
 use http::Method;
-use support::admin::*;
-use support::*;
 
 /// 30/70 over `n` requests: green within 4.5 standard deviations of 70%.
 async fn assert_split_30_70(veer: &Veer) {

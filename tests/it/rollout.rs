@@ -1,14 +1,12 @@
 //! The rollout controller end to end: real upstreams, real load, the
 //! proxy's own measurements deciding.
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use veer::rollout::{Command, Phase};
 
 /// Synthetic load: 4 clients, each bounded in count and time, tallying

@@ -1,15 +1,13 @@
 //! What veer does to a request and response on the way through: headers,
 //! streamed bodies, HTTP/2 downstream, upgrades, connection reuse, retries.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use support::*;
 
 fn one_pool(addr: std::net::SocketAddr, route_extra: &str) -> String {
     config(

@@ -2,15 +2,13 @@
 //! SNI from the host or `server_name`, a wrong CA refused, and a
 //! gRPC-style h2 exchange with trailers through TLS on both sides.
 
-mod support;
-
+use crate::support::tls::{connector, get_over, https_upstream, open, Pki};
+use crate::support::{get, temp_dir, Proxy};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::PKCS_ECDSA_P256_SHA256;
-use support::tls::{connector, get_over, https_upstream, open, Pki};
-use support::{get, temp_dir, Proxy};
 
 fn config(listener_tls: &str, endpoint: &str, pool_tls: &str) -> String {
     format!(

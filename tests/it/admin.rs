@@ -1,13 +1,11 @@
 //! The admin API against a live veer: token rules, every error status,
 //! weights effective on the next request, actions, probes, events.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::admin::*;
+use crate::support::*;
 use http::{Method, StatusCode};
-use support::admin::*;
-use support::*;
 
 #[tokio::test]
 async fn token_rules() {

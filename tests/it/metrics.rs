@@ -1,11 +1,9 @@
 //! Per route×pool measurements after known traffic, their Prometheus
 //! exposition (checked by promtool when installed), and analysis windows.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use veer::admin::metrics::render;
 use veer::observe::{StatsSnapshot, Window};
 

@@ -8,16 +8,14 @@
 //! `.ci/run` installs). Without them the test is skipped with a message,
 //! unless `CI` is set: then it fails.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::admin::*;
+use crate::support::*;
 use http::{Method, StatusCode};
-use support::admin::*;
-use support::*;
 
 const TOKEN: &str = "dashboard-test-token";
 

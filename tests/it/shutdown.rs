@@ -1,13 +1,11 @@
 //! Graceful shutdown: the real binary on SIGTERM, and `Server::stop` in
 //! process for HTTP/2.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 

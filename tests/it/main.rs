@@ -1,0 +1,29 @@
+//! Integration tests: one crate (one binary), so the `support` harness and
+//! veer are compiled and linked once. Each module was its own `tests/*.rs`
+//! crate; run one with `cargo test --test it <module>::`.
+
+// Not every test module uses every helper.
+#[allow(dead_code)]
+mod support;
+
+mod access_log;
+mod admin;
+mod cli;
+mod config_files;
+mod dashboard;
+mod demo;
+mod drain;
+mod errors;
+mod forwarding;
+mod health;
+mod load_reload;
+mod load_shift;
+mod metrics;
+mod reload;
+mod rollout;
+mod routing;
+mod shutdown;
+mod state;
+mod tls;
+mod tls_upstream;
+mod workers;
