@@ -10,6 +10,7 @@ mod access_log;
 mod admin;
 mod cli;
 mod config_files;
+mod controller;
 mod dashboard;
 mod demo;
 mod drain;

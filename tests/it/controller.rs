@@ -3,16 +3,14 @@
 //! checks what clients received (no request to a candidate that should
 //! have none, no 5xx from a dead pool) and what status and events say.
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::support::admin::*;
+use crate::support::*;
 use http::Method;
 use serde_json::Value;
-use support::admin::*;
-use support::*;
 
 const WITHIN: Duration = Duration::from_secs(15);
 
