@@ -29,6 +29,8 @@
 //! - [`tls`]: rustls termination (SNI, mTLS, certificate reload) and TLS
 //!   (optionally h2) to `https://` upstreams.
 //! - [`demo`]: `veer demo`, a local canary show with built-in upstreams.
+//! - [`shutdown`]: one cancellation tree and task tracker for the whole
+//!   process; readiness.
 //! - [`workers`]: `workers = N` as N single-threaded runtimes.
 #![forbid(unsafe_code)]
 
@@ -42,6 +44,7 @@ pub mod observe;
 pub mod proxy;
 pub mod rollout;
 pub mod routing;
+pub mod shutdown;
 pub mod tls;
 pub mod upstream;
 pub mod workers;

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+
+use crate::shutdown::{CancellationToken, Shutdown};
 
 use crate::admin::{AdminApi, MetricsRenderer};
 use crate::config::Config;
@@ -71,14 +71,9 @@ pub struct App {
     /// The listeners' local addresses, in config order.
     pub addrs: Vec<SocketAddr>,
     pub admin_addr: Option<SocketAddr>,
-    /// Cancelled to stop accepting and close connections gracefully.
-    stop: CancellationToken,
-    /// Stops the admin API and background tasks last.
+    shutdown: Shutdown,
+    /// Stops the admin API last, so it answers while connections drain.
     stop_admin: CancellationToken,
-    /// Listener, connection and background tasks, awaited on shutdown.
-    tracker: TaskTracker,
-    /// True once serving, false from the start of shutdown (`/readyz`).
-    ready: watch::Sender<bool>,
     workers: Workers,
     admin: Option<tokio::task::JoinHandle<()>>,
 }
@@ -87,9 +82,9 @@ pub struct App {
 pub async fn start(options: Options) -> App {
     let config = options.config;
     let routing = Arc::new(Routing::new(config.clone()));
-    let stop = CancellationToken::new();
+    let shutdown = Shutdown::default();
+    let (stop, tracker) = (shutdown.token.clone(), shutdown.tracker.clone());
     let stop_admin = CancellationToken::new();
-    let tracker = TaskTracker::new();
     let events = Arc::new(Events::default());
     let (controller, task) = Controller::spawn(
         routing.clone(),
@@ -100,21 +95,14 @@ pub async fn start(options: Options) -> App {
     tracker.spawn(async move {
         let _ = task.await;
     });
-    // The data plane's tasks still take a `watch` stop signal.
-    let (stop_tx, stopped) = watch::channel(false);
-    let token = stop.clone();
-    tracker.spawn(async move {
-        token.cancelled().await;
-        let _ = stop_tx.send(true);
-    });
     let drains = Arc::new(Drains::default());
     tracker.spawn(record_drains(drains.clone(), events.clone(), stop.clone()));
-    let checks = crate::routing::health::run(routing.clone(), stopped.clone(), tracker.clone());
+    let checks = crate::routing::health::run(routing.clone(), stop.clone(), tracker.clone());
     tracker.spawn(checks);
     tracker.spawn(crate::drain::follow(
         routing.clone(),
         drains.clone(),
-        stopped.clone(),
+        stop.clone(),
     ));
     let registry = routing.registry.clone();
     let every = options.analysis_window;
@@ -147,13 +135,12 @@ pub async fn start(options: Options) -> App {
         addrs.extend(listener.local_addr().ok());
         control.serve(listener, spec).await;
     }
-    let ready = watch::Sender::new(false);
     let admin_addr = options.admin.as_ref().and_then(|l| l.local_addr().ok());
     let admin = options.admin.map(|listener| {
         let api = AdminApi {
             control: control.clone(),
             token: options.token,
-            ready: ready.subscribe(),
+            ready: shutdown.readiness(),
             metrics: metrics_renderer(&control),
         };
         tracing::info!(addr = ?admin_addr, "admin API serving");
@@ -163,7 +150,7 @@ pub async fn start(options: Options) -> App {
             stop_admin.clone(),
         ))
     });
-    ready.send_replace(true);
+    shutdown.set_ready(true);
     App {
         routing,
         controller,
@@ -172,10 +159,8 @@ pub async fn start(options: Options) -> App {
         events,
         addrs,
         admin_addr,
-        stop,
+        shutdown,
         stop_admin,
-        tracker,
-        ready,
         workers: options.workers,
         admin,
     }
@@ -200,7 +185,7 @@ impl App {
 
     /// Readiness as `/readyz` reports it.
     pub fn readiness(&self) -> watch::Receiver<bool> {
-        self.ready.subscribe()
+        self.shutdown.readiness()
     }
 
     /// [`App::stop`] with the `shutdown_delay` and `shutdown_grace` of the
@@ -216,32 +201,25 @@ impl App {
         }
     }
 
-    /// Graceful shutdown: readiness turns false, then after `delay` (for
-    /// load balancers in front to notice) the listeners close and
-    /// connections get up to `grace` to finish.
+    /// Graceful shutdown (SPEC §10): readiness turns false, then after
+    /// `delay` the listeners close and connections get up to `grace` to
+    /// finish: idle HTTP/1 connections close, busy ones answer with
+    /// `Connection: close`, h2 ones get GOAWAY. Returns false when some
+    /// were still open at the deadline. The controller persists its state
+    /// on the way out; the admin API stops last.
     pub async fn stop(self, delay: Duration, grace: Duration) -> bool {
-        self.ready.send_replace(false);
-        tokio::time::sleep(delay).await;
-        self.shutdown(grace).await
-    }
-
-    /// Stops accepting and lets connections finish for up to `grace`: idle
-    /// HTTP/1 connections close, busy ones answer with `Connection:
-    /// close`, h2 ones get GOAWAY. Returns false when some were still open
-    /// at the deadline. The controller persists its state on the way out.
-    pub async fn shutdown(self, grace: Duration) -> bool {
-        self.ready.send_replace(false);
-        self.stop.cancel();
-        self.tracker.close();
-        let finished = tokio::time::timeout(grace, self.tracker.wait())
-            .await
-            .is_ok();
+        let finished = self.shutdown.run(delay, grace).await;
         self.workers.stop();
         self.stop_admin.cancel();
         if let Some(admin) = self.admin {
             let _ = admin.await;
         }
         finished
+    }
+
+    /// [`App::stop`] at once.
+    pub async fn shutdown(self, grace: Duration) -> bool {
+        self.stop(Duration::ZERO, grace).await
     }
 }
 

@@ -8,7 +8,6 @@ use std::io;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -26,8 +25,9 @@ pub type Bind = Arc<dyn Fn(&ListenerSpec) -> io::Result<std::net::TcpListener> +
 #[derive(Debug)]
 struct Running {
     spec: ListenerSpec,
-    /// Turning it true stops this listener alone.
-    stop: watch::Sender<bool>,
+    /// Cancelling it stops this listener alone (a child of the process's
+    /// token, so shutdown stops it too).
+    stop: CancellationToken,
     /// Its certificates, swapped on reload.
     tls: Option<Arc<ServerTls>>,
 }
@@ -93,28 +93,13 @@ impl ListenerSet {
         spec: &ListenerSpec,
         tls: Option<Arc<ServerTls>>,
     ) {
-        let (stop, mut stopped) = watch::channel(false);
-        let (close, closing) = watch::channel(false);
-        let server_stop = self.server_stop.clone();
-        self.tracker.spawn(async move {
-            let alone = async {
-                let gone = stopped.wait_for(|s| *s).await.is_err();
-                if gone {
-                    std::future::pending::<()>().await;
-                }
-            };
-            tokio::select! {
-                () = server_stop.cancelled() => {}
-                () = alone => {}
-            }
-            let _ = close.send(true);
-        });
+        let stop = self.server_stop.child_token();
         tracing::info!(listener = %spec.name, addr = ?listener.local_addr().ok(), "serving");
         let task = crate::proxy::serve(
             listener,
             self.routing.clone(),
             tls.clone(),
-            closing,
+            stop.clone(),
             self.tracker.clone(),
             self.workers.clone(),
         );
@@ -182,7 +167,7 @@ impl ListenerSet {
         self.running = keep;
         for old in gone {
             tracing::info!(listener = %old.spec.name, "listener removed by reload, closing");
-            let _ = old.stop.send(true);
+            old.stop.cancel();
         }
         for (spec, listener, tls) in plan.start {
             self.serve_with(listener, &spec, tls);

@@ -14,8 +14,9 @@ mod diff;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::routing::Routing;
 use crate::upstream::EndpointState;
@@ -189,11 +190,7 @@ fn in_flight(endpoints: &[Arc<EndpointState>]) -> usize {
 
 /// Follows the routing snapshots and drains what leaves traffic, until
 /// `shutdown` turns true.
-pub async fn follow(
-    routing: Arc<Routing>,
-    drains: Arc<Drains>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn follow(routing: Arc<Routing>, drains: Arc<Drains>, shutdown: CancellationToken) {
     let mut published = routing.subscribe();
     let mut previous = routing.load_full();
     let mut active = false;
@@ -213,7 +210,7 @@ pub async fn follow(
                 previous = current;
             }
             () = tokio::time::sleep(POLL), if active => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            () = shutdown.cancelled() => return,
         }
         let timeout = previous.config.proxy.drain_timeout;
         active = drains.poll(Instant::now(), timeout);

@@ -20,7 +20,7 @@ use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ProxySettings;
@@ -31,7 +31,7 @@ use crate::workers::Workers;
 use super::conn::{ConnState, TrackedIo, Verdict};
 use super::service::ProxyService;
 
-/// Serves one listening socket until `shutdown` turns true. Connections
+/// Serves one listening socket until `shutdown` is cancelled. Connections
 /// are spawned on `tracker` so the caller can wait for them to finish.
 /// With `tls`, each connection first completes a TLS handshake. Each
 /// connection is served on the next of `workers`.
@@ -39,7 +39,7 @@ pub async fn serve(
     listener: TcpListener,
     routing: Arc<Routing>,
     tls: Option<Arc<ServerTls>>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     tracker: TaskTracker,
     workers: Workers,
 ) {
@@ -56,7 +56,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = stopped(&mut shutdown) => break,
+            () = shutdown.cancelled() => break,
         };
         let routing = routing.clone();
         // The settings serving now (a reload changes them for new
@@ -88,11 +88,11 @@ async fn serve_plain(
     routing: Arc<Routing>,
     builders: &Builders,
     settings: &ProxySettings,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let first = tokio::select! {
         first = tokio::time::timeout(settings.idle_timeout, h2_preface(&stream)) => first,
-        () = stopped(&mut shutdown) => return,
+        () = shutdown.cancelled() => return,
     };
     let Ok(Ok(h2)) = first else { return };
     let conn = (stream, peer, false, h2);
@@ -106,11 +106,11 @@ async fn serve_tls(
     routing: Arc<Routing>,
     builders: &Builders,
     settings: &ProxySettings,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let stream = tokio::select! {
         stream = tls.accept(stream) => stream,
-        () = stopped(&mut shutdown) => None,
+        () = shutdown.cancelled() => None,
     };
     if let Some(stream) = stream {
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
@@ -221,7 +221,7 @@ async fn serve_conn<S>(
     routing: Arc<Routing>,
     builders: &Builders,
     settings: &ProxySettings,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -270,7 +270,7 @@ async fn serve_conn<S>(
                     Verdict::Park => {
                         let Conn::H1(h1) = conn else { return };
                         let deadline = state.idle_deadline(idle_timeout);
-                        let Some(h1) = park(h1, deadline, &mut shutdown, builders).await else {
+                        let Some(h1) = park(h1, deadline, &shutdown, builders).await else {
                             return;
                         };
                         conn = Conn::H1(h1);
@@ -279,7 +279,7 @@ async fn serve_conn<S>(
                     }
                 }
             }
-            () = stopped(&mut shutdown), if !closing => {
+            () = shutdown.cancelled(), if !closing => {
                 conn.graceful_shutdown();
                 closing = true;
             }
@@ -294,7 +294,7 @@ async fn serve_conn<S>(
 async fn park<S>(
     conn: Pin<Box<Http1<S>>>,
     deadline: tokio::time::Instant,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &CancellationToken,
     builders: &Builders,
 ) -> Option<Pin<Box<Http1<S>>>>
 where
@@ -316,7 +316,7 @@ where
 async fn first_bytes<S>(
     io: &mut TrackedIo<S>,
     deadline: tokio::time::Instant,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &CancellationToken,
 ) -> Option<bytes::Bytes>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -326,7 +326,7 @@ where
     let read = tokio::select! {
         read = io.read(&mut first) => read,
         () = tokio::time::sleep_until(deadline) => Err(std::io::ErrorKind::TimedOut.into()),
-        () = stopped(shutdown) => Err(std::io::ErrorKind::Interrupted.into()),
+        () = shutdown.cancelled() => Err(std::io::ErrorKind::Interrupted.into()),
     };
     match read {
         Ok(n) if n > 0 => Some(bytes::Bytes::copy_from_slice(&first[..n])),
@@ -337,9 +337,4 @@ where
             None
         }
     }
-}
-
-/// Resolves once shutdown has been asked for (or its sender is gone).
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }

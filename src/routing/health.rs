@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -27,7 +26,7 @@ struct Checker {
 
 /// Keeps one checker per health-checked endpoint of the current snapshot,
 /// until `shutdown` turns true. Checkers run on `tracker`.
-pub async fn run(routing: Arc<Routing>, mut shutdown: watch::Receiver<bool>, tracker: TaskTracker) {
+pub async fn run(routing: Arc<Routing>, shutdown: CancellationToken, tracker: TaskTracker) {
     let mut published = routing.subscribe();
     let root = CancellationToken::new();
     let mut checkers = HashMap::new();
@@ -35,7 +34,7 @@ pub async fn run(routing: Arc<Routing>, mut shutdown: watch::Receiver<bool>, tra
         reconcile(&routing.load_full(), &mut checkers, &root, &tracker);
         tokio::select! {
             changed = published.changed() => if changed.is_err() { break },
-            _ = shutdown.wait_for(|stop| *stop) => break,
+            () = shutdown.cancelled() => break,
         }
     }
     root.cancel();

@@ -1,0 +1,64 @@
+//! Shutdown, one way for the whole process: a [`CancellationToken`] tree
+//! and a [`TaskTracker`]. [`crate::app::start`] owns the root; every
+//! long-running task (listeners, connections, health checks, drains, the
+//! controller) takes a clone and finishes its work once it is cancelled;
+//! each listener gets a child token, so a reload can stop one listener
+//! alone. Readiness (`/readyz`) turns false first.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+pub use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Debug)]
+pub struct Shutdown {
+    /// Cancelled to stop accepting and close connections gracefully.
+    pub token: CancellationToken,
+    /// Listener, connection and background tasks, awaited on the way out.
+    pub tracker: TaskTracker,
+    /// True while serving, false from the start of shutdown.
+    ready: watch::Sender<bool>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Shutdown {
+        Shutdown {
+            token: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            ready: watch::Sender::new(false),
+        }
+    }
+}
+
+impl Shutdown {
+    /// Readiness as `/readyz` reports it.
+    pub fn readiness(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.send_replace(ready);
+    }
+
+    /// Runs `task` until it ends; shutdown waits for it.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tracker.spawn(task);
+    }
+
+    /// Readiness turns false; after `delay` (for load balancers in front to
+    /// notice) every task is cancelled and gets up to `grace` to finish.
+    /// Returns false when some were still running at the deadline.
+    pub async fn run(&self, delay: Duration, grace: Duration) -> bool {
+        self.set_ready(false);
+        tokio::time::sleep(delay).await;
+        self.token.cancel();
+        self.tracker.close();
+        tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
+    }
+}
