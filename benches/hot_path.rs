@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use veer::observe::Registry;
+use veer::observe::Telemetry;
 use veer::routing::Routing;
 
 fn config(routes: usize) -> String {
@@ -32,7 +32,7 @@ fn route_and_pick(c: &mut Criterion) {
     for routes in [1usize, 100, 10_000] {
         let config =
             Arc::new(veer::config::parse(&config(routes), Path::new("bench.toml")).unwrap());
-        let routing = Routing::new(config);
+        let routing = Routing::new(config, Default::default());
         let host = format!("svc{}.example.com", routes / 2);
         let (parts, ()) = http::Request::get("/api/users/42")
             .header("host", host)
@@ -52,7 +52,7 @@ fn route_and_pick(c: &mut Criterion) {
 }
 
 fn histogram_record(c: &mut Criterion) {
-    let registry = Registry::default();
+    let registry = Telemetry::default();
     let stats = registry.stats("route", "pool", "v1");
     let mut group = c.benchmark_group("histogram_record");
     group.bench_function("one_thread", |b| {

@@ -193,9 +193,8 @@ impl Live {
             .iter()
             .find(|(p, _)| p == "v2")
             .map_or(0, |(_, w)| *w);
-        let stats = |pool: &str, version: &str| {
-            app.routing.registry.stats("demo", pool, version).snapshot()
-        };
+        let stats =
+            |pool: &str, version: &str| app.telemetry.stats("demo", pool, version).snapshot();
         let current = [stats("v1", "1.0.0"), stats("v2", "2.0.0")];
         let line = self.last.as_ref().map(|(at, before)| {
             let secs = now.duration_since(*at).as_secs_f64().max(0.001);

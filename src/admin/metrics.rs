@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use crate::observe::histogram::{upper_bound, BUCKETS};
-use crate::observe::{Registry, UpstreamErrorKind, PHASES};
+use crate::observe::{Telemetry, UpstreamErrorKind, PHASES};
 use crate::routing::Snapshot;
 use crate::upstream::EndpointState;
 
@@ -32,12 +32,12 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 
 /// Renders all metrics. `phase` names the current rollout phase of a route.
 pub fn render(
-    registry: &Registry,
+    telemetry: &Telemetry,
     snapshot: &Snapshot,
     phase: impl Fn(&str) -> &'static str,
 ) -> String {
     let mut out = String::with_capacity(16 * 1024);
-    let all = registry.all();
+    let all = telemetry.all();
     let snaps: Vec<_> = all.iter().map(|s| (s, s.snapshot())).collect();
 
     header(
@@ -141,7 +141,7 @@ pub fn render(
         "counter",
         "Requests that matched no route (answered 404).",
     );
-    let _ = writeln!(out, "veer_unrouted_requests_total {}", registry.unrouted());
+    let _ = writeln!(out, "veer_unrouted_requests_total {}", telemetry.unrouted());
 
     header(
         &mut out,
@@ -221,8 +221,8 @@ pub fn render(
         "counter",
         "Config reloads, by result.",
     );
-    let (ok, error) = registry.reloads();
+    let (ok, error) = telemetry.reloads();
     let _ = writeln!(out, "veer_config_reloads_total{{result=\"ok\"}} {ok}\nveer_config_reloads_total{{result=\"error\"}} {error}");
-    registry.tls.render(&mut out, esc);
+    telemetry.tls.render(&mut out, esc);
     out
 }

@@ -18,6 +18,7 @@ use crate::admin::{AdminApi, MetricsRenderer};
 use crate::config::Config;
 use crate::control::{Bind, Control, Controller, EventKind, Events, ListenerSet};
 use crate::drain::{DrainEvent, Drains};
+use crate::observe::Telemetry;
 use crate::routing::Routing;
 use crate::workers::Workers;
 
@@ -64,6 +65,8 @@ impl Options {
 /// A running veer.
 pub struct App {
     pub routing: Arc<Routing>,
+    /// Everything veer measures.
+    pub telemetry: Arc<Telemetry>,
     pub controller: Controller,
     pub control: Arc<Control>,
     pub drains: Arc<Drains>,
@@ -81,13 +84,15 @@ pub struct App {
 /// Starts veer on `options`. Must run inside a Tokio runtime.
 pub async fn start(options: Options) -> App {
     let config = options.config;
-    let routing = Arc::new(Routing::new(config.clone()));
+    let telemetry = Arc::new(Telemetry::default());
+    let routing = Arc::new(Routing::new(config.clone(), telemetry.clone()));
     let shutdown = Shutdown::default();
     let (stop, tracker) = (shutdown.token.clone(), shutdown.tracker.clone());
     let stop_admin = CancellationToken::new();
     let events = Arc::new(Events::default());
     let (controller, task) = Controller::spawn(
         routing.clone(),
+        telemetry.clone(),
         Some(config.proxy.state_dir.clone()),
         events.clone(),
         stop.clone(),
@@ -104,14 +109,14 @@ pub async fn start(options: Options) -> App {
         drains.clone(),
         stop.clone(),
     ));
-    let registry = routing.registry.clone();
+    let windows = telemetry.clone();
     let every = options.analysis_window;
     let token = stop.clone();
     tracker.spawn(async move {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tokio::select! {
-                _ = tick.tick() => registry.roll_windows(),
+                _ = tick.tick() => windows.roll_windows(),
                 () = token.cancelled() => return,
             }
         }
@@ -119,6 +124,7 @@ pub async fn start(options: Options) -> App {
 
     let listeners = ListenerSet::new(
         routing.clone(),
+        telemetry.clone(),
         stop.clone(),
         tracker.clone(),
         options.workers.clone(),
@@ -127,6 +133,7 @@ pub async fn start(options: Options) -> App {
     let control = Arc::new(Control::new(
         &config,
         routing.clone(),
+        telemetry.clone(),
         controller.clone(),
         listeners,
     ));
@@ -153,6 +160,7 @@ pub async fn start(options: Options) -> App {
     shutdown.set_ready(true);
     App {
         routing,
+        telemetry,
         controller,
         control,
         drains,
@@ -171,7 +179,7 @@ fn metrics_renderer(control: &Arc<Control>) -> MetricsRenderer {
     let control = control.clone();
     Arc::new(move || {
         let snapshot = control.routing.load();
-        crate::admin::metrics::render(&control.routing.registry, &snapshot, |route| {
+        crate::admin::metrics::render(&control.telemetry, &snapshot, |route| {
             control.controller.phase(route).as_str()
         })
     })

@@ -16,14 +16,14 @@ impl Control {
             match result {
                 Ok(false) => {}
                 Ok(true) => {
-                    self.routing.registry.tls.record_cert_reload(true);
+                    self.telemetry.tls.record_cert_reload(true);
                     tracing::info!(%listener, "TLS certificates reloaded");
                     let message = format!("listener {listener:?}: certificates reloaded");
                     self.events.record(EventKind::CertsReloaded, None, message);
                 }
                 Err(e) => {
                     ok = false;
-                    self.routing.registry.tls.record_cert_reload(false);
+                    self.telemetry.tls.record_cert_reload(false);
                     tracing::error!(error = %e, "certificate reload rejected, old certificates keep serving");
                     let message =
                         format!("certificate reload rejected, old certificates keep serving: {e}");

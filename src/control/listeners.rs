@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ListenerSpec;
+use crate::observe::Telemetry;
 use crate::routing::Routing;
 use crate::tls::listener::Live;
 use crate::tls::{ServerTls, TlsError};
@@ -49,6 +50,7 @@ impl Plan {
 
 pub struct ListenerSet {
     routing: Arc<Routing>,
+    telemetry: Arc<Telemetry>,
     /// Cancelled when the whole process shuts down.
     server_stop: CancellationToken,
     tracker: TaskTracker,
@@ -62,6 +64,7 @@ impl ListenerSet {
     /// reload is refused.
     pub fn new(
         routing: Arc<Routing>,
+        telemetry: Arc<Telemetry>,
         server_stop: CancellationToken,
         tracker: TaskTracker,
         workers: Workers,
@@ -69,6 +72,7 @@ impl ListenerSet {
     ) -> ListenerSet {
         ListenerSet {
             routing,
+            telemetry,
             server_stop,
             tracker,
             bind,
@@ -81,7 +85,7 @@ impl ListenerSet {
     /// certificates cannot be read is not served (the error is logged;
     /// `veer run` checks them first).
     pub fn serve(&mut self, listener: TcpListener, spec: &ListenerSpec) {
-        match ServerTls::for_listener(spec, &self.routing.registry) {
+        match ServerTls::for_listener(spec, &self.telemetry) {
             Ok(tls) => self.serve_with(listener, spec, tls),
             Err(e) => tracing::error!(error = %e, "listener not served"),
         }
@@ -98,6 +102,7 @@ impl ListenerSet {
         let task = crate::proxy::serve(
             listener,
             self.routing.clone(),
+            self.telemetry.clone(),
             tls.clone(),
             stop.clone(),
             self.tracker.clone(),
@@ -139,7 +144,7 @@ impl ListenerSet {
                     format!("listener {:?}: binding {}: {e}", spec.name, spec.listen),
                 )
             })?;
-            let tls = ServerTls::for_listener(spec, &self.routing.registry)
+            let tls = ServerTls::for_listener(spec, &self.telemetry)
                 .map_err(|e| io::Error::other(e.to_string()))?;
             plan.start.push((spec.clone(), listener, tls));
         }
@@ -158,7 +163,7 @@ impl ListenerSet {
             };
             if let (Some(tls), Some(live)) = (&running.tls, live) {
                 if tls.install(live) {
-                    self.routing.registry.tls.record_cert_reload(true);
+                    self.telemetry.tls.record_cert_reload(true);
                     tracing::info!(listener = %spec.name, "TLS certificates reloaded");
                 }
             }

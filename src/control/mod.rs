@@ -42,6 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Strategy};
+use crate::observe::Telemetry;
 use crate::rollout::{Command, Phase};
 use crate::routing::Routing;
 
@@ -75,6 +76,7 @@ impl Controller {
     /// holds, until `stop` is cancelled. Must run inside a Tokio runtime.
     pub fn spawn(
         routing: Arc<Routing>,
+        telemetry: Arc<Telemetry>,
         state_dir: Option<PathBuf>,
         events: Arc<Events>,
         stop: CancellationToken,
@@ -84,6 +86,7 @@ impl Controller {
         let loaded = store.load();
         let sensor = RoutingSensor {
             routing: routing.clone(),
+            telemetry,
         };
         let effects = |answers| LiveEffects {
             routing,
@@ -208,6 +211,7 @@ impl Controller {
 /// with the listeners a reload changes.
 pub struct Control {
     pub routing: Arc<Routing>,
+    pub telemetry: Arc<Telemetry>,
     pub controller: Controller,
     pub events: Arc<Events>,
     /// The config file reloads read.
@@ -227,12 +231,14 @@ impl Control {
     pub fn new(
         config: &Config,
         routing: Arc<Routing>,
+        telemetry: Arc<Telemetry>,
         controller: Controller,
         listeners: ListenerSet,
     ) -> Control {
         Control {
             events: controller.events.clone(),
             routing,
+            telemetry,
             controller,
             path: config.source.clone(),
             inner: tokio::sync::Mutex::new(Inner {

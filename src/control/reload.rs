@@ -67,14 +67,14 @@ impl Control {
         // in one snapshot; routes whose `pool` changed start rolling out.
         self.controller.reconfigure(Arc::new(config)).await?;
         inner.listeners.apply(plan);
-        self.routing.registry.record_reload(true);
+        self.telemetry.record_reload(true);
         self.events.record(EventKind::Reload, None, summary);
         Ok(true)
     }
 
     /// Counts, logs and records a rejected reload; the old config stays.
     fn rejected(&self, error: ControlError) -> ControlError {
-        self.routing.registry.record_reload(false);
+        self.telemetry.record_reload(false);
         tracing::error!("config reload rejected, old config keeps serving:\n{error}");
         self.events.record(
             EventKind::ReloadError,

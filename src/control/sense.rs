@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::observe::StatsSnapshot;
+use crate::observe::{StatsSnapshot, Telemetry};
 use crate::rollout::{Rollout, Sizes};
 use crate::routing::Routing;
 
@@ -29,6 +29,7 @@ pub trait Sensor: Send + 'static {
 /// Reads the live routing state.
 pub struct RoutingSensor {
     pub routing: Arc<Routing>,
+    pub telemetry: Arc<Telemetry>,
 }
 
 impl Sensor for RoutingSensor {
@@ -36,7 +37,7 @@ impl Sensor for RoutingSensor {
         let snapshot = self.routing.load();
         let stats = |pool: &str| {
             let version = snapshot.pool(pool)?.version.clone().unwrap_or_default();
-            Some(self.routing.registry.stats(&r.route, pool, &version))
+            Some(self.telemetry.stats(&r.route, pool, &version))
         };
         let candidate = stats(&r.candidate);
         let count = |name: &str| snapshot.pool(name).map_or(0, |p| p.endpoints.len());

@@ -85,7 +85,7 @@ impl Control {
     pub fn status(&self) -> Status {
         let snapshot = self.routing.load();
         let views = self.controller.views();
-        let windows = self.routing.registry.all();
+        let windows = self.telemetry.all();
         let routes = snapshot
             .routes
             .iter()
@@ -145,7 +145,7 @@ impl Control {
                     .collect(),
             })
             .collect();
-        let (ok, error) = self.routing.registry.reloads();
+        let (ok, error) = self.telemetry.reloads();
         Status {
             routes,
             pools,

@@ -90,7 +90,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::observe::Registry;
+    use crate::observe::Telemetry;
     use crate::routing::{RouteTraffic, Weights};
 
     fn config(blue: &str) -> Arc<crate::config::Config> {
@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn a_pool_shifted_to_zero_leaves_and_rule_targets_stay() {
         let c = config("\"127.0.0.1:2\"");
-        let r = Registry::default();
+        let r = Telemetry::default();
         let before = Snapshot::build(c.clone(), &weights(100), None, &r);
         let after = Snapshot::build(c.clone(), &weights(0), Some(&before), &r);
         assert_eq!(names(&leaving(&before, &after)), [("blue".into(), None)]);
@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn a_removed_endpoint_leaves_alone() {
-        let (r, none) = (Registry::default(), HashMap::new());
+        let (r, none) = (Telemetry::default(), HashMap::new());
         let before = Snapshot::build(config("\"127.0.0.1:2\", \"127.0.0.1:5\""), &none, None, &r);
         let after = Snapshot::build(config("\"127.0.0.1:2\""), &none, Some(&before), &r);
         assert_eq!(
@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn endpoints_a_rolling_limit_drops_leave() {
         let c = config("\"127.0.0.1:2\", \"127.0.0.1:5\"");
-        let r = Registry::default();
+        let r = Telemetry::default();
         let limited = |n: usize| {
             let mut w = weights(100);
             w.get_mut("r").unwrap().endpoint_limits = vec![("blue".into(), n)];

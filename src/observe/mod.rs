@@ -10,7 +10,7 @@ mod tls;
 mod window;
 
 pub use kind::UpstreamErrorKind;
-pub use stats::{Outcome, Registry, RoutePoolStats, StatsSnapshot};
+pub use stats::{Outcome, RoutePoolStats, StatsSnapshot, Telemetry};
 pub use tls::TlsCounters;
 pub use window::Window;
 

@@ -147,10 +147,12 @@ impl RoutePoolStats {
     }
 }
 
-/// Every route×pool's counters, kept across routing snapshots so that a
-/// weight change or reload never resets a counter.
+/// Everything veer measures: every route×pool's counters (kept across
+/// routing snapshots, so a weight change or reload never resets one),
+/// unrouted requests, reloads, TLS. Created once by `app::start` and
+/// handed explicitly to whatever records or reads it.
 #[derive(Debug, Default)]
-pub struct Registry {
+pub struct Telemetry {
     stats: Mutex<HashMap<(String, String, String), Arc<RoutePoolStats>>>,
     /// Requests that matched no route (404), which have no route×pool.
     unrouted: AtomicU64,
@@ -160,7 +162,7 @@ pub struct Registry {
     pub tls: super::TlsCounters,
 }
 
-impl Registry {
+impl Telemetry {
     /// The counters of `route`×`pool` (created on first use).
     pub fn stats(&self, route: &str, pool: &str, version: &str) -> Arc<RoutePoolStats> {
         let mut stats = self.stats.lock().unwrap();
@@ -213,7 +215,7 @@ mod tests {
 
     #[test]
     fn windows_roll_without_resetting_counters() {
-        let registry = Registry::default();
+        let registry = Telemetry::default();
         let stats = registry.stats("r", "p", "v");
         for _ in 0..3 {
             stats.record_attempt(Outcome::Response { failed: false });

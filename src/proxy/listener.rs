@@ -24,12 +24,21 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ProxySettings;
+use crate::observe::Telemetry;
 use crate::routing::Routing;
 use crate::tls::ServerTls;
 use crate::workers::Workers;
 
 use super::conn::{ConnState, TrackedIo, Verdict};
 use super::service::ProxyService;
+
+/// What every connection serves from.
+#[derive(Clone)]
+struct Serving {
+    routing: Arc<Routing>,
+    /// Where requests that match no route are counted.
+    telemetry: Arc<Telemetry>,
+}
 
 /// Serves one listening socket until `shutdown` is cancelled. Connections
 /// are spawned on `tracker` so the caller can wait for them to finish.
@@ -38,12 +47,14 @@ use super::service::ProxyService;
 pub async fn serve(
     listener: TcpListener,
     routing: Arc<Routing>,
+    telemetry: Arc<Telemetry>,
     tls: Option<Arc<ServerTls>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     workers: Workers,
 ) {
     let builders = Arc::new(Builders::new(&routing.load().config.proxy));
+    let serving = Serving { routing, telemetry };
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -58,10 +69,10 @@ pub async fn serve(
             },
             () = shutdown.cancelled() => break,
         };
-        let routing = routing.clone();
+        let routing = serving.clone();
         // The settings serving now (a reload changes them for new
         // connections); shared, not copied.
-        let config = routing.load().config.clone();
+        let config = serving.routing.load().config.clone();
         let builders = builders.clone();
         let shutdown = shutdown.clone();
         let tls = tls.clone();
@@ -85,7 +96,7 @@ pub async fn serve(
 /// the first bytes (peeked, so hyper reads them itself).
 async fn serve_plain(
     (stream, peer): (TcpStream, SocketAddr),
-    routing: Arc<Routing>,
+    routing: Serving,
     builders: &Builders,
     settings: &ProxySettings,
     shutdown: CancellationToken,
@@ -103,7 +114,7 @@ async fn serve_plain(
 async fn serve_tls(
     (stream, peer): (TcpStream, SocketAddr),
     tls: Arc<ServerTls>,
-    routing: Arc<Routing>,
+    routing: Serving,
     builders: &Builders,
     settings: &ProxySettings,
     shutdown: CancellationToken,
@@ -218,7 +229,7 @@ where
 /// Serves one accepted connection: `(stream, peer, https, h2)`.
 async fn serve_conn<S>(
     (stream, peer, https, h2): (S, SocketAddr, bool, bool),
-    routing: Arc<Routing>,
+    routing: Serving,
     builders: &Builders,
     settings: &ProxySettings,
     shutdown: CancellationToken,
@@ -227,7 +238,8 @@ async fn serve_conn<S>(
 {
     let state = ConnState::new();
     let service = ProxyService {
-        routing,
+        routing: routing.routing,
+        telemetry: routing.telemetry,
         conn: state.clone(),
         client_address: super::headers::client_address(peer.ip()),
         https,

@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 
 use tokio::time::Instant;
 
-use crate::observe::{Outcome, RoutePoolStats, UpstreamErrorKind};
+use crate::observe::{Outcome, RoutePoolStats, Telemetry, UpstreamErrorKind};
 use crate::routing::{request_host, Route, Routing, Target};
 use crate::upstream::{Attempt, InFlight, Pooled, SendError};
 
@@ -28,6 +28,7 @@ use super::record::{AccessInfo, Recorder};
 #[derive(Clone)]
 pub struct ProxyService {
     pub routing: Arc<Routing>,
+    pub telemetry: Arc<Telemetry>,
     pub conn: Arc<ConnState>,
     /// The client's address as an `X-Forwarded-For` entry.
     pub client_address: HeaderValue,
@@ -72,7 +73,7 @@ impl ProxyService {
             let snapshot = self.routing.load();
             let host = request_host(&parts);
             let Some(route) = snapshot.route(host.as_deref(), parts.uri.path()) else {
-                self.routing.registry.record_unrouted();
+                self.telemetry.record_unrouted();
                 return Err(ProxyError::NoRoute);
             };
             let target = route.select(&parts).ok_or(ProxyError::NoHealthyEndpoint)?;

@@ -10,7 +10,7 @@ use http::request::Parts;
 use tokio::sync::watch;
 
 use crate::config::{Config, MatchSpec, StickyKey};
-use crate::observe::{Registry, RoutePoolStats};
+use crate::observe::{RoutePoolStats, Telemetry};
 use crate::upstream::Pool;
 
 use super::matching::{cookie, matches};
@@ -156,7 +156,7 @@ impl Snapshot {
         config: Arc<Config>,
         overrides: &HashMap<String, RouteTraffic>,
         previous: Option<&Snapshot>,
-        registry: &Registry,
+        telemetry: &Telemetry,
     ) -> Snapshot {
         let pools: Vec<Arc<Pool>> = config
             .pools
@@ -192,7 +192,7 @@ impl Snapshot {
             let target = |name: &str| {
                 by_name.get(name).map(|pool| Target {
                     pool: (*pool).clone(),
-                    stats: registry.stats(&spec.name, name, pool.version.as_deref().unwrap_or("")),
+                    stats: telemetry.stats(&spec.name, name, pool.version.as_deref().unwrap_or("")),
                     limit: traffic
                         .endpoint_limits
                         .iter()
@@ -271,21 +271,20 @@ pub struct Routing {
     /// never overwrite each other's change.
     write: Mutex<HashMap<String, RouteTraffic>>,
     /// Counters outlive snapshots; each build resolves its handles here.
-    pub registry: Arc<Registry>,
+    telemetry: Arc<Telemetry>,
     /// Ticks after every publish, to wake background tasks (health
     /// checks, drains) that follow the snapshots.
     published: watch::Sender<()>,
 }
 
 impl Routing {
-    pub fn new(config: Arc<Config>) -> Routing {
+    pub fn new(config: Arc<Config>, telemetry: Arc<Telemetry>) -> Routing {
         let overrides = HashMap::new();
-        let registry = Arc::new(Registry::default());
-        let snapshot = Snapshot::build(config, &overrides, None, &registry);
+        let snapshot = Snapshot::build(config, &overrides, None, &telemetry);
         Routing {
             current: ArcSwap::from_pointee(snapshot),
             write: Mutex::new(overrides),
-            registry,
+            telemetry,
             published: watch::Sender::new(()),
         }
     }
@@ -314,7 +313,7 @@ impl Routing {
             config,
             &overrides,
             Some(&self.current.load()),
-            &self.registry,
+            &self.telemetry,
         );
         self.current.store(Arc::new(next));
         self.published.send_replace(());
@@ -345,7 +344,7 @@ impl Routing {
             current.config.clone(),
             &overrides,
             Some(&current),
-            &self.registry,
+            &self.telemetry,
         );
         self.current.store(Arc::new(next));
         self.published.send_replace(());

@@ -81,7 +81,7 @@ pub fn bucket_of(key: &[u8]) -> u32 {
 mod tests {
     use super::*;
     use crate::config::{Balance, Endpoint, PoolSpec};
-    use crate::observe::Registry;
+    use crate::observe::Telemetry;
     use crate::upstream::Pool;
     use std::sync::Arc;
     use std::time::Duration;
@@ -103,7 +103,7 @@ mod tests {
             outlier: None,
             tls: Default::default(),
         };
-        let stats = Registry::default().stats("r", name, "");
+        let stats = Telemetry::default().stats("r", name, "");
         Target {
             pool: Arc::new(Pool::new(&spec, |_| None)),
             stats,

@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use super::sni::{SniCert, SniResolver};
 use super::{pem, provider, TlsError, VERSIONS};
 use crate::config::{ListenerSpec, TlsSpec};
-use crate::observe::Registry;
+use crate::observe::Telemetry;
 
 /// What a listener's handshakes use now.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ impl ServerTls {
     /// Reads the listener's certificates; `None` for a plain listener.
     pub fn for_listener(
         spec: &ListenerSpec,
-        registry: &Registry,
+        telemetry: &Telemetry,
     ) -> Result<Option<Arc<ServerTls>>, TlsError> {
         let Some(tls) = &spec.tls else {
             return Ok(None);
@@ -52,7 +52,7 @@ impl ServerTls {
         Ok(Some(Arc::new(ServerTls {
             listener: spec.name.clone(),
             live: ArcSwap::from_pointee(live),
-            errors: registry.tls.handshake_errors(&spec.name),
+            errors: telemetry.tls.handshake_errors(&spec.name),
         })))
     }
 

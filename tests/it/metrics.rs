@@ -8,7 +8,7 @@ use veer::admin::metrics::render;
 use veer::observe::{StatsSnapshot, Window};
 
 fn stats(proxy: &Proxy, route: &str, pool: &str) -> StatsSnapshot {
-    let all = proxy.routing().registry.all();
+    let all = proxy.server.as_ref().unwrap().telemetry.all();
     let s = all
         .iter()
         .find(|s| s.route == route && s.pool == pool)
@@ -147,9 +147,11 @@ async fn exposition_has_every_metric_and_passes_promtool() {
     .await;
     tally(&proxy.url("/"), 50, &[]).await;
     get(&proxy.url("/status/500"), &[]).await;
-    let text = render(&proxy.routing().registry, &proxy.routing().load(), |_| {
-        "idle"
-    });
+    let text = render(
+        &proxy.server.as_ref().unwrap().telemetry,
+        &proxy.routing().load(),
+        |_| "idle",
+    );
     for name in [
         "veer_requests_total{route=\"app\",pool=\"blue\",version=\"\",code=\"2xx\"}",
         "veer_request_duration_seconds_bucket{",
