@@ -446,6 +446,28 @@ pub async fn tally(url: &str, n: usize, headers: &[(&str, &str)]) -> HashMap<Str
     counts
 }
 
+/// `n` GETs, tallied by (upstream, status), whatever the status.
+pub async fn outcomes(
+    url: &str,
+    n: usize,
+    headers: &[(&str, &str)],
+) -> HashMap<(String, u16), usize> {
+    let client = client();
+    let mut seen = HashMap::new();
+    for _ in 0..n {
+        let mut req = Request::get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let (status, h, _) = send(&client, req.body(empty()).unwrap()).await;
+        let who = h
+            .get("x-upstream")
+            .map_or("-".into(), |v| v.to_str().unwrap().to_string());
+        *seen.entry((who, status.as_u16())).or_default() += 1;
+    }
+    seen
+}
+
 /// Waits for `cond` to hold, polling, up to `deadline`.
 pub async fn eventually(deadline: Duration, mut cond: impl FnMut() -> bool) {
     let start = tokio::time::Instant::now();
