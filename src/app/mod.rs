@@ -180,7 +180,7 @@ fn metrics_renderer(control: &Arc<Control>) -> MetricsRenderer {
     Arc::new(move || {
         let snapshot = control.routing.load();
         crate::admin::metrics::render(&control.telemetry, &snapshot, |route| {
-            control.controller.phase(route).as_str()
+            control.controller.phase(route)
         })
     })
 }
