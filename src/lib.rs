@@ -8,22 +8,25 @@
 //!
 //! - [`config`]: the TOML file, validated into runtime types.
 //! - [`routing`]: host/path match, weighted and sticky split, and the
-//!   immutable [`routing::Snapshot`] published through one `ArcSwap`.
-//! - [`upstream`]: pools, endpoint picking, pooled upstream connections,
-//!   active health checks and passive outlier detection.
+//!   immutable [`routing::Snapshot`] published through one `ArcSwap`;
+//!   health checks that follow the snapshots.
+//! - [`upstream`]: pools, endpoint picking, pooled upstream connections
+//!   (with their own error type), a health probe and passive outlier
+//!   detection.
 //! - [`drain`]: pools and endpoints that leave traffic finish what is in
 //!   flight; `drained` events.
-//! - [`observe`]: per route×pool counters and histograms, analysis
-//!   windows, Prometheus exposition.
+//! - [`observe`]: [`observe::Telemetry`], everything veer measures: per
+//!   route×pool counters and histograms, analysis windows, error kinds.
 //! - [`proxy`]: listeners, the per-request service, header rewriting,
 //!   errors mapped to statuses.
 //! - [`rollout`]: the pure core of a rollout: analysis verdicts, one
 //!   planner per strategy, phases and commands.
 //! - [`control`]: the controller, the one owner of every route's traffic:
-//!   manual weights, commands, rollouts and reloads go through it; it
-//!   persists its records (`state_dir/control.json`), records events and
-//!   calls webhooks.
-//! - [`admin`]: the admin HTTP API, the dashboard, and the CLI client.
+//!   manual weights, commands ([`control::commands`]), rollouts and
+//!   reloads go through it; it persists its records
+//!   (`state_dir/control.json`), records events and calls webhooks.
+//! - [`admin`]: the admin HTTP API, the Prometheus exposition
+//!   (`/metrics`), the dashboard, and the CLI client.
 //! - [`app`]: [`app::start`] builds the whole process from bound sockets
 //!   (`veer run`, `veer demo` and the tests all start here).
 //! - [`tls`]: rustls termination (SNI, mTLS, certificate reload) and TLS
