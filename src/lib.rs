@@ -29,6 +29,8 @@
 //!   (`/metrics`), the dashboard, and the CLI client.
 //! - [`app`]: [`app::start`] builds the whole process from bound sockets
 //!   (`veer run`, `veer demo` and the tests all start here).
+//! - [`fleet`]: replicas as one system on etcd (in progress: leadership
+//!   with fenced writes).
 //! - [`tls`]: rustls termination (SNI, mTLS, certificate reload) and TLS
 //!   (optionally h2) to `https://` upstreams.
 //! - [`demo`]: `veer demo`, a local canary show with built-in upstreams.
@@ -43,6 +45,7 @@ pub mod config;
 pub mod control;
 pub mod demo;
 pub mod drain;
+pub mod fleet;
 pub mod observe;
 pub mod proxy;
 pub mod rollout;

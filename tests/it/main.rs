@@ -15,6 +15,7 @@ mod dashboard;
 mod demo;
 mod drain;
 mod errors;
+mod fleet;
 mod forwarding;
 mod health;
 mod load_reload;

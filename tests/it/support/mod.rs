@@ -2,6 +2,7 @@
 //! ephemeral ports, plus small clients.
 
 pub mod admin;
+pub mod etcd;
 pub mod tls;
 
 use std::collections::HashMap;
