@@ -19,6 +19,20 @@ pub struct Config {
     pub listeners: Vec<ListenerSpec>,
     pub pools: Vec<PoolSpec>,
     pub routes: Vec<RouteSpec>,
+    /// `[cluster]`; `None`: a single node with its file-backed state.
+    pub cluster: Option<ClusterSpec>,
+}
+
+/// `[cluster]` (SPEC §11).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSpec {
+    /// `http://host:port` of each etcd member.
+    pub etcd: Vec<String>,
+    /// Every key lives under it (no trailing slash).
+    pub prefix: String,
+    /// This replica's id; `None`: hostname and first listener address.
+    pub replica: Option<String>,
+    pub lease_ttl: Duration,
 }
 
 /// `[proxy]`: process-wide behaviour.

@@ -4,6 +4,7 @@
 //! Defaults live here, next to the checks, and match SPEC §2.
 
 mod address;
+mod cluster;
 mod outlier;
 mod rollout;
 mod route;
@@ -44,6 +45,7 @@ pub(crate) fn build(file: ConfigFile, text: &str, path: &Path) -> Result<Config,
         .collect();
     let routes = check.routes(&file.route, &pool_names);
     check.readiness(&file.route, &routes, &pools);
+    let cluster = file.cluster.as_ref().map(|c| check.cluster(c));
     check.problems.finish(Config {
         source: path.to_path_buf(),
         proxy,
@@ -51,6 +53,7 @@ pub(crate) fn build(file: ConfigFile, text: &str, path: &Path) -> Result<Config,
         listeners,
         pools,
         routes,
+        cluster,
     })
 }
 

@@ -79,7 +79,8 @@ pub struct Sizes {
 }
 
 /// Operator commands of SPEC §6: `POST /api/v1/routes/{route}/{command}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Command {
     Promote,
     Abort,

@@ -1,12 +1,17 @@
 //! The fleet's pieces against a real etcd: one leader at a time, and a
 //! deposed leader's writes refused by etcd itself.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use http::Method;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use veer::fleet::{FleetError, Leadership};
 
+use crate::support::admin::*;
 use crate::support::etcd::Etcd;
+use crate::support::{outcomes, Upstream};
 
 const TTL: Duration = Duration::from_secs(2);
 
@@ -113,4 +118,267 @@ async fn a_leader_whose_lease_is_not_renewed_stops_acting_before_it_expires() {
         "stopped acting {after:?} after its last renewal at most, inside the TTL"
     );
     assert!(matches!(a.put("/k", "v").await, Err(FleetError::NotLeader)));
+}
+
+/// A `veer run` process in a fleet: its own config, listener, admin API
+/// and state directory. Killed (SIGKILL) on drop.
+struct Replica {
+    id: String,
+    child: std::process::Child,
+    admin: String,
+    url: String,
+    _dir: TempDir,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Replica {
+    async fn start(
+        etcd: &Etcd,
+        id: &str,
+        blue: SocketAddr,
+        green: SocketAddr,
+        extra: &str,
+    ) -> Replica {
+        let dir = TempDir::new(id);
+        let (port, admin) = (free_port(), free_port());
+        let toml = two_pools(blue, green, "blue", extra)
+            .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
+            + &format!(
+                "\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n[cluster]\netcd = [\"{}\"]\nprefix = \"/veer/it\"\nreplica = \"{id}\"\nlease_ttl = \"2s\"\n",
+                etcd.url
+            );
+        let path = dir.path().join("veer.toml");
+        std::fs::write(&path, toml).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_veer"))
+            .args(["run", "--no-watch", "-c"])
+            .arg(&path)
+            .env(
+                "VEER_LOG",
+                std::env::var("VEER_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let replica = Replica {
+            id: id.to_string(),
+            child,
+            admin: format!("http://127.0.0.1:{admin}"),
+            url: format!("http://127.0.0.1:{port}/"),
+            _dir: dir,
+        };
+        until(Duration::from_secs(20), "replica ready", || async {
+            matches!(
+                raw_get(&format!("{}/readyz", replica.admin)).await,
+                Ok((http::StatusCode::OK, _))
+            )
+        })
+        .await;
+        replica
+    }
+
+    async fn status(&self) -> Value {
+        let (code, json) = api_call(
+            &format!("{}/api/v1/status", self.admin),
+            Method::GET,
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(code, 200, "{json}");
+        json
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
+        let (code, json) = api_call(&format!("{}{path}", self.admin), method, body, None).await;
+        (code.as_u16(), json)
+    }
+}
+
+/// The leader every replica agrees on (and that they are connected).
+async fn agreed_leader(replicas: &[&Replica]) -> String {
+    let start = tokio::time::Instant::now();
+    loop {
+        let mut seen = Vec::new();
+        for r in replicas {
+            let c = r.status().await["cluster"].clone();
+            let connected = c["connected"] == true;
+            seen.push(connected.then(|| c["leader"].as_str().unwrap_or_default().to_string()));
+        }
+        if let Some(Some(leader)) = seen.first() {
+            let agreed = seen.iter().all(|l| l.as_deref() == Some(leader.as_str()));
+            if agreed && replicas.iter().any(|r| r.id == *leader) {
+                return leader.clone();
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no agreed leader: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Percent to green each replica serves now.
+async fn greens(replicas: &[&Replica]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for r in replicas {
+        out.push(
+            r.status().await["routes"][0]["weights"]["green"]
+                .as_u64()
+                .unwrap_or(0),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn three_replicas_converge_on_a_weights_change_made_on_any_of_them() {
+    let etcd = Etcd::start().await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let r1 = Replica::start(&etcd, "r1", blue.addr, green.addr, "").await;
+    let r2 = Replica::start(&etcd, "r2", blue.addr, green.addr, "").await;
+    let r3 = Replica::start(&etcd, "r3", blue.addr, green.addr, "").await;
+    let all = [&r1, &r2, &r3];
+    let leader = agreed_leader(&all).await;
+    let members = r1.status().await["cluster"]["replicas"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(members, 3);
+    let mut took = Vec::new();
+    for i in 0..20u64 {
+        let green_pct = (i * 7 + 5) % 100;
+        let via = all[(i % 3) as usize];
+        let body = format!(r#"{{"blue":{},"green":{green_pct}}}"#, 100 - green_pct);
+        let start = tokio::time::Instant::now();
+        let (code, json) = via
+            .call(Method::PUT, "/api/v1/routes/app/weights", Some(&body))
+            .await;
+        assert_eq!(code, 200, "via {}: {json}", via.id);
+        until(Duration::from_secs(10), "all replicas applied", || async {
+            greens(&all).await.iter().all(|g| *g == green_pct)
+        })
+        .await;
+        took.push(start.elapsed());
+    }
+    took.sort();
+    let (p50, p99) = (took[took.len() / 2], took[took.len() - 1]);
+    println!("fleet of 3 (leader {leader}): weights change applied by all in p50 {p50:?}, p99 {p99:?} over 20 changes");
+    // Clients of every replica see the split.
+    let seen = outcomes(&r3.url, 200, &[]).await;
+    assert_eq!(seen.values().sum::<usize>(), 200);
+    assert!(seen.keys().all(|(_, s)| *s == 200), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_new_leader_continues_the_rollout_at_the_same_step() {
+    let etcd = Etcd::start().await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let rollout =
+        "[route.rollout]\nstrategy = \"canary\"\nsteps = [20, 50, 100]\ninterval = \"1h\"\n";
+    let mut replicas = Vec::new();
+    for id in ["r1", "r2", "r3"] {
+        replicas.push(Replica::start(&etcd, id, blue.addr, green.addr, rollout).await);
+    }
+    let leader = agreed_leader(&replicas.iter().collect::<Vec<_>>()).await;
+    let follower = replicas.iter().position(|r| r.id != leader).unwrap();
+    let (code, json) = replicas[follower]
+        .call(
+            Method::POST,
+            "/api/v1/routes/app/rollout",
+            Some(r#"{"pool":"green"}"#),
+        )
+        .await;
+    assert_eq!(code, 200, "{json}");
+    until(Duration::from_secs(10), "step 1 everywhere", || async {
+        greens(&replicas.iter().collect::<Vec<_>>())
+            .await
+            .iter()
+            .all(|g| *g == 20)
+    })
+    .await;
+    // kill -9 the leader.
+    let dead = replicas.iter().position(|r| r.id == leader).unwrap();
+    drop(replicas.remove(dead));
+    let killed = tokio::time::Instant::now();
+    let rest: Vec<&Replica> = replicas.iter().collect();
+    let next = agreed_leader(&rest).await;
+    println!(
+        "new leader {next} agreed {:?} after kill -9 of {leader}",
+        killed.elapsed()
+    );
+    assert_ne!(next, leader);
+    for r in &rest {
+        let route = r.status().await["routes"][0].clone();
+        assert_eq!(
+            (route["phase"].as_str(), route["weights"]["green"].as_u64()),
+            (Some("progressing"), Some(20)),
+            "{}: {route}",
+            r.id
+        );
+    }
+    // The new leader carries out calls: promote from the other replica.
+    let (code, json) = rest[1]
+        .call(Method::POST, "/api/v1/routes/app/promote", None)
+        .await;
+    assert_eq!(code, 200, "{json}");
+    until(Duration::from_secs(10), "promoted everywhere", || async {
+        greens(&rest).await.iter().all(|g| *g == 100)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_etcd_replicas_serve_the_last_state_and_refuse_calls() {
+    let etcd = Etcd::start().await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let r1 = Replica::start(&etcd, "r1", blue.addr, green.addr, "").await;
+    let r2 = Replica::start(&etcd, "r2", blue.addr, green.addr, "").await;
+    agreed_leader(&[&r1, &r2]).await;
+    let (code, _) = r2
+        .call(
+            Method::PUT,
+            "/api/v1/routes/app/weights",
+            Some(r#"{"blue":60,"green":40}"#),
+        )
+        .await;
+    assert_eq!(code, 200);
+    until(Duration::from_secs(10), "applied", || async {
+        greens(&[&r1, &r2]).await == [40, 40]
+    })
+    .await;
+    drop(etcd);
+    until(Duration::from_secs(15), "disconnected", || async {
+        r1.status().await["cluster"]["connected"] == false
+            && r2.status().await["cluster"]["connected"] == false
+    })
+    .await;
+    for r in [&r1, &r2] {
+        let seen = outcomes(&r.url, 100, &[]).await;
+        assert!(seen.keys().all(|(_, s)| *s == 200), "{}: {seen:?}", r.id);
+        assert_eq!(greens(&[r]).await, [40]);
+        let (code, json) = r
+            .call(
+                Method::PUT,
+                "/api/v1/routes/app/weights",
+                Some(r#"{"green":100}"#),
+            )
+            .await;
+        assert_eq!(code, 503, "{json}");
+    }
 }
