@@ -275,9 +275,10 @@ impl Controller {
         rx.await.map_err(|_| ControlError::Stopped)
     }
 
-    /// In a fleet: whether this replica decides (leads) or follows.
-    pub fn set_deciding(&self, deciding: bool) {
-        let _ = self.tx.send(Msg::Role { deciding });
+    /// In a fleet: whether this replica decides (leads, until the instant
+    /// `until` holds) or follows.
+    pub fn set_deciding(&self, deciding: bool, until: Option<task::Until>) {
+        let _ = self.tx.send(Msg::Role { deciding, until });
     }
 
     /// In a fleet, following: serve the leader's record of `route`.

@@ -62,8 +62,12 @@ pub enum Msg {
         ticket: Ticket,
         reasons: Vec<String>,
     },
-    /// In a fleet: this replica now decides (leads) or follows.
-    Role { deciding: bool },
+    /// In a fleet: this replica now decides (leads, until the instant
+    /// given, moved forward as its lease is renewed) or follows.
+    Role {
+        deciding: bool,
+        until: Option<Until>,
+    },
     /// In a fleet, following: the leader's record of a route (`None`: the
     /// route has none), to serve as is.
     Replicate {
@@ -120,7 +124,12 @@ pub struct Task<E, S> {
     /// False while a fleet replica follows: it drives nothing and takes
     /// records from the leader.
     pub(super) deciding: bool,
+    /// A fleet leader decides only until this instant (its lease).
+    pub(super) until: Option<Until>,
 }
+
+/// The instant a fleet leader's right to decide runs out.
+pub type Until = Arc<Mutex<tokio::time::Instant>>;
 
 impl<E: Effects, S: Sensor> Task<E, S> {
     pub fn new(config: Arc<Config>, effects: E, sensor: S, clock: Clock, views: Views) -> Self {
@@ -133,7 +142,19 @@ impl<E: Effects, S: Sensor> Task<E, S> {
             clock,
             views,
             deciding: true,
+            until: None,
         }
+    }
+
+    /// Deciding now: not following, and (in a fleet) the leader's lease
+    /// has not run out, even if the fleet task has not noticed yet (a
+    /// process resumed after a pause acts on nothing stale).
+    pub(super) fn deciding_now(&self) -> bool {
+        self.deciding
+            && self
+                .until
+                .as_ref()
+                .is_none_or(|u| tokio::time::Instant::now() < *u.lock().unwrap())
     }
 
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>, stop: CancellationToken) {
@@ -145,7 +166,11 @@ impl<E: Effects, S: Sensor> Task<E, S> {
                     Some(msg) => self.handle(msg),
                     None => break,
                 },
-                _ = tick.tick(), if self.deciding => self.drive_all(),
+                _ = tick.tick(), if self.deciding => {
+                    if self.deciding_now() {
+                        self.drive_all();
+                    }
+                }
                 () = stop.cancelled() => break,
             }
         }
@@ -157,7 +182,7 @@ impl<E: Effects, S: Sensor> Task<E, S> {
             msg,
             Msg::Start { .. } | Msg::Weights { .. } | Msg::Command { .. }
         );
-        if operator && !self.deciding {
+        if operator && !self.deciding_now() {
             let refused = || ControlError::NoLeader("this replica does not lead the fleet".into());
             match msg {
                 Msg::Start { reply, .. }
@@ -209,8 +234,9 @@ impl<E: Effects, S: Sensor> Task<E, S> {
                 answer,
             } => self.gate_answered(ticket, kind, answer),
             Msg::Checks { ticket, reasons } => self.checks_done(ticket, reasons),
-            Msg::Role { deciding } => {
+            Msg::Role { deciding, until } => {
                 self.deciding = deciding;
+                self.until = until;
                 if deciding {
                     // A new leader: edits of the file it has not acted on
                     // (a changed pool) start now.

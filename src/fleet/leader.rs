@@ -96,6 +96,12 @@ impl Leadership {
         }
     }
 
+    /// The instant past which this replica must not act as leader, moved
+    /// forward by each renewal; the controller checks it before deciding.
+    pub fn acting_until(&self) -> Arc<Mutex<Instant>> {
+        self.deadline.clone()
+    }
+
     /// True while this replica may act as leader.
     pub fn is_leading(&self) -> bool {
         !self.lost.is_cancelled() && Instant::now() < *self.deadline.lock().unwrap()
@@ -133,6 +139,20 @@ impl Leadership {
     pub async fn resign(mut self) {
         self.lost.cancel();
         let _ = self.client.lease_revoke(self.lease).await;
+    }
+}
+
+impl Drop for Leadership {
+    /// Dropped (a session ended): stop renewing and let the key go, so
+    /// the fleet can elect again without waiting for this lease.
+    fn drop(&mut self) {
+        self.lost.cancel();
+        let (mut client, lease) = (self.client.clone(), self.lease);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = client.lease_revoke(lease).await;
+            });
+        }
     }
 }
 

@@ -47,7 +47,7 @@ impl Replica {
                     tracing::warn!(error = %e, "fleet session ended; serving the last applied state")
                 }
             }
-            self.controller.set_deciding(false);
+            self.controller.set_deciding(false, None);
             self.status.lock().unwrap().connected = false;
             *self.client.lock().unwrap() = None;
             tokio::select! {
@@ -108,7 +108,7 @@ impl Replica {
                 won = &mut campaign, if leading.is_none() => {
                     let won = won.map_err(|_| FleetError::LeaseLost)??;
                     let Some(mut won) = won else { return Ok(()) };
-                    self.controller.set_deciding(true);
+                    self.controller.set_deciding(true, Some(won.acting_until()));
                     // The records this replica serves become the fleet's.
                     let records = self.controller.views().into_iter().map(|(r, v)| (r, v.record)).collect();
                     write(&mut won, &self.spec.prefix, &mut seen, &records).await?;
@@ -118,10 +118,9 @@ impl Replica {
                     leading = Some(won);
                 }
                 () = lost(&leading) => {
-                    tracing::warn!(replica = %self.id, "leadership lost; following");
-                    leading = None;
-                    self.controller.set_deciding(false);
-                    campaign = self.campaign(&client);
+                    // Whatever this replica decided and could not write is
+                    // undone by reading the fleet's state again.
+                    return Err(FleetError::Resync("leadership lost".into()));
                 }
                 records = self.outbox.recv() => {
                     let Some(records) = records else { return Ok(()) };

@@ -382,3 +382,102 @@ async fn without_etcd_replicas_serve_the_last_state_and_refuse_calls() {
         assert_eq!(code, 503, "{json}");
     }
 }
+
+/// SIGSTOP of the leader past its lease, then SIGCONT: the fleet goes on
+/// under a new leader, the old one writes nothing more (fenced), and the
+/// rollout advances one step at a time, once per interval.
+#[tokio::test]
+async fn a_paused_leader_resumes_as_a_follower_and_nothing_advances_twice() {
+    let etcd = Etcd::start().await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let steps = [10u64, 20, 30, 40, 50, 60, 70, 80, 90, 100];
+    let rollout = "[route.rollout]\nstrategy = \"canary\"\nsteps = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]\ninterval = \"1s\"\n\
+                   [route.rollout.analysis]\nmin_requests = 0\n";
+    let mut replicas = Vec::new();
+    for id in ["r1", "r2", "r3"] {
+        replicas.push(Replica::start(&etcd, id, blue.addr, green.addr, rollout).await);
+    }
+    let all: Vec<&Replica> = replicas.iter().collect();
+    let leader = agreed_leader(&all).await;
+    // Every write of the route's desired state, in order.
+    let mut client = etcd.client().await.unwrap();
+    let mut watch = client.watch("/veer/it/routes/app", None).await.unwrap();
+    let writes = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Ok(Some(resp)) = watch.message().await {
+            for e in resp.events() {
+                let Some(kv) = e.kv() else { continue };
+                let record: Value = serde_json::from_slice(kv.value()).unwrap();
+                let w = &record["rollout"]["traffic"]["candidate_weight"];
+                let w = w
+                    .as_u64()
+                    .or_else(|| record["finished"].is_object().then_some(100));
+                seen.push((tokio::time::Instant::now(), w.unwrap_or(0)));
+                if w == Some(100) {
+                    return seen;
+                }
+            }
+        }
+        seen
+    });
+    let l = all.iter().find(|r| r.id == leader).unwrap();
+    let follower = all.iter().find(|r| r.id != leader).unwrap();
+    let (code, json) = follower
+        .call(
+            Method::POST,
+            "/api/v1/routes/app/rollout",
+            Some(r#"{"pool":"green"}"#),
+        )
+        .await;
+    assert_eq!(code, 200, "{json}");
+    until(Duration::from_secs(15), "step 3", || async {
+        greens(&[l]).await[0] >= 30
+    })
+    .await;
+    let pid = l.child.id().to_string();
+    let signal = |s: &str| {
+        std::process::Command::new("kill")
+            .args([s, &pid])
+            .status()
+            .unwrap()
+    };
+    assert!(signal("-STOP").success());
+    let rest: Vec<&Replica> = all.iter().copied().filter(|r| r.id != leader).collect();
+    let next = agreed_leader(&rest).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(signal("-CONT").success());
+    let seen = tokio::time::timeout(Duration::from_secs(40), writes)
+        .await
+        .expect("promoted")
+        .unwrap();
+    let mut distinct: Vec<(tokio::time::Instant, u64)> = Vec::new();
+    for (at, w) in seen {
+        if distinct.last().is_none_or(|(_, last)| *last != w) {
+            distinct.push((at, w));
+        }
+    }
+    let weights: Vec<u64> = distinct.iter().map(|(_, w)| *w).collect();
+    let from = steps.iter().position(|s| *s == weights[0]).unwrap();
+    assert_eq!(
+        weights,
+        steps[from..],
+        "one step at a time, in order (leader {leader} -> {next})"
+    );
+    for pair in distinct.windows(2) {
+        let gap = pair[1].0 - pair[0].0;
+        assert!(
+            gap >= Duration::from_millis(700),
+            "two advances {gap:?} apart: {weights:?}"
+        );
+    }
+    until(
+        Duration::from_secs(15),
+        "the old leader follows",
+        || async { greens(&[l]).await[0] == 100 },
+    )
+    .await;
+    assert_eq!(l.status().await["cluster"]["leader"], next.as_str());
+}
