@@ -224,40 +224,40 @@ async fn agreed_leader(replicas: &[&Replica]) -> String {
     }
 }
 
-/// Percent to green each replica serves now.
+/// Percent to green each replica serves now (asked at once).
 async fn greens(replicas: &[&Replica]) -> Vec<u64> {
-    let mut out = Vec::new();
-    for r in replicas {
-        out.push(
-            r.status().await["routes"][0]["weights"]["green"]
-                .as_u64()
-                .unwrap_or(0),
-        );
-    }
-    out
+    let asks = replicas.iter().map(|r| async move {
+        r.status().await["routes"][0]["weights"]["green"]
+            .as_u64()
+            .unwrap_or(0)
+    });
+    futures_util::future::join_all(asks).await
 }
 
-#[tokio::test]
-async fn three_replicas_converge_on_a_weights_change_made_on_any_of_them() {
+/// `changes` weight changes, each made on the next replica in turn;
+/// returns how long each took until every replica applied it.
+async fn converge(n: usize, changes: u64) -> Vec<Duration> {
     let etcd = Etcd::start().await;
     let (blue, green) = (
         Upstream::start("blue").await,
         Upstream::start("green").await,
     );
-    let r1 = Replica::start(&etcd, "r1", blue.addr, green.addr, "").await;
-    let r2 = Replica::start(&etcd, "r2", blue.addr, green.addr, "").await;
-    let r3 = Replica::start(&etcd, "r3", blue.addr, green.addr, "").await;
-    let all = [&r1, &r2, &r3];
-    let leader = agreed_leader(&all).await;
-    let members = r1.status().await["cluster"]["replicas"]
+    let mut replicas = Vec::new();
+    for i in 0..n {
+        replicas
+            .push(Replica::start(&etcd, &format!("r{}", i + 1), blue.addr, green.addr, "").await);
+    }
+    let all: Vec<&Replica> = replicas.iter().collect();
+    agreed_leader(&all).await;
+    let members = all[0].status().await["cluster"]["replicas"]
         .as_array()
         .unwrap()
         .len();
-    assert_eq!(members, 3);
+    assert_eq!(members, n);
     let mut took = Vec::new();
-    for i in 0..20u64 {
+    for i in 0..changes {
         let green_pct = (i * 7 + 5) % 100;
-        let via = all[(i % 3) as usize];
+        let via = all[i as usize % n];
         let body = format!(r#"{{"blue":{},"green":{green_pct}}}"#, 100 - green_pct);
         let start = tokio::time::Instant::now();
         let (code, json) = via
@@ -270,13 +270,38 @@ async fn three_replicas_converge_on_a_weights_change_made_on_any_of_them() {
         .await;
         took.push(start.elapsed());
     }
-    took.sort();
-    let (p50, p99) = (took[took.len() / 2], took[took.len() - 1]);
-    println!("fleet of 3 (leader {leader}): weights change applied by all in p50 {p50:?}, p99 {p99:?} over 20 changes");
-    // Clients of every replica see the split.
-    let seen = outcomes(&r3.url, 200, &[]).await;
-    assert_eq!(seen.values().sum::<usize>(), 200);
+    // Clients of every replica are served.
+    let seen = outcomes(&all[n - 1].url, 100, &[]).await;
     assert!(seen.keys().all(|(_, s)| *s == 200), "{seen:?}");
+    took.sort();
+    took
+}
+
+#[tokio::test]
+async fn three_replicas_converge_on_a_weights_change_made_on_any_of_them() {
+    let took = converge(3, 20).await;
+    let (p50, p99) = (took[took.len() / 2], took[took.len() - 1]);
+    println!(
+        "fleet of 3: weights change applied by all in p50 {p50:?}, p99 {p99:?} over 20 changes"
+    );
+}
+
+/// `benches/fleet.sh N`: time to converge for N replicas (not in the
+/// suite: it starts N processes).
+#[tokio::test]
+#[ignore]
+async fn converge_bench() {
+    let n: usize = std::env::var("FLEET_N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3);
+    let took = converge(n, 20).await;
+    let (p50, p99) = (took[took.len() / 2], took[took.len() - 1]);
+    println!(
+        "FLEET n={n} changes=20 p50_ms={:.1} p99_ms={:.1}",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
 }
 
 #[tokio::test]
