@@ -506,3 +506,48 @@ async fn a_paused_leader_resumes_as_a_follower_and_nothing_advances_twice() {
     .await;
     assert_eq!(l.status().await["cluster"]["leader"], next.as_str());
 }
+
+#[test]
+fn cluster_config_is_checked() {
+    let base = "[[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n[[pool]]\nname = \"p\"\nendpoints = [\"127.0.0.1:1\"]\n[[route]]\nname = \"r\"\npool = \"p\"\n";
+    let parse = |cluster: &str| {
+        veer::config::parse(
+            &format!("{base}{cluster}"),
+            std::path::Path::new("veer.toml"),
+        )
+    };
+    let ok = parse("[cluster]\netcd = [\"http://127.0.0.1:2379\"]\n").unwrap();
+    let spec = ok.cluster.unwrap();
+    assert_eq!(
+        (spec.prefix.as_str(), spec.lease_ttl),
+        ("/veer", Duration::from_secs(5))
+    );
+    for (bad, says) in [
+        ("etcd = []", "at least one etcd endpoint"),
+        (
+            "etcd = [\"https://10.0.0.1:2379\"]",
+            "TLS to etcd is not supported yet",
+        ),
+        ("etcd = [\"127.0.0.1:2379\"]", "expected http://host:port"),
+        (
+            "etcd = [\"http://127.0.0.1:2379\"]\nprefix = \"veer\"",
+            "a key prefix",
+        ),
+        (
+            "etcd = [\"http://127.0.0.1:2379\"]\nlease_ttl = \"500ms\"",
+            "at least 1s",
+        ),
+        (
+            "etcd = [\"http://127.0.0.1:2379\"]\nreplica = \"a b\"",
+            "letters, digits",
+        ),
+    ] {
+        let err = parse(&format!("[cluster]\n{bad}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(says) && err.contains("veer.toml:"),
+            "{bad}: {err}"
+        );
+    }
+}
