@@ -132,6 +132,7 @@ impl Controller {
         events: Arc<Events>,
         stop: CancellationToken,
         outbox: Option<Outbox>,
+        peers: Option<sense::Peers>,
     ) -> (Controller, tokio::task::JoinHandle<()>) {
         let deciding = outbox.is_none();
         let config = routing.load().config.clone();
@@ -140,6 +141,7 @@ impl Controller {
         let sensor = RoutingSensor {
             routing: routing.clone(),
             telemetry,
+            peers,
         };
         let effects = |answers| LiveEffects {
             routing,

@@ -551,3 +551,61 @@ fn cluster_config_is_checked() {
         );
     }
 }
+
+/// Fleet-wide analysis: each replica alone sees fewer than `min_requests`
+/// candidate requests per interval; the leader judges the merged figures
+/// and promotes.
+#[tokio::test]
+async fn a_canary_promotes_on_the_fleets_merged_figures() {
+    let etcd = Etcd::start().await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let rollout = "[route.rollout]\nstrategy = \"canary\"\nsteps = [50, 100]\ninterval = \"2s\"\nthreshold = 3\n\
+                   [route.rollout.analysis]\nmin_requests = 20\nsuccess_rate = 99.0\n";
+    let mut replicas = Vec::new();
+    for id in ["r1", "r2", "r3"] {
+        replicas.push(Replica::start(&etcd, id, blue.addr, green.addr, rollout).await);
+    }
+    let all: Vec<&Replica> = replicas.iter().collect();
+    let leader = agreed_leader(&all).await;
+    // About 36 requests a second over the three: about 12 candidate
+    // requests per replica per 2 s interval at 50%, 36 for the fleet.
+    let urls: Vec<String> = all.iter().map(|r| r.url.clone()).collect();
+    let load = tokio::spawn(async move {
+        let client = crate::support::client();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        for i in 0..1500usize {
+            if tokio::time::Instant::now() > deadline {
+                return;
+            }
+            let req = http::Request::get(&urls[i % 3])
+                .body(crate::support::empty())
+                .unwrap();
+            let _ = crate::support::send(&client, req).await;
+            tokio::time::sleep(Duration::from_millis(28)).await;
+        }
+    });
+    let (code, json) = all[1]
+        .call(
+            Method::POST,
+            "/api/v1/routes/app/rollout",
+            Some(r#"{"pool":"green"}"#),
+        )
+        .await;
+    assert_eq!(code, 200, "{json}");
+    until(
+        Duration::from_secs(30),
+        "promoted on merged figures",
+        || async { greens(&all).await.iter().all(|g| *g == 100) },
+    )
+    .await;
+    load.abort();
+    let l = all.iter().find(|r| r.id == leader).unwrap();
+    let verdict = l.status().await["routes"][0]["verdict"].clone();
+    assert_eq!(verdict["outcome"], "pass", "{verdict}");
+    let merged = verdict["candidate"]["requests"].as_u64().unwrap();
+    assert!(merged >= 20, "{verdict}");
+    println!("leader {leader} promoted on {merged} candidate requests in its last interval");
+}
