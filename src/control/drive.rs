@@ -58,6 +58,10 @@ impl<E: Effects, S: Sensor> Task<E, S> {
             next = plan(&spec, sizes, gate, &next, Input::Ready(sensed.ready), now);
         }
         let mut verdict = None;
+        if !sensed.lagging.is_empty() {
+            // A fleet's interval starts once every replica serves the step.
+            (live.start, live.since) = (sensed.clone(), now);
+        }
         let due = now.saturating_sub(live.since) >= spec.interval.as_millis() as u64;
         if next.judged() && live.checks.is_none() && due {
             let candidate = Window::between(&live.start.candidate, &sensed.candidate);
@@ -199,6 +203,12 @@ impl<E: Effects, S: Sensor> Task<E, S> {
 /// Why a fleet's interval cannot be judged: a live replica's counters are
 /// missing, or a replica restarted (or joined) during it.
 fn incomplete(start: &super::sense::Sensed, end: &super::sense::Sensed) -> Option<String> {
+    if !end.drift.is_empty() {
+        let who = end.drift.join(", ");
+        return Some(format!(
+            "the route's config differs on replica {who}; holding"
+        ));
+    }
     if !end.missing.is_empty() {
         return Some(format!(
             "no counters from replica {}",

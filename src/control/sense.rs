@@ -31,6 +31,11 @@ pub struct Sensed {
     /// In a fleet: the replicas counted, with the start of their counters
     /// (a replica that restarted mid-interval makes it inconclusive).
     pub sources: BTreeMap<String, u64>,
+    /// In a fleet: live replicas that have not applied the route's latest
+    /// desired state yet; the interval starts once none is left.
+    pub lagging: Vec<String>,
+    /// In a fleet: replicas whose config of this route differs.
+    pub drift: Vec<String>,
 }
 
 /// One replica's counters as it publishes them to the fleet.
@@ -44,12 +49,34 @@ pub struct PeerReport {
     pub routes: BTreeMap<String, BTreeMap<String, StatsSnapshot>>,
 }
 
-/// The other replicas of a fleet: id -> (live, latest report).
-pub type Peers = Arc<Mutex<BTreeMap<String, (bool, Option<PeerReport>)>>>;
+/// What a fleet's leader knows of the other replicas, and of its writes.
+#[derive(Debug, Default)]
+pub struct FleetView {
+    pub peers: BTreeMap<String, Peer>,
+    /// The etcd revision each route's desired state was last written at.
+    pub written: BTreeMap<String, i64>,
+    /// Per route, the replicas whose route config differs from the
+    /// leader's (by hash).
+    pub drift: BTreeMap<String, Vec<String>>,
+}
 
-/// A report older than this is not counted (replicas publish four times
-/// as often).
-pub const STALE: Duration = Duration::from_secs(1);
+/// Another replica of the fleet.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    /// Its membership key (lease) exists.
+    pub live: bool,
+    /// The revision of the desired state it applied last.
+    pub applied: i64,
+    pub report: Option<PeerReport>,
+    /// Route name -> hash of its config on that replica.
+    pub routes: BTreeMap<String, String>,
+}
+
+pub type Peers = Arc<Mutex<FleetView>>;
+
+/// A report older than this is not counted (replicas publish every 250
+/// ms; the margin covers a loaded machine).
+pub const STALE: Duration = Duration::from_secs(3);
 
 pub fn unix_ms() -> u64 {
     SystemTime::now()
@@ -103,18 +130,21 @@ impl Sensor for RoutingSensor {
     }
 }
 
-/// Adds every live peer's fresh counters; names the live peers without.
-fn add_peers(
-    sensed: &mut Sensed,
-    peers: &BTreeMap<String, (bool, Option<PeerReport>)>,
-    r: &Rollout,
-) {
+/// Adds every live peer's fresh counters; names the live peers without,
+/// those behind the route's latest write, and those whose route differs.
+fn add_peers(sensed: &mut Sensed, view: &FleetView, r: &Rollout) {
     let now = unix_ms();
-    for (id, (live, report)) in peers {
-        if !live {
+    let written = view.written.get(&r.route).copied().unwrap_or(0);
+    sensed.drift = view.drift.get(&r.route).cloned().unwrap_or_default();
+    for (id, peer) in &view.peers {
+        if !peer.live {
             continue;
         }
-        let fresh = report
+        if peer.applied < written {
+            sensed.lagging.push(id.clone());
+        }
+        let fresh = peer
+            .report
             .as_ref()
             .filter(|p| now.saturating_sub(p.at) <= STALE.as_millis() as u64);
         let Some(report) = fresh else {

@@ -132,18 +132,27 @@ impl Relay for EtcdRelay {
     }
 }
 
-/// The leader carries out a call found at `key` and writes its answer.
+/// The leader carries out a call found at `key` and writes its answer. A
+/// rollout of a route whose config differs across replicas (`drift`) is
+/// refused, naming them.
 pub async fn execute(
     client: &mut Client,
     prefix: &str,
     key: &str,
     body: &[u8],
     controller: &Controller,
+    drift: &std::collections::BTreeMap<String, Vec<String>>,
 ) {
     let Some(id) = key.rsplit('/').next() else {
         return;
     };
     let result = match serde_json::from_slice::<Call>(body) {
+        Ok(Call::Start { route, .. }) if drift.get(&route).is_some_and(|d| !d.is_empty()) => {
+            Err(ControlError::Conflict(format!(
+                "route {route:?} has a different config on replica {}; reload them all first",
+                drift[&route].join(", ")
+            )))
+        }
         Ok(call) => controller.local(call).await,
         Err(e) => Err(ControlError::BadRequest(format!(
             "call not understood: {e}"

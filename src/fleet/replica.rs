@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterSpec;
 use crate::control::record::Record;
+use crate::control::sense::{Peer, Peers};
 use crate::control::{ClusterStatus, Controller, ReplicaStatus};
 
 use super::relay::execute;
@@ -99,6 +100,7 @@ impl Replica {
         let mut campaign = self.campaign(&client);
         let mut renew = tokio::time::interval(ttl / 3);
         let mut publish = tokio::time::interval(REPORT_EVERY);
+        let mut reported = self.hashes();
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut applied = revision;
         loop {
@@ -116,9 +118,10 @@ impl Replica {
                     self.controller.set_deciding(true, Some(won.acting_until()));
                     // The records this replica serves become the fleet's.
                     let records = self.controller.views().into_iter().map(|(r, v)| (r, v.record)).collect();
-                    write(&mut won, &self.spec.prefix, &mut seen, &records).await?;
+                    write(&mut won, &self.spec.prefix, &mut seen, &records, &self.data.peers).await?;
                     for (key, body) in std::mem::take(&mut calls) {
-                        execute(&mut client, &self.spec.prefix, &key, &body, &self.controller).await;
+                        let drift = self.data.peers.lock().unwrap().drift.clone();
+                        execute(&mut client, &self.spec.prefix, &key, &body, &self.controller, &drift).await;
                     }
                     leading = Some(won);
                 }
@@ -130,7 +133,7 @@ impl Replica {
                 records = self.outbox.recv() => {
                     let Some(records) = records else { return Ok(()) };
                     if let Some(l) = &mut leading {
-                        write(l, &self.spec.prefix, &mut seen, &records).await?;
+                        write(l, &self.spec.prefix, &mut seen, &records, &self.data.peers).await?;
                     }
                 }
                 message = events.message() => {
@@ -153,7 +156,8 @@ impl Replica {
                     if leading.is_some() {
                         for (key, body) in std::mem::take(&mut calls) {
                             tracing::debug!(%key, "carrying out a call");
-                            execute(&mut client, &self.spec.prefix, &key, &body, &self.controller).await;
+                            let drift = self.data.peers.lock().unwrap().drift.clone();
+                        execute(&mut client, &self.spec.prefix, &key, &body, &self.controller, &drift).await;
                         }
                     }
                     // Only desired state moves this replica's report (a report on
@@ -162,7 +166,14 @@ impl Replica {
                         self.report(&mut client, member, applied).await?;
                     }
                 }
-                _ = publish.tick() => self.publish(&mut client, member).await?,
+                _ = publish.tick() => {
+                    self.publish(&mut client, member).await?;
+                    if self.hashes() != reported {
+                        // A reload changed a route: say so to the leader.
+                        reported = self.hashes();
+                        self.report(&mut client, member, applied).await?;
+                    }
+                }
                 _ = renew.tick() => {
                     keeper.keep_alive().await?;
                     match tokio::time::timeout(ttl / 2, kept.message()).await {
@@ -218,21 +229,26 @@ impl Replica {
                 let report = put
                     .then(|| serde_json::from_slice(kv.value()).ok())
                     .flatten();
-                let mut peers = self.data.peers.lock().unwrap();
-                peers.entry(id.to_string()).or_insert((false, None)).1 = report;
+                let mut view = self.data.peers.lock().unwrap();
+                view.peers.entry(id.to_string()).or_default().report = report;
             }
         } else if let Some(id) = rest.strip_prefix("replicas/") {
+            let member: Member = serde_json::from_slice(kv.value()).unwrap_or_default();
             if id != self.id {
-                let mut peers = self.data.peers.lock().unwrap();
+                let mut view = self.data.peers.lock().unwrap();
                 match put {
-                    true => peers.entry(id.to_string()).or_insert((false, None)).0 = true,
-                    false => drop(peers.remove(id)),
+                    true => {
+                        let peer = view.peers.entry(id.to_string()).or_default();
+                        (peer.live, peer.applied) = (true, member.generation);
+                        peer.routes = member.routes.clone();
+                    }
+                    false => drop(view.peers.remove(id)),
                 }
+                view.drift = drift(&self.hashes(), &view.peers);
             }
             status.replicas.retain(|r| r.id != id);
             if put {
-                let generation =
-                    serde_json::from_slice::<ReplicaStatus>(kv.value()).map_or(0, |r| r.generation);
+                let generation = member.generation;
                 let id = id.to_string();
                 status.replicas.push(ReplicaStatus {
                     id,
@@ -259,12 +275,11 @@ impl Replica {
         lease: i64,
         generation: i64,
     ) -> Result<(), FleetError> {
-        let me = ReplicaStatus {
-            id: self.id.clone(),
-            live: true,
+        let me = Member {
             generation,
+            routes: self.hashes(),
         };
-        let body = serde_json::to_vec(&me).expect("status serialises");
+        let body = serde_json::to_vec(&me).expect("membership serialises");
         let options = PutOptions::new().with_lease(lease);
         client
             .put(
@@ -277,10 +292,56 @@ impl Replica {
     }
 }
 
+/// A replica's membership value.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct Member {
+    generation: i64,
+    /// Route name -> hash of its config.
+    routes: BTreeMap<String, String>,
+}
+
+/// Per route, the peers whose config of it differs from `mine`.
+fn drift(
+    mine: &BTreeMap<String, String>,
+    peers: &BTreeMap<String, Peer>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut drift: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (route, hash) in mine {
+        for (id, peer) in peers.iter().filter(|(_, p)| p.live) {
+            if peer.routes.get(route).is_some_and(|h| h != hash) {
+                drift.entry(route.clone()).or_default().push(id.clone());
+            }
+        }
+    }
+    drift
+}
+
+/// FNV-1a of a route's config as written out (stable across replicas of
+/// the same build).
+fn hash_route(spec: &crate::config::RouteSpec) -> String {
+    let text = format!("{spec:?}");
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 /// How often a replica publishes its counters of routes in a rollout.
 const REPORT_EVERY: Duration = Duration::from_millis(250);
 
 impl Replica {
+    /// A hash of each route's config as this replica has it now.
+    fn hashes(&self) -> BTreeMap<String, String> {
+        let config = self.data.routing.load().config.clone();
+        config
+            .routes
+            .iter()
+            .map(|r| (r.name.clone(), hash_route(r)))
+            .collect()
+    }
+
     /// Publishes this replica's cumulative counters of every route with a
     /// rollout in progress, for the leader to add to its own.
     async fn publish(&self, client: &mut Client, lease: i64) -> Result<(), FleetError> {
@@ -327,22 +388,26 @@ async fn lost(leading: &Option<Leadership>) {
     }
 }
 
-/// The leader writes each record that differs from what etcd holds.
+/// The leader writes each record that differs from what etcd holds, and
+/// remembers the revision (a step's interval waits for every replica to
+/// apply it).
 async fn write(
     leader: &mut Leadership,
     prefix: &str,
     seen: &mut BTreeMap<String, Record>,
     records: &BTreeMap<String, Record>,
+    view: &Peers,
 ) -> Result<(), FleetError> {
     for (route, record) in records {
         if seen.get(route) == Some(record) {
             continue;
         }
         let body = serde_json::to_vec(record).expect("records serialise");
-        leader
+        let revision = leader
             .put(&format!("{prefix}/routes/{route}"), body)
             .await?;
         seen.insert(route.clone(), record.clone());
+        view.lock().unwrap().written.insert(route.clone(), revision);
     }
     Ok(())
 }

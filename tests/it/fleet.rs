@@ -120,6 +120,13 @@ async fn a_leader_whose_lease_is_not_renewed_stops_acting_before_it_expires() {
     assert!(matches!(a.put("/k", "v").await, Err(FleetError::NotLeader)));
 }
 
+/// Tests that start several veer processes run one at a time: together
+/// they would load a 2-core machine past the timings they check.
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static FLEET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    FLEET.lock().await
+}
+
 /// A `veer run` process in a fleet: its own config, listener, admin API
 /// and state directory. Killed (SIGKILL) on drop.
 struct Replica {
@@ -237,6 +244,7 @@ async fn greens(replicas: &[&Replica]) -> Vec<u64> {
 /// `changes` weight changes, each made on the next replica in turn;
 /// returns how long each took until every replica applied it.
 async fn converge(n: usize, changes: u64) -> Vec<Duration> {
+    let _one = one_at_a_time().await;
     let etcd = Etcd::start().await;
     let (blue, green) = (
         Upstream::start("blue").await,
@@ -306,6 +314,7 @@ async fn converge_bench() {
 
 #[tokio::test]
 async fn a_new_leader_continues_the_rollout_at_the_same_step() {
+    let _one = one_at_a_time().await;
     let etcd = Etcd::start().await;
     let (blue, green) = (
         Upstream::start("blue").await,
@@ -367,6 +376,7 @@ async fn a_new_leader_continues_the_rollout_at_the_same_step() {
 
 #[tokio::test]
 async fn without_etcd_replicas_serve_the_last_state_and_refuse_calls() {
+    let _one = one_at_a_time().await;
     let etcd = Etcd::start().await;
     let (blue, green) = (
         Upstream::start("blue").await,
@@ -413,6 +423,7 @@ async fn without_etcd_replicas_serve_the_last_state_and_refuse_calls() {
 /// rollout advances one step at a time, once per interval.
 #[tokio::test]
 async fn a_paused_leader_resumes_as_a_follower_and_nothing_advances_twice() {
+    let _one = one_at_a_time().await;
     let etcd = Etcd::start().await;
     let (blue, green) = (
         Upstream::start("blue").await,
@@ -557,6 +568,7 @@ fn cluster_config_is_checked() {
 /// and promotes.
 #[tokio::test]
 async fn a_canary_promotes_on_the_fleets_merged_figures() {
+    let _one = one_at_a_time().await;
     let etcd = Etcd::start().await;
     let (blue, green) = (
         Upstream::start("blue").await,
@@ -608,4 +620,147 @@ async fn a_canary_promotes_on_the_fleets_merged_figures() {
     let merged = verdict["candidate"]["requests"].as_u64().unwrap();
     assert!(merged >= 20, "{verdict}");
     println!("leader {leader} promoted on {merged} candidate requests in its last interval");
+}
+
+/// Replicas whose route config differs: the leader refuses to start a
+/// rollout of that route and names them.
+#[tokio::test]
+async fn a_rollout_of_a_route_that_differs_across_replicas_is_refused() {
+    let _one = one_at_a_time().await;
+    let etcd = Etcd::start().await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let rollout = "[route.rollout]\nstrategy = \"canary\"\nsteps = [50, 100]\ninterval = \"1h\"\n";
+    let r1 = Replica::start(&etcd, "r1", blue.addr, green.addr, rollout).await;
+    let r2 = Replica::start(
+        &etcd,
+        "r2",
+        blue.addr,
+        green.addr,
+        &format!("timeout = \"7s\"\n{rollout}"),
+    )
+    .await;
+    let leader = agreed_leader(&[&r1, &r2]).await;
+    let other = if leader == "r1" { "r2" } else { "r1" };
+    let l = if leader == "r1" { &r1 } else { &r2 };
+    // The leader has both memberships (and so both configs' hashes).
+    until(Duration::from_secs(10), "two members", || async {
+        l.status().await["cluster"]["replicas"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 2
+    })
+    .await;
+    // The leader learns r2's hashes from its membership: retry briefly.
+    let start = tokio::time::Instant::now();
+    let refused = loop {
+        let body = Some(r#"{"pool":"green"}"#);
+        let answer = r1
+            .call(Method::POST, "/api/v1/routes/app/rollout", body)
+            .await;
+        if answer.0 == 409 || start.elapsed() > Duration::from_secs(10) {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(refused.0, 409, "{}", refused.1);
+    let error = refused.1["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("different config") && error.contains(other),
+        "{error}"
+    );
+    assert_eq!(greens(&[&r1, &r2]).await, [0, 0]);
+}
+
+/// A replica whose watch falls behind a compaction resyncs with a full
+/// read and applies the latest state.
+#[tokio::test]
+async fn a_replica_behind_a_compaction_resyncs() {
+    let _one = one_at_a_time().await;
+    let etcd = Etcd::start().await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let r1 = Replica::start(&etcd, "r1", blue.addr, green.addr, "").await;
+    let r2 = Replica::start(&etcd, "r2", blue.addr, green.addr, "").await;
+    let leader = agreed_leader(&[&r1, &r2]).await;
+    let (stopped, active) = if leader == "r1" {
+        (&r2, &r1)
+    } else {
+        (&r1, &r2)
+    };
+    let pid = stopped.child.id().to_string();
+    let signal = |s: &str| {
+        std::process::Command::new("kill")
+            .args([s, &pid])
+            .status()
+            .unwrap()
+    };
+    assert!(signal("-STOP").success());
+    for green_pct in [10, 20, 30] {
+        let body = format!(r#"{{"blue":{},"green":{green_pct}}}"#, 100 - green_pct);
+        let (code, json) = active
+            .call(Method::PUT, "/api/v1/routes/app/weights", Some(&body))
+            .await;
+        assert_eq!(code, 200, "{json}");
+    }
+    let mut client = etcd.client().await.unwrap();
+    let revision = client
+        .get("/", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
+    client.compact(revision, None).await.unwrap();
+    assert!(signal("-CONT").success());
+    until(
+        Duration::from_secs(20),
+        "the stopped replica applied the latest",
+        || async { greens(&[stopped]).await == [30] },
+    )
+    .await;
+}
+
+/// Sticky users land on the same pool whichever replica they reach.
+#[tokio::test]
+async fn sticky_users_land_on_the_same_pool_on_every_replica() {
+    let _one = one_at_a_time().await;
+    let etcd = Etcd::start().await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let sticky = "[route.sticky]\ncookie = \"session\"\n";
+    let r1 = Replica::start(&etcd, "r1", blue.addr, green.addr, sticky).await;
+    let r2 = Replica::start(&etcd, "r2", blue.addr, green.addr, sticky).await;
+    agreed_leader(&[&r1, &r2]).await;
+    let (code, _) = r2
+        .call(
+            Method::PUT,
+            "/api/v1/routes/app/weights",
+            Some(r#"{"blue":50,"green":50}"#),
+        )
+        .await;
+    assert_eq!(code, 200);
+    until(Duration::from_secs(10), "applied", || async {
+        greens(&[&r1, &r2]).await == [50, 50]
+    })
+    .await;
+    let mut greens_seen = 0;
+    for i in 0..100 {
+        let cookie = format!("session=user{i}");
+        let (_, a, _) = crate::support::get(&r1.url, &[("cookie", &cookie)]).await;
+        let (_, b, _) = crate::support::get(&r2.url, &[("cookie", &cookie)]).await;
+        assert_eq!(a["x-upstream"], b["x-upstream"], "{cookie}");
+        greens_seen += usize::from(a["x-upstream"] == "green");
+    }
+    assert!(
+        (25..=75).contains(&greens_seen),
+        "{greens_seen} of 100 on green"
+    );
 }
