@@ -19,6 +19,8 @@ pub struct Config {
     pub listeners: Vec<ListenerSpec>,
     pub pools: Vec<PoolSpec>,
     pub routes: Vec<RouteSpec>,
+    /// Global `[[webhook]]`s (`on = "drained"`).
+    pub webhooks: Vec<WebhookSpec>,
 }
 
 /// `[proxy]`: process-wide behaviour.
@@ -319,7 +321,7 @@ pub struct QuerySpec {
     pub max: Option<f64>,
 }
 
-/// `[[route.rollout.webhook]]`.
+/// `[[route.rollout.webhook]]` or a global `[[webhook]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookSpec {
     pub on: WebhookKind,
@@ -336,4 +338,7 @@ pub enum WebhookKind {
     PostRollout,
     Rollback,
     Event,
+    /// A pool (or endpoint) the route sent traffic to is drained; also
+    /// allowed in a global `[[webhook]]`.
+    Drained,
 }

@@ -8,6 +8,7 @@ mod outlier;
 mod rollout;
 mod route;
 mod tls;
+mod webhook;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -44,6 +45,7 @@ pub(crate) fn build(file: ConfigFile, text: &str, path: &Path) -> Result<Config,
         .collect();
     let routes = check.routes(&file.route, &pool_names);
     check.readiness(&file.route, &routes, &pools);
+    let webhooks = check.global_webhooks(&file.webhook);
     check.problems.finish(Config {
         source: path.to_path_buf(),
         proxy,
@@ -51,6 +53,7 @@ pub(crate) fn build(file: ConfigFile, text: &str, path: &Path) -> Result<Config,
         listeners,
         pools,
         routes,
+        webhooks,
     })
 }
 

@@ -30,7 +30,7 @@ pub mod sense;
 pub mod status;
 pub mod store;
 pub mod task;
-mod webhook;
+pub mod webhook;
 
 #[cfg(test)]
 mod tests;
@@ -51,6 +51,7 @@ pub use events::{Event, EventKind, Events};
 pub use listeners::{Bind, ListenerSet};
 pub use status::{EndpointStatus, PoolStatus, PoolTotals, RouteStatus, Status};
 pub use task::{Msg, View, Views};
+pub use webhook::Webhooks;
 
 use effects::{Effects, LiveEffects};
 use sense::{RoutingSensor, Sensor};

@@ -71,12 +71,16 @@ async fn request_in_flight_to_v1_completes_while_weights_move_to_v2() {
             pool,
             endpoint: None,
             took,
-            forced: false,
-        } if pool == "v1" => assert!(took >= Duration::from_secs(2), "{took:?}"),
+            cut,
+            ..
+        } if pool == "v1" && cut.is_empty() => assert!(took >= Duration::from_secs(2), "{took:?}"),
         other => panic!("unexpected {other:?}"),
     }
     let status = server.drains.status();
-    assert_eq!(status[0].state, DrainState::Drained { forced: false });
+    let nothing_cut = DrainState::Drained {
+        cut: Default::default(),
+    };
+    assert_eq!(status[0].state, nothing_cut);
     assert_eq!(endpoint(&proxy, "v1", v1.addr).conns.idle_count(), 0);
 
     // Back to v1: the drain is forgotten and v2 drains instead.
@@ -127,7 +131,7 @@ async fn websocket_to_a_drained_pool_closes_after_drain_timeout() {
     assert!(open_for < Duration::from_secs(3), "{open_for:?}");
     let _draining = next_event(&mut events).await;
     match next_event(&mut events).await {
-        DrainEvent::Drained { forced, .. } => assert!(forced),
+        DrainEvent::Drained { cut, .. } => assert_eq!((cut.streams, cut.tunnels), (0, 1)),
         other => panic!("unexpected {other:?}"),
     }
 }
