@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::client::{AdminClient, ClientError};
 use super::table;
 use crate::control::RouteStatus;
-use crate::drain::{DrainReport, ReportState};
+use crate::drain::{Cut, DrainReport, ReportState};
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum AdminCommand {
@@ -173,13 +173,15 @@ fn describe_drained(what: &str, report: &DrainReport) -> String {
     let took = report.took_ms.map_or(String::new(), |ms| {
         format!(" in {:.1}s", ms as f64 / 1000.0)
     });
-    let cut = match (report.cut, report.reason) {
-        (0, _) => String::new(),
-        (_, reason) => format!(
-            "; cut at {}: {} streams, {} tunnels",
+    let cut = Cut {
+        streams: report.cut_streams,
+        tunnels: report.cut_tunnels,
+    };
+    let cut = match (cut.is_empty(), report.reason) {
+        (true, _) => String::new(),
+        (false, reason) => format!(
+            "; cut at {}: {cut}",
             reason.map_or("drain_timeout", |r| r.deadline_setting()),
-            report.cut_streams,
-            report.cut_tunnels
         ),
     };
     format!("{what} drained{took}{cut}\n")

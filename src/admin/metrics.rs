@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use crate::drain::Drains;
+use crate::drain::{DrainMetrics, Drains};
 use crate::observe::histogram::{upper_bound, BUCKETS};
 use crate::observe::{Telemetry, UpstreamErrorKind, PHASES};
 use crate::routing::Snapshot;
@@ -233,7 +233,7 @@ pub fn render(
 /// `veer_drain_cut_total{pool,kind}` (what drains and shutdown had to cut,
 /// `kind` = `stream` or `tunnel`), for every pool that has drained.
 pub fn render_drains(out: &mut String, drains: &Drains) {
-    let (in_flight, cut) = drains.metrics();
+    let DrainMetrics { in_flight, cut } = drains.metrics();
     header(
         out,
         "veer_drain_in_flight",

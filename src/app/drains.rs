@@ -121,16 +121,10 @@ fn handle(event: DrainEvent, events: &Events, routing: &Routing, webhooks: &Webh
 
 /// `; cut at drain_timeout: 1 stream, 2 tunnels` (empty when nothing was).
 fn describe_cut(cut: Cut, reason: DrainReason) -> String {
-    if cut.is_empty() {
-        return String::new();
+    match cut.is_empty() {
+        true => String::new(),
+        false => format!("; cut at {}: {cut}", reason.deadline_setting()),
     }
-    let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
-    format!(
-        "; cut at {}: {}, {}",
-        reason.deadline_setting(),
-        plural(cut.streams, "stream"),
-        plural(cut.tunnels, "tunnel")
-    )
 }
 
 /// The `drained` webhooks for a drain of a pool `routes` sent traffic to.

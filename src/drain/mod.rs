@@ -34,7 +34,7 @@ use crate::routing::Routing;
 
 pub use crate::upstream::Cut;
 pub use diff::{leaving, routes_to, serving, still_leaving, Leaving};
-pub use registry::Drains;
+pub use registry::{DrainMetrics, Drains};
 pub use report::{DrainReport, LookupError, ReportState};
 
 /// Drained entries kept for status, beyond those still draining.

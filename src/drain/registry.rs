@@ -44,6 +44,15 @@ pub(super) struct Registry {
     pub(super) cut: BTreeMap<String, Cut>,
 }
 
+/// What `/metrics` shows of drains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrainMetrics {
+    /// Per pool draining now: requests, bodies and tunnels in flight.
+    pub in_flight: Vec<(String, usize)>,
+    /// Per pool that ever drained: what was cut.
+    pub cut: Vec<(String, Cut)>,
+}
+
 /// Every drain in progress or recently finished, and the event channel.
 #[derive(Debug)]
 pub struct Drains {
@@ -221,7 +230,7 @@ impl Drains {
     /// For `/metrics`: requests, bodies and tunnels in flight per pool
     /// draining now (each endpoint counted once), and what was cut per
     /// pool so far.
-    pub fn metrics(&self) -> (Vec<(String, usize)>, Vec<(String, Cut)>) {
+    pub fn metrics(&self) -> DrainMetrics {
         let registry = self.registry.lock().unwrap();
         let mut in_flight: BTreeMap<&str, Vec<&Arc<EndpointState>>> = BTreeMap::new();
         for e in registry.entries.iter().filter(|e| e.draining()) {
@@ -237,7 +246,7 @@ impl Drains {
             .map(|(pool, eps)| (pool.to_string(), eps.iter().map(|e| e.in_flight()).sum()))
             .collect();
         let cut = registry.cut.iter().map(|(p, c)| (p.clone(), *c)).collect();
-        (in_flight, cut)
+        DrainMetrics { in_flight, cut }
     }
 
     fn cut_total(&self) -> Cut {

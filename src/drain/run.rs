@@ -21,10 +21,9 @@ pub(super) async fn run(
     stop: CancellationToken,
     still: Option<Still>,
 ) {
-    for endpoint in &endpoints {
-        endpoint.flight().watch();
-        endpoint.conns.clear();
-    }
+    // Watching until this task ends (drained, forgotten or replaced).
+    let _watching: Vec<_> = endpoints.iter().map(|e| e.flight().watch()).collect();
+    endpoints.iter().for_each(|e| e.conns.clear());
     // Set once cut: the moment by which the closed connections must be gone.
     let mut closing: Option<Instant> = None;
     loop {
@@ -32,12 +31,19 @@ pub(super) async fn run(
         tokio::select! {
             () = settled(&endpoints) => break,
             () = tokio::time::sleep_until(limit), if closing.is_none() => {
-                if still.as_ref().is_some_and(|still| !still()) {
+                let back = || still.as_ref().is_some_and(|still| !still());
+                if back() {
                     // Serving again: the follower forgets this drain.
                     stop.cancelled().await;
                     return;
                 }
                 if drains.cut(id).is_none() {
+                    return;
+                }
+                if back() {
+                    // Brought back while cutting: serve again at once.
+                    endpoints.iter().for_each(|e| e.flight().serve());
+                    stop.cancelled().await;
                     return;
                 }
                 closing = Some(Instant::now() + CLOSE_WAIT);

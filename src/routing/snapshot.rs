@@ -253,8 +253,8 @@ impl Snapshot {
             .flat_map(|t| t.pool.endpoints.iter().take(t.limit))
     }
 
-    /// Endpoints this snapshot sends traffic to are not drained or cut
-    /// (a drained pool brought back), before any request can reach them.
+    /// Endpoints this snapshot sends traffic to are not cut (a drained
+    /// pool brought back), before any request can reach them.
     fn readmit(&self) {
         self.reachable_endpoints().for_each(|e| e.flight().serve());
     }

@@ -6,10 +6,11 @@
 //! tunnel closes, and the response bodies they carried end with an error.
 //!
 //! The hot path pays one atomic add and one subtract per request; only
-//! while a drain watches the endpoint does the last guard also wake it.
+//! while a drain watches the endpoint does the last guard also wake it
+//! (a `Notify`, so a drain never polls and a serving endpoint never locks).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 use tokio::sync::{watch, Notify};
@@ -21,9 +22,9 @@ pub struct Flight {
     requests: AtomicUsize,
     tunnels: AtomicUsize,
     conns: AtomicUsize,
-    /// Set while a drain waits on this endpoint: only then does a count
-    /// reaching zero wake anyone.
-    watched: AtomicBool,
+    /// Drains waiting on this endpoint now: only while there are some
+    /// does a count reaching zero wake anyone.
+    watchers: AtomicUsize,
     wake: Notify,
     /// True once cut (sticky until the endpoint serves again): open and
     /// new connections to it close, tunnels close.
@@ -36,7 +37,7 @@ impl Default for Flight {
             requests: AtomicUsize::new(0),
             tunnels: AtomicUsize::new(0),
             conns: AtomicUsize::new(0),
-            watched: AtomicBool::new(false),
+            watchers: AtomicUsize::new(0),
             wake: Notify::new(),
             cut: watch::Sender::new(false),
         }
@@ -58,6 +59,20 @@ impl Cut {
 
     pub fn is_empty(self) -> bool {
         self.total() == 0
+    }
+}
+
+/// `1 stream, 2 tunnels`.
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = |n: usize| if n == 1 { "" } else { "s" };
+        let (streams, tunnels) = (self.streams, self.tunnels);
+        write!(
+            f,
+            "{streams} stream{}, {tunnels} tunnel{}",
+            s(streams),
+            s(tunnels)
+        )
     }
 }
 
@@ -100,14 +115,15 @@ impl Flight {
         self.conns() == 0 && self.tunnels() == 0 && (self.requests() == 0 || self.is_cut())
     }
 
-    /// A drain starts watching: from now on the last guard wakes it.
-    pub fn watch(&self) {
-        self.watched.store(true, SeqCst);
+    /// A drain starts watching: until the guard drops, the last
+    /// in-flight guard wakes it.
+    pub fn watch(self: &Arc<Self>) -> Watching {
+        self.watchers.fetch_add(1, SeqCst);
+        Watching(self.clone())
     }
 
-    /// The endpoint serves again: no drain watches it, it is not cut.
+    /// The endpoint serves again: it is not cut any more.
     pub fn serve(&self) {
-        self.watched.store(false, SeqCst);
         if self.is_cut() {
             self.cut.send_replace(false);
         }
@@ -134,7 +150,7 @@ impl Flight {
     }
 
     /// Waits until `done` holds, woken by guards as counts reach zero.
-    /// [`Flight::watch`] must have been called.
+    /// The caller must be [`Flight::watch`]ing.
     pub async fn until(&self, done: impl Fn(&Flight) -> bool) {
         loop {
             // Created before the check: a wake-up in between is not lost.
@@ -147,7 +163,7 @@ impl Flight {
     }
 
     fn end(&self, count: &AtomicUsize) {
-        if count.fetch_sub(1, SeqCst) == 1 && self.watched.load(SeqCst) {
+        if count.fetch_sub(1, SeqCst) == 1 && self.watchers.load(SeqCst) > 0 {
             self.wake.notify_waiters();
         }
     }
@@ -171,6 +187,16 @@ impl Flight {
     pub fn open_conn(self: &Arc<Self>) -> ConnGuard {
         self.conns.fetch_add(1, SeqCst);
         ConnGuard(self.clone())
+    }
+}
+
+/// A drain watching an endpoint.
+#[derive(Debug)]
+pub struct Watching(Arc<Flight>);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.watchers.fetch_sub(1, SeqCst);
     }
 }
 
@@ -209,7 +235,7 @@ mod tests {
     #[tokio::test]
     async fn the_last_guard_wakes_a_watching_drain() {
         let flight = Arc::new(Flight::default());
-        flight.watch();
+        let _watching = flight.watch();
         let (conn, tunnel) = (flight.open_conn(), flight.start_tunnel());
         flight.start_request();
         let waiting = {

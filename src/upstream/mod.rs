@@ -15,6 +15,6 @@ mod pool;
 pub use client::{ConnPool, Pooled};
 pub use endpoint::{EndpointState, InFlight};
 pub use error::{SendError, UpstreamError};
-pub use flight::{ConnGuard, Cut, Flight, TunnelGuard};
+pub use flight::{ConnGuard, Cut, Flight, TunnelGuard, Watching};
 pub use outlier::{Attempt, Ejections, Outlier};
 pub use pool::Pool;

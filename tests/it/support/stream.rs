@@ -34,9 +34,16 @@ pub struct Drip {
     pub dropped: Option<Instant>,
 }
 
-/// Every `/drip` response of one upstream.
-#[derive(Debug, Clone, Default)]
-pub struct Drips(Arc<Mutex<Vec<Drip>>>);
+/// Every `/drip` response of one upstream. `/drip/N/hold` sends N - 1
+/// chunks 10 ms apart, then its last one only once [`Drips::release`]d.
+#[derive(Debug, Clone)]
+pub struct Drips(Arc<Mutex<Vec<Drip>>>, Arc<tokio::sync::Semaphore>);
+
+impl Default for Drips {
+    fn default() -> Drips {
+        Drips(Arc::default(), Arc::new(tokio::sync::Semaphore::new(0)))
+    }
+}
 
 struct Recorder {
     drips: Drips,
@@ -58,10 +65,21 @@ impl Drips {
         self.0.lock().unwrap().len()
     }
 
-    /// Answers `/drip/N/MS` (`spec` is `N/MS`): N chunks, MS apart.
+    /// Lets one held `/drip/N/hold` send its last chunk.
+    pub fn release(&self) {
+        self.1.add_permits(1);
+    }
+
+    /// Answers `/drip/N/MS` (`spec` is `N/MS` or `N/hold`): N chunks.
     pub fn respond(&self, name: &str, spec: &str) -> Response<BoxBody> {
         let (n, ms) = spec.split_once('/').expect("/drip/N/MS");
-        let (total, every): (usize, u64) = (n.parse().unwrap(), ms.parse().unwrap());
+        let total: usize = n.parse().unwrap();
+        let held = (ms == "hold").then(|| self.1.clone());
+        let every: u64 = if held.is_some() {
+            10
+        } else {
+            ms.parse().unwrap()
+        };
         let index = {
             let mut drips = self.0.lock().unwrap();
             drips.push(Drip {
@@ -74,29 +92,46 @@ impl Drips {
             drips: self.clone(),
             index,
         };
-        let chunks = futures_util::stream::unfold((0, recorder), move |(i, rec)| async move {
-            if i == total {
-                return None;
-            }
-            if i > 0 {
-                tokio::time::sleep(Duration::from_millis(every)).await;
-            }
-            {
-                let mut drips = rec.drips.0.lock().unwrap();
-                let drip = &mut drips[rec.index];
-                drip.sent = i + 1;
-                if i + 1 == total {
-                    drip.last_chunk = Some((Instant::now(), SystemTime::now()));
-                }
-            }
-            let frame = Frame::data(Bytes::from(vec![b'd'; CHUNK]));
-            Some((Ok::<_, Infallible>(frame), (i + 1, rec)))
+        let chunks = futures_util::stream::unfold((0, recorder), move |(i, rec)| {
+            let held = held.clone();
+            drip(i, rec, total, every, held)
         });
         Response::builder()
             .header("x-upstream", name)
             .body(BodyExt::boxed(StreamBody::new(chunks)))
             .unwrap()
     }
+}
+
+type Step = (Result<Frame<Bytes>, Infallible>, (usize, Recorder));
+
+/// Chunk `i` of a drip, after its pause (and, held, the release).
+async fn drip(
+    i: usize,
+    rec: Recorder,
+    total: usize,
+    every: u64,
+    held: Option<Arc<tokio::sync::Semaphore>>,
+) -> Option<Step> {
+    if i == total {
+        return None;
+    }
+    if i > 0 {
+        tokio::time::sleep(Duration::from_millis(every)).await;
+    }
+    if let (true, Some(gate)) = (i + 1 == total, &held) {
+        gate.acquire().await.unwrap().forget();
+    }
+    {
+        let mut drips = rec.drips.0.lock().unwrap();
+        let drip = &mut drips[rec.index];
+        drip.sent = i + 1;
+        if i + 1 == total {
+            drip.last_chunk = Some((Instant::now(), SystemTime::now()));
+        }
+    }
+    let frame = Frame::data(Bytes::from(vec![b'd'; CHUNK]));
+    Some((Ok::<_, Infallible>(frame), (i + 1, rec)))
 }
 
 /// How a streamed response ended, seen by the client.
