@@ -10,9 +10,11 @@
 //! - [`routing`]: host/path match, weighted and sticky split, and the
 //!   immutable [`routing::Snapshot`] published through one `ArcSwap`.
 //! - [`upstream`]: pools, endpoint picking, pooled upstream connections,
-//!   active health checks and passive outlier detection.
-//! - [`drain`]: pools and endpoints that leave traffic finish what is in
-//!   flight; `drained` events.
+//!   active health checks and passive outlier detection, and what is in
+//!   flight per endpoint (`Flight`: the guards drains wait on and cut).
+//! - [`drain`]: pools and endpoints that leave traffic (and every pool at
+//!   shutdown) finish what is in flight, woken by the last guard, cut at
+//!   the deadline; `drained` events, webhooks and `GET .../drain`.
 //! - [`observe`]: per route×pool counters and histograms, analysis
 //!   windows, Prometheus exposition.
 //! - [`proxy`]: listeners, the per-request service, header rewriting,

@@ -129,14 +129,16 @@ impl Flight {
         }
     }
 
-    /// Cuts everything in flight; returns what that was.
+    /// Cuts everything in flight; returns what that was (counted before
+    /// the signal: what it closes starts dropping its guards at once).
     pub fn cut(&self) -> Cut {
-        self.cut.send_replace(true);
         let tunnels = self.tunnels();
-        Cut {
+        let cut = Cut {
             streams: self.requests().saturating_sub(tunnels),
             tunnels,
-        }
+        };
+        self.cut.send_replace(true);
+        cut
     }
 
     /// Resolves once the endpoint is cut (at once if it is already).
