@@ -8,26 +8,31 @@
 //!
 //! - [`config`]: the TOML file, validated into runtime types.
 //! - [`routing`]: host/path match, weighted and sticky split, and the
-//!   immutable [`routing::Snapshot`] published through one `ArcSwap`.
-//! - [`upstream`]: pools, endpoint picking, pooled upstream connections,
-//!   active health checks and passive outlier detection, and what is in
-//!   flight per endpoint (`Flight`: the guards drains wait on and cut).
+//!   immutable [`routing::Snapshot`] published through one `ArcSwap`;
+//!   health checks that follow the snapshots.
+//! - [`upstream`]: pools, endpoint picking, pooled upstream connections
+//!   (with their own error type), a health probe and passive outlier
+//!   detection, and what is in flight per endpoint (`Flight`: the guards
+//!   drains wait on and cut).
 //! - [`drain`]: pools and endpoints that leave traffic (and every pool at
 //!   shutdown) finish what is in flight, woken by the last guard, cut at
 //!   the deadline; `drained` events, webhooks and `GET .../drain`.
-//! - [`observe`]: per route×pool counters and histograms, analysis
-//!   windows, Prometheus exposition.
+//! - [`observe`]: [`observe::Telemetry`], everything veer measures: per
+//!   route×pool counters and histograms, analysis windows, error kinds.
 //! - [`proxy`]: listeners, the per-request service, header rewriting,
 //!   errors mapped to statuses.
 //! - [`rollout`]: the pure core of a rollout: analysis verdicts, one
 //!   planner per strategy, phases and commands.
 //! - [`control`]: the controller, the one owner of every route's traffic:
-//!   manual weights, commands, rollouts and reloads go through it; it
-//!   persists its records (`state_dir/control.json`), records events and
-//!   calls webhooks.
-//! - [`admin`]: the admin HTTP API, the dashboard, and the CLI client.
+//!   manual weights, commands ([`control::commands`]), rollouts and
+//!   reloads go through it; it persists its records
+//!   (`state_dir/control.json`), records events and calls webhooks.
+//! - [`admin`]: the admin HTTP API, the Prometheus exposition
+//!   (`/metrics`), the dashboard, and the CLI client.
 //! - [`app`]: [`app::start`] builds the whole process from bound sockets
 //!   (`veer run`, `veer demo` and the tests all start here).
+//! - [`fleet`]: replicas as one system on etcd (in progress: leadership
+//!   with fenced writes).
 //! - [`tls`]: rustls termination (SNI, mTLS, certificate reload) and TLS
 //!   (optionally h2) to `https://` upstreams.
 //! - [`demo`]: `veer demo`, a local canary show with built-in upstreams.
@@ -42,6 +47,7 @@ pub mod config;
 pub mod control;
 pub mod demo;
 pub mod drain;
+pub mod fleet;
 pub mod observe;
 pub mod proxy;
 pub mod rollout;

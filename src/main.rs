@@ -208,6 +208,10 @@ fn run(path: PathBuf, watch: bool) -> anyhow::Result<()> {
         options.token = token;
         options.bind = Some(Arc::new(bind));
         options.workers = workers;
+        options.hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty());
         veer::app::run(options, reload, watch, shutdown_signal()).await;
         Ok(())
     })

@@ -32,7 +32,7 @@ impl From<ControlError> for Refusal {
             }
             ControlError::Conflict(_) => StatusCode::CONFLICT,
             ControlError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ControlError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+            ControlError::Stopped | ControlError::NoLeader(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         Refusal(status, e.to_string())
     }

@@ -7,7 +7,8 @@ use std::fmt::Write;
 
 use crate::drain::{DrainMetrics, Drains};
 use crate::observe::histogram::{upper_bound, BUCKETS};
-use crate::observe::{Telemetry, UpstreamErrorKind, PHASES};
+use crate::observe::{Telemetry, UpstreamErrorKind};
+use crate::rollout::Phase;
 use crate::routing::Snapshot;
 use crate::upstream::EndpointState;
 
@@ -32,11 +33,7 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// Renders all metrics. `phase` names the current rollout phase of a route.
-pub fn render(
-    telemetry: &Telemetry,
-    snapshot: &Snapshot,
-    phase: impl Fn(&str) -> &'static str,
-) -> String {
+pub fn render(telemetry: &Telemetry, snapshot: &Snapshot, phase: impl Fn(&str) -> Phase) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let all = telemetry.all();
     let snaps: Vec<_> = all.iter().map(|s| (s, s.snapshot())).collect();
@@ -169,7 +166,7 @@ pub fn render(
     );
     for route in &snapshot.routes {
         let current = phase(&route.name);
-        for p in PHASES {
+        for p in Phase::ALL {
             let _ = writeln!(
                 out,
                 "veer_rollout_phase{{route=\"{}\",phase=\"{p}\"}} {}",

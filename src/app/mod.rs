@@ -52,6 +52,9 @@ pub struct Options {
     pub workers: Workers,
     /// How often status' per-pool analysis window closes.
     pub analysis_window: Duration,
+    /// This machine's name: a fleet replica's default id is it and the
+    /// first listener's address.
+    pub hostname: Option<String>,
 }
 
 impl Options {
@@ -64,6 +67,7 @@ impl Options {
             bind: None,
             workers: Workers::default(),
             analysis_window: ANALYSIS_WINDOW,
+            hostname: None,
         }
     }
 }
@@ -99,16 +103,42 @@ pub async fn start(options: Options) -> App {
     let (stop, tracker) = (shutdown.token.clone(), shutdown.tracker.clone());
     let stop_admin = CancellationToken::new();
     let events = Arc::new(Events::default());
+    let (outbox, outgoing) = match config.cluster {
+        Some(_) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
     let (controller, task) = Controller::spawn(
         routing.clone(),
         telemetry.clone(),
         Some(config.proxy.state_dir.clone()),
         events.clone(),
         stop.clone(),
+        outbox,
     );
     tracker.spawn(async move {
         let _ = task.await;
     });
+    // In a fleet, operator calls go to the leader; this replica's own
+    // controller decides only while it leads.
+    let (controller, cluster) = match (&config.cluster, outgoing) {
+        (Some(spec), Some(outgoing)) => {
+            let id = spec.replica.clone().unwrap_or_else(|| {
+                let addr = options.listeners.first().and_then(|l| l.local_addr().ok());
+                let host = options.hostname.as_deref().unwrap_or("veer");
+                addr.map_or(host.to_string(), |a| format!("{host}-{a}"))
+            });
+            let (fleet, task) =
+                crate::fleet::join(spec.clone(), id, controller, outgoing, stop.clone());
+            tracker.spawn(async move {
+                let _ = task.await;
+            });
+            (fleet.controller, Some(fleet.status))
+        }
+        _ => (controller, None),
+    };
     // Drains outlive the listeners: shutdown drains what is in flight.
     let drains = Arc::new(Drains::default());
     let stop_drains = CancellationToken::new();
@@ -148,13 +178,15 @@ pub async fn start(options: Options) -> App {
         options.workers.clone(),
         options.bind,
     );
-    let control = Arc::new(Control::new(
+    let mut control = Control::new(
         &config,
         routing.clone(),
         telemetry.clone(),
         controller.clone(),
         listeners,
-    ));
+    );
+    control.cluster = cluster;
+    let control = Arc::new(control);
     let mut addrs = Vec::new();
     for (listener, spec) in options.listeners.into_iter().zip(&config.listeners) {
         addrs.extend(listener.local_addr().ok());
@@ -201,7 +233,7 @@ fn metrics_renderer(control: &Arc<Control>, drains: &Arc<Drains>) -> MetricsRend
     Arc::new(move || {
         let snapshot = control.routing.load();
         let mut out = crate::admin::metrics::render(&control.telemetry, &snapshot, |route| {
-            control.controller.phase(route).as_str()
+            control.controller.phase(route)
         });
         crate::admin::metrics::render_drains(&mut out, &drains);
         out

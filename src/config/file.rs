@@ -33,6 +33,20 @@ pub struct ConfigFile {
     /// Global `[[webhook]]`s: `on = "drained"` for every pool.
     #[serde(default)]
     pub webhook: Vec<WebhookFile>,
+    pub cluster: Option<Spanned<ClusterFile>>,
+}
+
+/// `[cluster]`: replicas as one fleet on etcd.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    pub etcd: Vec<Str>,
+    pub prefix: Option<Str>,
+    pub replica: Option<Str>,
+    pub lease_ttl: Option<Str>,
+    pub ca: Option<Str>,
+    pub cert: Option<Str>,
+    pub key: Option<Str>,
 }
 
 /// `[proxy]`.

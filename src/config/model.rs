@@ -21,6 +21,20 @@ pub struct Config {
     pub routes: Vec<RouteSpec>,
     /// Global `[[webhook]]`s (`on = "drained"`).
     pub webhooks: Vec<WebhookSpec>,
+    /// `[cluster]`; `None`: a single node with its file-backed state.
+    pub cluster: Option<ClusterSpec>,
+}
+
+/// `[cluster]` (SPEC §11).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSpec {
+    /// `http://host:port` of each etcd member.
+    pub etcd: Vec<String>,
+    /// Every key lives under it (no trailing slash).
+    pub prefix: String,
+    /// This replica's id; `None`: hostname and first listener address.
+    pub replica: Option<String>,
+    pub lease_ttl: Duration,
 }
 
 /// `[proxy]`: process-wide behaviour.
@@ -310,6 +324,47 @@ pub struct AnalysisSpec {
     pub queries: Vec<QuerySpec>,
 }
 
+impl AnalysisSpec {
+    /// `[route.rollout.analysis]` left out: at least 50 requests, no bound.
+    pub fn defaults() -> AnalysisSpec {
+        AnalysisSpec {
+            min_requests: 50,
+            success_rate: None,
+            p50: None,
+            p95: None,
+            p99: None,
+            max_success_rate_drop: None,
+            queries: Vec::new(),
+        }
+    }
+}
+
+impl RolloutSpec {
+    /// What a `[route.rollout]` with only `strategy` means (SPEC §3).
+    pub fn defaults(strategy: Strategy) -> RolloutSpec {
+        let minute = Duration::from_secs(60);
+        RolloutSpec {
+            strategy,
+            interval: minute,
+            threshold: 3,
+            tripwire: None,
+            steps: vec![5, 25, 50, 100],
+            hold: Duration::ZERO,
+            max_surge: 1,
+            max_unavailable: 0,
+            ready_timeout: minute,
+            preview_header: HeaderName::from_static("x-veer-preview"),
+            auto_promote: true,
+            rollback_window: 10 * minute,
+            ab_match: None,
+            iterations: 10,
+            max_duration: None,
+            analysis: AnalysisSpec::defaults(),
+            webhooks: Vec::new(),
+        }
+    }
+}
+
 /// `[[route.rollout.analysis.query]]`: a Prometheus instant query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuerySpec {
@@ -338,7 +393,6 @@ pub enum WebhookKind {
     PostRollout,
     Rollback,
     Event,
-    /// A pool (or endpoint) the route sent traffic to is drained; also
-    /// allowed in a global `[[webhook]]`.
+    /// A pool (or endpoint) is drained; also a global `[[webhook]]`.
     Drained,
 }

@@ -4,6 +4,7 @@
 //! Defaults live here, next to the checks, and match SPEC §2.
 
 mod address;
+mod cluster;
 mod outlier;
 mod rollout;
 mod route;
@@ -46,6 +47,7 @@ pub(crate) fn build(file: ConfigFile, text: &str, path: &Path) -> Result<Config,
     let routes = check.routes(&file.route, &pool_names);
     check.readiness(&file.route, &routes, &pools);
     let webhooks = check.global_webhooks(&file.webhook);
+    let cluster = file.cluster.as_ref().map(|c| check.cluster(c));
     check.problems.finish(Config {
         source: path.to_path_buf(),
         proxy,
@@ -54,6 +56,7 @@ pub(crate) fn build(file: ConfigFile, text: &str, path: &Path) -> Result<Config,
         pools,
         routes,
         webhooks,
+        cluster,
     })
 }
 

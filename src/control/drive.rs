@@ -191,32 +191,12 @@ impl<E: Effects, S: Sensor> Task<E, S> {
     }
 }
 
+/// Commands still act on a rollout whose `[route.rollout]` was removed:
+/// one step, no window, no evidence needed.
 fn default_spec(strategy: Strategy) -> RolloutSpec {
-    RolloutSpec {
-        strategy,
-        interval: std::time::Duration::from_secs(60),
-        threshold: 3,
-        tripwire: None,
-        steps: vec![100],
-        hold: std::time::Duration::ZERO,
-        max_surge: 1,
-        max_unavailable: 0,
-        ready_timeout: std::time::Duration::from_secs(60),
-        preview_header: http::HeaderName::from_static("x-veer-preview"),
-        auto_promote: true,
-        rollback_window: std::time::Duration::ZERO,
-        ab_match: None,
-        iterations: 1,
-        max_duration: None,
-        analysis: crate::config::AnalysisSpec {
-            min_requests: 0,
-            success_rate: None,
-            p50: None,
-            p95: None,
-            p99: None,
-            max_success_rate_drop: None,
-            queries: vec![],
-        },
-        webhooks: vec![],
-    }
+    let mut spec = RolloutSpec::defaults(strategy);
+    spec.steps = vec![100];
+    spec.rollback_window = std::time::Duration::ZERO;
+    spec.analysis.min_requests = 0;
+    spec
 }

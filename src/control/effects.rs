@@ -57,6 +57,8 @@ pub struct LiveEffects {
     pub webhooks: Webhooks,
     /// Where answers of gates and checks are sent.
     pub answers: mpsc::UnboundedSender<Msg>,
+    /// In a fleet: every persisted state, for the leader to write to etcd.
+    pub outbox: Option<super::Outbox>,
 }
 
 impl Effects for LiveEffects {
@@ -114,6 +116,9 @@ impl Effects for LiveEffects {
     }
 
     fn persist(&mut self, records: &BTreeMap<String, Record>) -> Result<(), StoreError> {
+        if let Some(outbox) = &self.outbox {
+            let _ = outbox.send(records.clone());
+        }
         self.store.save(records).inspect_err(|e| {
             tracing::error!(error = %e, "control state not saved");
             self.events.record(

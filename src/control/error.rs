@@ -30,6 +30,9 @@ pub enum ControlError {
     /// 503.
     #[error("the controller has stopped")]
     Stopped,
+    /// 503: in a fleet, only the leader decides, and none answered.
+    #[error("{0}")]
+    NoLeader(String),
 }
 
 impl ControlError {

@@ -35,7 +35,9 @@ pub mod webhook;
 #[cfg(test)]
 mod tests;
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -49,7 +51,9 @@ use crate::routing::Routing;
 pub use error::ControlError;
 pub use events::{Event, EventKind, Events};
 pub use listeners::{Bind, ListenerSet};
-pub use status::{EndpointStatus, PoolStatus, PoolTotals, RouteStatus, Status};
+pub use status::{
+    ClusterStatus, EndpointStatus, PoolStatus, PoolTotals, ReplicaStatus, RouteStatus, Status,
+};
 pub use task::{Msg, View, Views};
 pub use webhook::Webhooks;
 
@@ -58,12 +62,51 @@ use sense::{RoutingSensor, Sensor};
 use store::Store;
 use task::Task;
 
+/// An operator call, as the admin API makes it; in a fleet it travels
+/// through etcd to the leader.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "call", rename_all = "kebab-case")]
+pub enum Call {
+    Start {
+        route: String,
+        pool: String,
+        strategy: Option<Strategy>,
+    },
+    Weights {
+        route: String,
+        percent: Vec<(String, u32)>,
+    },
+    Command {
+        route: String,
+        command: Command,
+    },
+}
+
+/// Where operator calls go in a fleet (written to etcd, carried out by
+/// the leader), instead of this replica's own controller.
+pub trait Relay: Send + Sync {
+    fn submit(
+        &self,
+        call: Call,
+    ) -> Pin<Box<dyn Future<Output = Result<(), ControlError>> + Send + '_>>;
+}
+
 /// A handle on the controller task; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Controller {
     tx: mpsc::UnboundedSender<Msg>,
     views: Views,
     pub events: Arc<Events>,
+    /// Set in a fleet: operator calls go to the leader through it.
+    relay: Option<Arc<dyn Relay>>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("relayed", &self.relay.is_some())
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Msg {
@@ -72,16 +115,26 @@ impl std::fmt::Debug for Msg {
     }
 }
 
+/// The records the controller persisted, for a fleet's leader to write
+/// to etcd.
+pub type Outbox = mpsc::UnboundedSender<std::collections::BTreeMap<String, record::Record>>;
+
 impl Controller {
     /// Starts the controller of `routing`, resuming what `state_dir`
     /// holds, until `stop` is cancelled. Must run inside a Tokio runtime.
+    /// With `outbox`, every persisted state is also sent there (a fleet).
+    ///
+    /// A fleet replica (`outbox` given) starts following: it decides only
+    /// once it leads ([`Controller::set_deciding`]).
     pub fn spawn(
         routing: Arc<Routing>,
         telemetry: Arc<Telemetry>,
         state_dir: Option<PathBuf>,
         events: Arc<Events>,
         stop: CancellationToken,
+        outbox: Option<Outbox>,
     ) -> (Controller, tokio::task::JoinHandle<()>) {
+        let deciding = outbox.is_none();
         let config = routing.load().config.clone();
         let store = Store::new(state_dir);
         let loaded = store.load();
@@ -95,8 +148,17 @@ impl Controller {
             store,
             webhooks: Default::default(),
             answers,
+            outbox,
         };
-        Controller::spawn_with(config, effects, sensor, loaded, events.clone(), stop)
+        Controller::spawn_with(
+            config,
+            effects,
+            sensor,
+            loaded,
+            events.clone(),
+            stop,
+            deciding,
+        )
     }
 
     /// [`Controller::spawn`] with the effects and sensing given (tests).
@@ -107,24 +169,66 @@ impl Controller {
         loaded: store::Loaded,
         events: Arc<Events>,
         stop: CancellationToken,
+        deciding: bool,
     ) -> (Controller, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let views = Views::default();
         let effects = effects(tx.clone());
         let mut task = Task::new(config, effects, sensor, clock::Clock::new(), views.clone());
+        task.deciding = deciding;
         task.restore(loaded);
         let handle = tokio::spawn(task.run(rx, stop));
-        (Controller { tx, views, events }, handle)
+        let controller = Controller {
+            tx,
+            views,
+            events,
+            relay: None,
+        };
+        (controller, handle)
     }
 
-    async fn ask(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<(), ControlError>>) -> Msg,
-    ) -> Result<(), ControlError> {
+    /// This handle with operator calls sent through `relay` (a fleet).
+    pub fn relayed(&self, relay: Arc<dyn Relay>) -> Controller {
+        Controller {
+            relay: Some(relay),
+            ..self.clone()
+        }
+    }
+
+    /// An operator call: to the fleet's leader when relayed, else here.
+    pub async fn call(&self, call: Call) -> Result<(), ControlError> {
+        match &self.relay {
+            Some(relay) => relay.submit(call).await,
+            None => self.local(call).await,
+        }
+    }
+
+    /// An operator call carried out by this replica's controller.
+    pub async fn local(&self, call: Call) -> Result<(), ControlError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(make(reply))
-            .map_err(|_| ControlError::Stopped)?;
+        let msg = match call {
+            Call::Start {
+                route,
+                pool,
+                strategy,
+            } => Msg::Start {
+                route,
+                pool,
+                strategy,
+                reply,
+            },
+            Call::Weights { route, percent } => Msg::Weights {
+                route,
+                percent,
+                reply,
+            },
+            Call::Command { route, command } => Msg::Command {
+                route,
+                command,
+                reply,
+            },
+        };
+        self.tx.send(msg).map_err(|_| ControlError::Stopped)?;
         rx.await.map_err(|_| ControlError::Stopped)?
     }
 
@@ -137,11 +241,10 @@ impl Controller {
         strategy: Option<Strategy>,
     ) -> Result<(), ControlError> {
         let (route, pool) = (route.to_string(), pool.to_string());
-        self.ask(|reply| Msg::Start {
+        self.call(Call::Start {
             route,
             pool,
             strategy,
-            reply,
         })
         .await
     }
@@ -154,23 +257,13 @@ impl Controller {
         percent: Vec<(String, u32)>,
     ) -> Result<(), ControlError> {
         let route = route.to_string();
-        self.ask(|reply| Msg::Weights {
-            route,
-            percent,
-            reply,
-        })
-        .await
+        self.call(Call::Weights { route, percent }).await
     }
 
     /// promote / abort / pause / resume / rollback.
     pub async fn command(&self, route: &str, command: Command) -> Result<(), ControlError> {
         let route = route.to_string();
-        self.ask(|reply| Msg::Command {
-            route,
-            command,
-            reply,
-        })
-        .await
+        self.call(Call::Command { route, command }).await
     }
 
     /// Publishes a new, validated config with every route's traffic; a
@@ -181,6 +274,19 @@ impl Controller {
             .send(Msg::Config { config, reply })
             .map_err(|_| ControlError::Stopped)?;
         rx.await.map_err(|_| ControlError::Stopped)
+    }
+
+    /// In a fleet: whether this replica decides (leads, until the instant
+    /// `until` holds) or follows.
+    pub fn set_deciding(&self, deciding: bool, until: Option<task::Until>) {
+        let _ = self.tx.send(Msg::Role { deciding, until });
+    }
+
+    /// In a fleet, following: serve the leader's record of `route`.
+    pub fn replicate(&self, route: &str, record: Option<record::Record>) {
+        let route = route.to_string();
+        let record = record.map(Box::new);
+        let _ = self.tx.send(Msg::Replicate { route, record });
     }
 
     /// Every route's record and latest verdict.
@@ -219,6 +325,8 @@ pub struct Control {
     path: PathBuf,
     /// Serialises reloads.
     inner: tokio::sync::Mutex<Inner>,
+    /// The fleet as this replica sees it, with `[cluster]`.
+    pub cluster: Option<Arc<std::sync::Mutex<ClusterStatus>>>,
 }
 
 struct Inner {
@@ -246,6 +354,7 @@ impl Control {
                 listeners,
                 last_text: std::fs::read_to_string(&config.source).ok(),
             }),
+            cluster: None,
         }
     }
 

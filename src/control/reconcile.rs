@@ -25,6 +25,20 @@ struct Outcome {
 }
 
 impl<E: Effects, S: Sensor> Task<E, S> {
+    /// Publishes the config with every route's traffic, in one snapshot.
+    fn publish_config(&mut self) {
+        let config = self.config.clone();
+        let traffic: HashMap<_, _> = config
+            .routes
+            .iter()
+            .filter_map(|spec| {
+                let rec = self.records.get(&spec.name)?;
+                Some((spec.name.clone(), rec.traffic(spec.rollout.as_ref())?))
+            })
+            .collect();
+        self.effects.publish_config(config, traffic);
+    }
+
     /// Resumes what the store held, reconciled with the config as found
     /// now (the file may have changed while veer was stopped).
     pub fn restore(&mut self, loaded: Loaded) {
@@ -71,6 +85,22 @@ impl<E: Effects, S: Sensor> Task<E, S> {
     pub(super) fn reconfigure(&mut self, config: Arc<Config>) {
         let now = self.clock.now_ms();
         self.config = config.clone();
+        if !self.deciding {
+            // A fleet follower serves the leader's records as they are.
+            for spec in &config.routes {
+                let fresh = || Record::fresh(spec);
+                self.records.entry(spec.name.clone()).or_insert_with(fresh);
+            }
+            self.publish_config();
+            let mut views = self.views.lock().unwrap();
+            views.retain(|name, _| config.routes.iter().any(|r| r.name == *name));
+            for spec in &config.routes {
+                let record = self.records[&spec.name].clone();
+                let verdict = views.get(&spec.name).and_then(|v| v.verdict.clone());
+                views.insert(spec.name.clone(), super::task::View { record, verdict });
+            }
+            return;
+        }
         let before = std::mem::take(&mut self.records);
         let mut starts = Vec::new();
         let mut notes = Vec::new();
@@ -103,15 +133,7 @@ impl<E: Effects, S: Sensor> Task<E, S> {
             starts.extend(outcome.start.map(|pool| (spec.name.clone(), pool)));
             self.records.insert(spec.name.clone(), rec);
         }
-        let traffic: HashMap<_, _> = config
-            .routes
-            .iter()
-            .filter_map(|spec| {
-                let rec = self.records.get(&spec.name)?;
-                Some((spec.name.clone(), rec.traffic(spec.rollout.as_ref())?))
-            })
-            .collect();
-        self.effects.publish_config(config.clone(), traffic);
+        self.publish_config();
         for (kind, route, message) in notes {
             self.effects.event(kind, Some(&route), message);
         }

@@ -17,6 +17,29 @@ pub struct Status {
     pub pools: Vec<PoolStatus>,
     /// Config reloads since start: `{"ok": n, "error": n}`.
     pub reloads: BTreeMap<String, u64>,
+    /// The fleet, with `[cluster]` (SPEC §11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// `"cluster"` of `GET /api/v1/status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// This replica's id.
+    pub replica: String,
+    pub leader: Option<String>,
+    /// Connected to etcd now.
+    pub connected: bool,
+    pub replicas: Vec<ReplicaStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    pub id: String,
+    /// Its lease is alive (listed replicas are).
+    pub live: bool,
+    /// The etcd revision of the last desired state it applied.
+    pub generation: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,6 +173,7 @@ impl Control {
             routes,
             pools,
             reloads: [("ok".to_string(), ok), ("error".to_string(), error)].into(),
+            cluster: self.cluster.as_ref().map(|c| c.lock().unwrap().clone()),
         }
     }
 }

@@ -62,6 +62,18 @@ pub enum Msg {
         ticket: Ticket,
         reasons: Vec<String>,
     },
+    /// In a fleet: this replica now decides (leads, until the instant
+    /// given, moved forward as its lease is renewed) or follows.
+    Role {
+        deciding: bool,
+        until: Option<Until>,
+    },
+    /// In a fleet, following: the leader's record of a route (`None`: the
+    /// route has none), to serve as is.
+    Replicate {
+        route: String,
+        record: Option<Box<Record>>,
+    },
 }
 
 /// What status shows of a route: its record and the latest verdict.
@@ -109,7 +121,15 @@ pub struct Task<E, S> {
     pub(super) sensor: S,
     pub(super) clock: Clock,
     pub(super) views: Views,
+    /// False while a fleet replica follows: it drives nothing and takes
+    /// records from the leader.
+    pub(super) deciding: bool,
+    /// A fleet leader decides only until this instant (its lease).
+    pub(super) until: Option<Until>,
 }
+
+/// The instant a fleet leader's right to decide runs out.
+pub type Until = Arc<Mutex<tokio::time::Instant>>;
 
 impl<E: Effects, S: Sensor> Task<E, S> {
     pub fn new(config: Arc<Config>, effects: E, sensor: S, clock: Clock, views: Views) -> Self {
@@ -121,7 +141,20 @@ impl<E: Effects, S: Sensor> Task<E, S> {
             sensor,
             clock,
             views,
+            deciding: true,
+            until: None,
         }
+    }
+
+    /// Deciding now: not following, and (in a fleet) the leader's lease
+    /// has not run out, even if the fleet task has not noticed yet (a
+    /// process resumed after a pause acts on nothing stale).
+    pub(super) fn deciding_now(&self) -> bool {
+        self.deciding
+            && self
+                .until
+                .as_ref()
+                .is_none_or(|u| tokio::time::Instant::now() < *u.lock().unwrap())
     }
 
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>, stop: CancellationToken) {
@@ -133,7 +166,11 @@ impl<E: Effects, S: Sensor> Task<E, S> {
                     Some(msg) => self.handle(msg),
                     None => break,
                 },
-                _ = tick.tick() => self.drive_all(),
+                _ = tick.tick(), if self.deciding => {
+                    if self.deciding_now() {
+                        self.drive_all();
+                    }
+                }
                 () = stop.cancelled() => break,
             }
         }
@@ -141,6 +178,22 @@ impl<E: Effects, S: Sensor> Task<E, S> {
     }
 
     pub(super) fn handle(&mut self, msg: Msg) {
+        let operator = matches!(
+            msg,
+            Msg::Start { .. } | Msg::Weights { .. } | Msg::Command { .. }
+        );
+        if operator && !self.deciding_now() {
+            let refused = || ControlError::NoLeader("this replica does not lead the fleet".into());
+            match msg {
+                Msg::Start { reply, .. }
+                | Msg::Weights { reply, .. }
+                | Msg::Command { reply, .. } => {
+                    let _ = reply.send(Err(refused()));
+                }
+                _ => unreachable!("operator messages only"),
+            }
+            return;
+        }
         match msg {
             Msg::Start {
                 route,
@@ -181,6 +234,16 @@ impl<E: Effects, S: Sensor> Task<E, S> {
                 answer,
             } => self.gate_answered(ticket, kind, answer),
             Msg::Checks { ticket, reasons } => self.checks_done(ticket, reasons),
+            Msg::Role { deciding, until } => {
+                self.deciding = deciding;
+                self.until = until;
+                if deciding {
+                    // A new leader: edits of the file it has not acted on
+                    // (a changed pool) start now.
+                    self.reconfigure(self.config.clone());
+                }
+            }
+            Msg::Replicate { route, record } => self.replicate(&route, record.map(|r| *r)),
         }
     }
 
@@ -208,6 +271,28 @@ impl<E: Effects, S: Sensor> Task<E, S> {
         self.effects.event(kind, Some(route), message);
         self.commit(route, &before, None);
         Ok(())
+    }
+
+    /// Serves the leader's record of `route` as is (following only).
+    fn replicate(&mut self, route: &str, record: Option<Record>) {
+        if self.deciding {
+            return;
+        }
+        let Some(spec) = self.config.routes.iter().find(|r| r.name == route) else {
+            return;
+        };
+        let record = record.unwrap_or_else(|| Record::fresh(spec));
+        let before = self
+            .records
+            .get(route)
+            .cloned()
+            .unwrap_or_else(|| Record::fresh(spec));
+        if before == record {
+            return;
+        }
+        self.records.insert(route.into(), record);
+        let _ = self.effects.persist(&self.records);
+        self.commit(route, &before, None);
     }
 
     /// Starts a rollout (`POST .../rollout`): 409 while one runs.

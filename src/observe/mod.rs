@@ -13,15 +13,3 @@ pub use kind::UpstreamErrorKind;
 pub use stats::{Outcome, RoutePoolStats, StatsSnapshot, Telemetry};
 pub use tls::TlsCounters;
 pub use window::Window;
-
-/// Rollout phases, as in SPEC §3: the `phase` label values of
-/// `veer_rollout_phase`.
-pub const PHASES: [&str; 7] = [
-    "idle",
-    "progressing",
-    "paused",
-    "awaiting-promotion",
-    "promoted",
-    "rolling-back",
-    "rolled-back",
-];

@@ -4,8 +4,9 @@
 //!
 //! Planning is pure: `(spec, rollout, input, now) -> rollout`. The
 //! controller feeds inputs, persists the result and publishes the traffic
-//! it asks for. Time is milliseconds since the UNIX epoch so a restart
-//! resumes the remaining interval.
+//! it asks for. Time is milliseconds since the UNIX epoch, so timeouts
+//! (`ready_timeout`, `max_duration`, blue-green's rollback window) carry
+//! across a restart; the analysis interval clock is the controller's.
 
 use serde::{Deserialize, Serialize};
 
@@ -78,7 +79,8 @@ pub struct Sizes {
 }
 
 /// Operator commands of SPEC §6: `POST /api/v1/routes/{route}/{command}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Command {
     Promote,
     Abort,

@@ -3,7 +3,6 @@
 //! checks what clients received (no request to a candidate that should
 //! have none, no 5xx from a dead pool) and what status and events say.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -52,24 +51,6 @@ async fn wait_phase(veer: &Veer, phase: &str) -> Value {
 async fn events(veer: &Veer) -> Vec<Value> {
     let (_, json) = veer.api(Method::GET, "/api/v1/events", None, None).await;
     json["events"].as_array().unwrap().clone()
-}
-
-/// `n` GETs, tallied by (upstream, status); bounded in count.
-async fn load(url: &str, n: usize, headers: &[(&str, &str)]) -> HashMap<(String, u16), usize> {
-    let client = client();
-    let mut seen = HashMap::new();
-    for _ in 0..n {
-        let mut req = http::Request::get(url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let (status, h, _) = send(&client, req.body(empty()).unwrap()).await;
-        let who = h
-            .get("x-upstream")
-            .map_or("-".into(), |v| v.to_str().unwrap().to_string());
-        *seen.entry((who, status.as_u16())).or_default() += 1;
-    }
-    seen
 }
 
 /// Background load for the analysis to judge, stopped on drop.
@@ -126,7 +107,7 @@ async fn commands_outside_a_rollout_never_move_traffic() {
         let r = &json["route"];
         assert_eq!(r["weights"]["blue"], 100, "{action}: {r}");
         assert_eq!(r["paused"], r["phase"] == "paused");
-        let seen = load(&veer.url("/"), 30, &[]).await;
+        let seen = outcomes(&veer.url("/"), 30, &[]).await;
         assert_eq!(
             seen.get(&("blue".into(), 200)),
             Some(&30),
@@ -202,7 +183,7 @@ async fn a_reload_keeps_manual_weights_on_a_paused_rollout() {
         (r["manual"].as_bool(), r["weights"]["green"].as_u64()),
         (Some(true), Some(70))
     );
-    let seen = load(&veer.url("/"), 1000, &[]).await;
+    let seen = outcomes(&veer.url("/"), 1000, &[]).await;
     let g = *seen.get(&("green".into(), 200)).unwrap_or(&0) as f64;
     let sd = (1000.0f64 * 0.7 * 0.3).sqrt();
     assert!((g - 700.0).abs() < 4.5 * sd, "green {g} of 1000");
@@ -317,7 +298,7 @@ async fn a_rollout_whose_candidate_pool_leaves_is_aborted() {
         "{r}"
     );
     assert_eq!(r["weights"].as_object().unwrap().len(), 1, "{r}");
-    let seen = load(&veer.url("/"), 30, &[]).await;
+    let seen = outcomes(&veer.url("/"), 30, &[]).await;
     assert_eq!(seen.get(&("blue".into(), 200)), Some(&30), "{seen:?}");
     assert!(events(&veer)
         .await
@@ -360,7 +341,7 @@ async fn readiness_comes_before_weight() {
         (r["phase"].as_str(), r["weights"]["green"].as_u64()),
         (Some("progressing"), Some(0))
     );
-    let seen = load(&veer.url("/"), 40, &[]).await;
+    let seen = outcomes(&veer.url("/"), 40, &[]).await;
     assert_eq!(seen.get(&("blue".into(), 200)), Some(&40), "{seen:?}");
     wait_phase(&veer, "rolled-back").await;
     assert!(green.requests().is_empty(), "{:?}", green.requests());
@@ -426,7 +407,7 @@ async fn safety_never_sleeps_while_paused() {
     let r = wait_phase(&veer, "rolled-back").await;
     drop(bg);
     assert_eq!(r["weights"]["blue"], 100);
-    let seen = load(&veer.url("/"), 30, &[]).await;
+    let seen = outcomes(&veer.url("/"), 30, &[]).await;
     assert_eq!(seen.get(&("blue".into(), 200)), Some(&30), "{seen:?}");
     veer.stop().await;
 }
@@ -480,7 +461,7 @@ async fn a_route_that_leaves_and_comes_back_starts_clean() {
         (Some("idle"), Some(100)),
         "{app}"
     );
-    let seen = load(&veer.url("/"), 30, &[]).await;
+    let seen = outcomes(&veer.url("/"), 30, &[]).await;
     assert_eq!(seen.get(&("blue".into(), 200)), Some(&30), "{seen:?}");
     veer.stop().await;
 }
@@ -505,7 +486,7 @@ async fn analysis_runs_once_per_interval_after_the_switch() {
     let bg = Background::start(veer.url("/"));
     let preview = veer.url("/");
     let previews =
-        tokio::spawn(async move { load(&preview, 200, &[("x-veer-preview", "1")]).await });
+        tokio::spawn(async move { outcomes(&preview, 200, &[("x-veer-preview", "1")]).await });
     assert_eq!(
         post(&veer, "app", "rollout", Some(r#"{"pool":"green"}"#))
             .await
@@ -663,7 +644,7 @@ async fn lost_state_fails_closed_and_ab_test_ends() {
     saved["routes"]["app"]["rollout"] = serde_json::json!({"phase": "garbled"});
     std::fs::write(&state, saved.to_string()).unwrap();
     let veer = Veer::start_with(&path, None, false).await;
-    let seen = load(&veer.url("/"), 30, &[]).await;
+    let seen = outcomes(&veer.url("/"), 30, &[]).await;
     let why = (events(&veer).await, veer.status().await);
     assert_eq!(
         seen.get(&("blue".into(), 200)),

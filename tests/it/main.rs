@@ -16,6 +16,7 @@ mod demo;
 mod drain;
 mod drain_streams;
 mod errors;
+mod fleet;
 mod forwarding;
 mod health;
 mod load_reload;

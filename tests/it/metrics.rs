@@ -150,7 +150,7 @@ async fn exposition_has_every_metric_and_passes_promtool() {
     let text = render(
         &proxy.server.as_ref().unwrap().telemetry,
         &proxy.routing().load(),
-        |_| "idle",
+        |_| veer::rollout::Phase::Idle,
     );
     for name in [
         "veer_requests_total{route=\"app\",pool=\"blue\",version=\"\",code=\"2xx\"}",

@@ -66,15 +66,7 @@ impl Check<'_> {
         }
         let analysis = match &r.analysis {
             Some(a) => self.analysis(a, &k("analysis")),
-            None => AnalysisSpec {
-                min_requests: 50,
-                success_rate: None,
-                p50: None,
-                p95: None,
-                p99: None,
-                max_success_rate_drop: None,
-                queries: Vec::new(),
-            },
+            None => AnalysisSpec::defaults(),
         };
         let webhooks = r
             .webhook

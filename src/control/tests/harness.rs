@@ -167,6 +167,7 @@ pub fn start(config: Arc<Config>, script: Script, loaded: Loaded) -> Harness {
         loaded,
         Arc::new(Events::default()),
         stop.clone(),
+        true,
     );
     Harness {
         controller,

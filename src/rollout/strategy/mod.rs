@@ -103,41 +103,21 @@ pub fn finished(spec: &RolloutSpec, r: &Rollout, now: u64) -> bool {
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use std::time::Duration;
-
     use crate::config::{AnalysisSpec, RolloutSpec, Strategy};
     use crate::observe::Window;
     use crate::rollout::analysis::{Outcome, Verdict};
     use crate::rollout::plan::{plan, Input, Rollout, Sizes};
 
     pub fn spec(strategy: Strategy) -> RolloutSpec {
-        RolloutSpec {
-            strategy,
-            interval: Duration::from_secs(60),
-            threshold: 2,
-            tripwire: None,
-            steps: vec![5, 25, 50, 100],
-            hold: Duration::ZERO,
-            max_surge: 1,
-            max_unavailable: 0,
-            ready_timeout: Duration::from_secs(60),
-            preview_header: http::HeaderName::from_static("x-veer-preview"),
-            auto_promote: true,
-            rollback_window: Duration::from_secs(600),
-            ab_match: None,
-            iterations: 3,
-            max_duration: None,
-            analysis: AnalysisSpec {
-                min_requests: 10,
-                success_rate: Some(99.0),
-                p50: None,
-                p95: None,
-                p99: None,
-                max_success_rate_drop: None,
-                queries: vec![],
-            },
-            webhooks: vec![],
-        }
+        let mut spec = RolloutSpec::defaults(strategy);
+        spec.threshold = 2;
+        spec.iterations = 3;
+        spec.analysis = AnalysisSpec {
+            min_requests: 10,
+            success_rate: Some(99.0),
+            ..AnalysisSpec::defaults()
+        };
+        spec
     }
 
     /// `plan` for one analysis interval with `outcome`, ungated.

@@ -2,6 +2,7 @@
 //! ephemeral ports, plus small clients.
 
 pub mod admin;
+pub mod etcd;
 pub mod stream;
 pub mod tls;
 
@@ -457,6 +458,28 @@ pub async fn tally(url: &str, n: usize, headers: &[(&str, &str)]) -> HashMap<Str
         *counts.entry(name).or_default() += 1;
     }
     counts
+}
+
+/// `n` GETs, tallied by (upstream, status), whatever the status.
+pub async fn outcomes(
+    url: &str,
+    n: usize,
+    headers: &[(&str, &str)],
+) -> HashMap<(String, u16), usize> {
+    let client = client();
+    let mut seen = HashMap::new();
+    for _ in 0..n {
+        let mut req = Request::get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let (status, h, _) = send(&client, req.body(empty()).unwrap()).await;
+        let who = h
+            .get("x-upstream")
+            .map_or("-".into(), |v| v.to_str().unwrap().to_string());
+        *seen.entry((who, status.as_u16())).or_default() += 1;
+    }
+    seen
 }
 
 /// Waits for `cond` to hold, polling, up to `deadline`.

@@ -1,0 +1,483 @@
+//! The fleet's pieces against a real etcd: one leader at a time, and a
+//! deposed leader's writes refused by etcd itself.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::Method;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use veer::fleet::{FleetError, Leadership};
+
+use crate::support::admin::*;
+use crate::support::etcd::Etcd;
+use crate::support::{outcomes, Upstream};
+
+const TTL: Duration = Duration::from_secs(2);
+
+async fn leader(etcd: &Etcd, id: &str, stop: &CancellationToken) -> Leadership {
+    let client = etcd.client().await.unwrap();
+    Leadership::campaign(client, "/veer/test", id, TTL, stop)
+        .await
+        .unwrap()
+        .expect("not stopped")
+}
+
+async fn value(etcd: &Etcd, key: &str) -> Option<String> {
+    let mut c = etcd.client().await.unwrap();
+    let resp = c.get(key, None).await.unwrap();
+    resp.kvs()
+        .first()
+        .map(|kv| kv.value_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn one_leader_at_a_time_and_the_next_waits_for_the_lease() {
+    let etcd = Etcd::start().await;
+    let stop = CancellationToken::new();
+    let mut a = leader(&etcd, "a", &stop).await;
+    assert_eq!(
+        value(&etcd, "/veer/test/leader").await.as_deref(),
+        Some("a")
+    );
+    a.put("/veer/test/desired/app", "1").await.unwrap();
+
+    // b campaigns while a leads: it waits.
+    let client = etcd.client().await.unwrap();
+    let b_stop = CancellationToken::new();
+    let campaign = {
+        let b_stop = b_stop.clone();
+        tokio::spawn(
+            async move { Leadership::campaign(client, "/veer/test", "b", TTL, &b_stop).await },
+        )
+    };
+    tokio::time::sleep(TTL * 2).await;
+    assert!(
+        !campaign.is_finished(),
+        "b must not lead while a's lease lives"
+    );
+    assert!(a.is_leading(), "a's keep-alive holds its lease");
+
+    // a steps down; b leads within about one TTL.
+    let started = tokio::time::Instant::now();
+    a.resign().await;
+    let mut b = tokio::time::timeout(TTL * 5, campaign)
+        .await
+        .expect("b leads after a resigned")
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    println!("b led {:?} after a resigned", started.elapsed());
+    assert_eq!(
+        value(&etcd, "/veer/test/leader").await.as_deref(),
+        Some("b")
+    );
+    b.put("/veer/test/desired/app", "2").await.unwrap();
+    assert_eq!(
+        value(&etcd, "/veer/test/desired/app").await.as_deref(),
+        Some("2")
+    );
+    b_stop.cancel();
+}
+
+#[tokio::test]
+async fn a_deposed_leader_cannot_write() {
+    let etcd = Etcd::start().await;
+    let stop = CancellationToken::new();
+    let mut a = leader(&etcd, "a", &stop).await;
+    // a's key disappears behind its back (as when a was paused past its
+    // lease), and b takes over, while a still believes it leads.
+    let mut c = etcd.client().await.unwrap();
+    c.delete("/veer/test/leader", None).await.unwrap();
+    let mut b = leader(&etcd, "b", &stop).await;
+    assert!(a.is_leading(), "a's own deadline has not passed");
+    let refused = a.put("/veer/test/desired/app", "from a").await;
+    assert!(matches!(refused, Err(FleetError::NotLeader)), "{refused:?}");
+    assert!(!a.is_leading(), "a knows it lost");
+    b.put("/veer/test/desired/app", "from b").await.unwrap();
+    assert_eq!(
+        value(&etcd, "/veer/test/desired/app").await.as_deref(),
+        Some("from b")
+    );
+}
+
+#[tokio::test]
+async fn a_leader_whose_lease_is_not_renewed_stops_acting_before_it_expires() {
+    let etcd = Etcd::start().await;
+    let stop = CancellationToken::new();
+    let mut a = leader(&etcd, "a", &stop).await;
+    // etcd goes away: no keep-alive is answered.
+    drop(etcd);
+    let start = tokio::time::Instant::now();
+    tokio::time::timeout(TTL * 3, a.lost())
+        .await
+        .expect("leadership given up");
+    let after = start.elapsed();
+    assert!(
+        after < TTL,
+        "stopped acting {after:?} after its last renewal at most, inside the TTL"
+    );
+    assert!(matches!(a.put("/k", "v").await, Err(FleetError::NotLeader)));
+}
+
+/// A `veer run` process in a fleet: its own config, listener, admin API
+/// and state directory. Killed (SIGKILL) on drop.
+struct Replica {
+    id: String,
+    child: std::process::Child,
+    admin: String,
+    url: String,
+    _dir: TempDir,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Replica {
+    async fn start(
+        etcd: &Etcd,
+        id: &str,
+        blue: SocketAddr,
+        green: SocketAddr,
+        extra: &str,
+    ) -> Replica {
+        let dir = TempDir::new(id);
+        let (port, admin) = (free_port(), free_port());
+        let toml = two_pools(blue, green, "blue", extra)
+            .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
+            + &format!(
+                "\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n[cluster]\netcd = [\"{}\"]\nprefix = \"/veer/it\"\nreplica = \"{id}\"\nlease_ttl = \"2s\"\n",
+                etcd.url
+            );
+        let path = dir.path().join("veer.toml");
+        std::fs::write(&path, toml).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_veer"))
+            .args(["run", "--no-watch", "-c"])
+            .arg(&path)
+            .env(
+                "VEER_LOG",
+                std::env::var("VEER_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let replica = Replica {
+            id: id.to_string(),
+            child,
+            admin: format!("http://127.0.0.1:{admin}"),
+            url: format!("http://127.0.0.1:{port}/"),
+            _dir: dir,
+        };
+        until(Duration::from_secs(20), "replica ready", || async {
+            matches!(
+                raw_get(&format!("{}/readyz", replica.admin)).await,
+                Ok((http::StatusCode::OK, _))
+            )
+        })
+        .await;
+        replica
+    }
+
+    async fn status(&self) -> Value {
+        let (code, json) = api_call(
+            &format!("{}/api/v1/status", self.admin),
+            Method::GET,
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(code, 200, "{json}");
+        json
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
+        let (code, json) = api_call(&format!("{}{path}", self.admin), method, body, None).await;
+        (code.as_u16(), json)
+    }
+}
+
+/// The leader every replica agrees on (and that they are connected).
+async fn agreed_leader(replicas: &[&Replica]) -> String {
+    let start = tokio::time::Instant::now();
+    loop {
+        let mut seen = Vec::new();
+        for r in replicas {
+            let c = r.status().await["cluster"].clone();
+            let connected = c["connected"] == true;
+            seen.push(connected.then(|| c["leader"].as_str().unwrap_or_default().to_string()));
+        }
+        if let Some(Some(leader)) = seen.first() {
+            let agreed = seen.iter().all(|l| l.as_deref() == Some(leader.as_str()));
+            if agreed && replicas.iter().any(|r| r.id == *leader) {
+                return leader.clone();
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no agreed leader: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Percent to green each replica serves now.
+async fn greens(replicas: &[&Replica]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for r in replicas {
+        out.push(
+            r.status().await["routes"][0]["weights"]["green"]
+                .as_u64()
+                .unwrap_or(0),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn three_replicas_converge_on_a_weights_change_made_on_any_of_them() {
+    let etcd = Etcd::start().await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let r1 = Replica::start(&etcd, "r1", blue.addr, green.addr, "").await;
+    let r2 = Replica::start(&etcd, "r2", blue.addr, green.addr, "").await;
+    let r3 = Replica::start(&etcd, "r3", blue.addr, green.addr, "").await;
+    let all = [&r1, &r2, &r3];
+    let leader = agreed_leader(&all).await;
+    let members = r1.status().await["cluster"]["replicas"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(members, 3);
+    let mut took = Vec::new();
+    for i in 0..20u64 {
+        let green_pct = (i * 7 + 5) % 100;
+        let via = all[(i % 3) as usize];
+        let body = format!(r#"{{"blue":{},"green":{green_pct}}}"#, 100 - green_pct);
+        let start = tokio::time::Instant::now();
+        let (code, json) = via
+            .call(Method::PUT, "/api/v1/routes/app/weights", Some(&body))
+            .await;
+        assert_eq!(code, 200, "via {}: {json}", via.id);
+        until(Duration::from_secs(10), "all replicas applied", || async {
+            greens(&all).await.iter().all(|g| *g == green_pct)
+        })
+        .await;
+        took.push(start.elapsed());
+    }
+    took.sort();
+    let (p50, p99) = (took[took.len() / 2], took[took.len() - 1]);
+    println!("fleet of 3 (leader {leader}): weights change applied by all in p50 {p50:?}, p99 {p99:?} over 20 changes");
+    // Clients of every replica see the split.
+    let seen = outcomes(&r3.url, 200, &[]).await;
+    assert_eq!(seen.values().sum::<usize>(), 200);
+    assert!(seen.keys().all(|(_, s)| *s == 200), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_new_leader_continues_the_rollout_at_the_same_step() {
+    let etcd = Etcd::start().await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let rollout =
+        "[route.rollout]\nstrategy = \"canary\"\nsteps = [20, 50, 100]\ninterval = \"1h\"\n";
+    let mut replicas = Vec::new();
+    for id in ["r1", "r2", "r3"] {
+        replicas.push(Replica::start(&etcd, id, blue.addr, green.addr, rollout).await);
+    }
+    let leader = agreed_leader(&replicas.iter().collect::<Vec<_>>()).await;
+    let follower = replicas.iter().position(|r| r.id != leader).unwrap();
+    let (code, json) = replicas[follower]
+        .call(
+            Method::POST,
+            "/api/v1/routes/app/rollout",
+            Some(r#"{"pool":"green"}"#),
+        )
+        .await;
+    assert_eq!(code, 200, "{json}");
+    until(Duration::from_secs(10), "step 1 everywhere", || async {
+        greens(&replicas.iter().collect::<Vec<_>>())
+            .await
+            .iter()
+            .all(|g| *g == 20)
+    })
+    .await;
+    // kill -9 the leader.
+    let dead = replicas.iter().position(|r| r.id == leader).unwrap();
+    drop(replicas.remove(dead));
+    let killed = tokio::time::Instant::now();
+    let rest: Vec<&Replica> = replicas.iter().collect();
+    let next = agreed_leader(&rest).await;
+    println!(
+        "new leader {next} agreed {:?} after kill -9 of {leader}",
+        killed.elapsed()
+    );
+    assert_ne!(next, leader);
+    for r in &rest {
+        let route = r.status().await["routes"][0].clone();
+        assert_eq!(
+            (route["phase"].as_str(), route["weights"]["green"].as_u64()),
+            (Some("progressing"), Some(20)),
+            "{}: {route}",
+            r.id
+        );
+    }
+    // The new leader carries out calls: promote from the other replica.
+    let (code, json) = rest[1]
+        .call(Method::POST, "/api/v1/routes/app/promote", None)
+        .await;
+    assert_eq!(code, 200, "{json}");
+    until(Duration::from_secs(10), "promoted everywhere", || async {
+        greens(&rest).await.iter().all(|g| *g == 100)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_etcd_replicas_serve_the_last_state_and_refuse_calls() {
+    let etcd = Etcd::start().await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let r1 = Replica::start(&etcd, "r1", blue.addr, green.addr, "").await;
+    let r2 = Replica::start(&etcd, "r2", blue.addr, green.addr, "").await;
+    agreed_leader(&[&r1, &r2]).await;
+    let (code, _) = r2
+        .call(
+            Method::PUT,
+            "/api/v1/routes/app/weights",
+            Some(r#"{"blue":60,"green":40}"#),
+        )
+        .await;
+    assert_eq!(code, 200);
+    until(Duration::from_secs(10), "applied", || async {
+        greens(&[&r1, &r2]).await == [40, 40]
+    })
+    .await;
+    drop(etcd);
+    until(Duration::from_secs(15), "disconnected", || async {
+        r1.status().await["cluster"]["connected"] == false
+            && r2.status().await["cluster"]["connected"] == false
+    })
+    .await;
+    for r in [&r1, &r2] {
+        let seen = outcomes(&r.url, 100, &[]).await;
+        assert!(seen.keys().all(|(_, s)| *s == 200), "{}: {seen:?}", r.id);
+        assert_eq!(greens(&[r]).await, [40]);
+        let (code, json) = r
+            .call(
+                Method::PUT,
+                "/api/v1/routes/app/weights",
+                Some(r#"{"green":100}"#),
+            )
+            .await;
+        assert_eq!(code, 503, "{json}");
+    }
+}
+
+/// SIGSTOP of the leader past its lease, then SIGCONT: the fleet goes on
+/// under a new leader, the old one writes nothing more (fenced), and the
+/// rollout advances one step at a time, once per interval.
+#[tokio::test]
+async fn a_paused_leader_resumes_as_a_follower_and_nothing_advances_twice() {
+    let etcd = Etcd::start().await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let steps = [10u64, 20, 30, 40, 50, 60, 70, 80, 90, 100];
+    let rollout = "[route.rollout]\nstrategy = \"canary\"\nsteps = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]\ninterval = \"1s\"\n\
+                   [route.rollout.analysis]\nmin_requests = 0\n";
+    let mut replicas = Vec::new();
+    for id in ["r1", "r2", "r3"] {
+        replicas.push(Replica::start(&etcd, id, blue.addr, green.addr, rollout).await);
+    }
+    let all: Vec<&Replica> = replicas.iter().collect();
+    let leader = agreed_leader(&all).await;
+    // Every write of the route's desired state, in order.
+    let mut client = etcd.client().await.unwrap();
+    let mut watch = client.watch("/veer/it/routes/app", None).await.unwrap();
+    let writes = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Ok(Some(resp)) = watch.message().await {
+            for e in resp.events() {
+                let Some(kv) = e.kv() else { continue };
+                let record: Value = serde_json::from_slice(kv.value()).unwrap();
+                let w = &record["rollout"]["traffic"]["candidate_weight"];
+                let w = w
+                    .as_u64()
+                    .or_else(|| record["finished"].is_object().then_some(100));
+                seen.push((tokio::time::Instant::now(), w.unwrap_or(0)));
+                if w == Some(100) {
+                    return seen;
+                }
+            }
+        }
+        seen
+    });
+    let l = all.iter().find(|r| r.id == leader).unwrap();
+    let follower = all.iter().find(|r| r.id != leader).unwrap();
+    let (code, json) = follower
+        .call(
+            Method::POST,
+            "/api/v1/routes/app/rollout",
+            Some(r#"{"pool":"green"}"#),
+        )
+        .await;
+    assert_eq!(code, 200, "{json}");
+    until(Duration::from_secs(15), "step 3", || async {
+        greens(&[l]).await[0] >= 30
+    })
+    .await;
+    let pid = l.child.id().to_string();
+    let signal = |s: &str| {
+        std::process::Command::new("kill")
+            .args([s, &pid])
+            .status()
+            .unwrap()
+    };
+    assert!(signal("-STOP").success());
+    let rest: Vec<&Replica> = all.iter().copied().filter(|r| r.id != leader).collect();
+    let next = agreed_leader(&rest).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(signal("-CONT").success());
+    let seen = tokio::time::timeout(Duration::from_secs(40), writes)
+        .await
+        .expect("promoted")
+        .unwrap();
+    let mut distinct: Vec<(tokio::time::Instant, u64)> = Vec::new();
+    for (at, w) in seen {
+        if distinct.last().is_none_or(|(_, last)| *last != w) {
+            distinct.push((at, w));
+        }
+    }
+    let weights: Vec<u64> = distinct.iter().map(|(_, w)| *w).collect();
+    let from = steps.iter().position(|s| *s == weights[0]).unwrap();
+    assert_eq!(
+        weights,
+        steps[from..],
+        "one step at a time, in order (leader {leader} -> {next})"
+    );
+    for pair in distinct.windows(2) {
+        let gap = pair[1].0 - pair[0].0;
+        assert!(
+            gap >= Duration::from_millis(700),
+            "two advances {gap:?} apart: {weights:?}"
+        );
+    }
+    until(
+        Duration::from_secs(15),
+        "the old leader follows",
+        || async { greens(&[l]).await[0] == 100 },
+    )
+    .await;
+    assert_eq!(l.status().await["cluster"]["leader"], next.as_str());
+}
