@@ -42,10 +42,34 @@ pub fn render(status: &Status) -> String {
         }
     }
     format!(
-        "{}{}\n{}",
+        "{}{}\n{}{}",
         columns(&routes),
         verdicts(status),
-        columns(&pools)
+        columns(&pools),
+        cluster(status)
+    )
+}
+
+/// `cluster: replica r1, leader r2, connected; replicas r1@42 r2@42 r3@41`.
+fn cluster(status: &Status) -> String {
+    let Some(c) = &status.cluster else {
+        return String::new();
+    };
+    let replicas: Vec<String> = c
+        .replicas
+        .iter()
+        .map(|r| format!("{}@{}", r.id, r.generation))
+        .collect();
+    format!(
+        "\ncluster: replica {}, leader {}, {}; replicas {}\n",
+        c.replica,
+        c.leader.as_deref().unwrap_or("none"),
+        if c.connected {
+            "connected"
+        } else {
+            "disconnected"
+        },
+        replicas.join(" ")
     )
 }
 

@@ -110,6 +110,8 @@ pub async fn start(options: Options) -> App {
         }
         None => (None, None),
     };
+    let peers: Option<crate::control::sense::Peers> =
+        config.cluster.as_ref().map(|_| Default::default());
     let (controller, task) = Controller::spawn(
         routing.clone(),
         telemetry.clone(),
@@ -117,6 +119,7 @@ pub async fn start(options: Options) -> App {
         events.clone(),
         stop.clone(),
         outbox,
+        peers.clone(),
     );
     tracker.spawn(async move {
         let _ = task.await;
@@ -130,8 +133,13 @@ pub async fn start(options: Options) -> App {
                 let host = options.hostname.as_deref().unwrap_or("veer");
                 addr.map_or(host.to_string(), |a| format!("{host}-{a}"))
             });
+            let data = crate::fleet::Data {
+                routing: routing.clone(),
+                telemetry: telemetry.clone(),
+                peers: peers.clone().unwrap_or_default(),
+            };
             let (fleet, task) =
-                crate::fleet::join(spec.clone(), id, controller, outgoing, stop.clone());
+                crate::fleet::join(spec.clone(), id, controller, outgoing, data, stop.clone());
             tracker.spawn(async move {
                 let _ = task.await;
             });

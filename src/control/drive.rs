@@ -63,7 +63,12 @@ impl<E: Effects, S: Sensor> Task<E, S> {
             let candidate = Window::between(&live.start.candidate, &sensed.candidate);
             let stable = Window::between(&live.start.stable, &sensed.stable);
             let stable = (stable.requests > 0).then_some(stable);
-            let v = judge(&spec.analysis, &candidate, stable.as_ref());
+            let mut v = judge(&spec.analysis, &candidate, stable.as_ref());
+            if let Some(why) = incomplete(&live.start, &sensed) {
+                // A fleet interval counts only when every replica's is in.
+                v.outcome = Outcome::Inconclusive;
+                v.reasons = vec![why];
+            }
             (live.start, live.since) = (sensed, now);
             if spec.analysis.queries.is_empty() || v.outcome == Outcome::Inconclusive {
                 next = plan(&spec, sizes, gate, &next, Input::Interval(&v), now);
@@ -189,6 +194,19 @@ impl<E: Effects, S: Sensor> Task<E, S> {
             .cloned()
             .unwrap_or_else(|| default_spec(strategy))
     }
+}
+
+/// Why a fleet's interval cannot be judged: a live replica's counters are
+/// missing, or a replica restarted (or joined) during it.
+fn incomplete(start: &super::sense::Sensed, end: &super::sense::Sensed) -> Option<String> {
+    if !end.missing.is_empty() {
+        return Some(format!(
+            "no counters from replica {}",
+            end.missing.join(", ")
+        ));
+    }
+    (start.sources != end.sources)
+        .then(|| "the fleet's replicas changed during the interval".to_string())
 }
 
 /// Commands still act on a rollout whose `[route.rollout]` was removed:

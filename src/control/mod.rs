@@ -133,6 +133,7 @@ impl Controller {
         events: Arc<Events>,
         stop: CancellationToken,
         outbox: Option<Outbox>,
+        peers: Option<sense::Peers>,
     ) -> (Controller, tokio::task::JoinHandle<()>) {
         let deciding = outbox.is_none();
         let config = routing.load().config.clone();
@@ -141,6 +142,7 @@ impl Controller {
         let sensor = RoutingSensor {
             routing: routing.clone(),
             telemetry,
+            peers,
         };
         let effects = |answers| LiveEffects {
             routing,

@@ -1,8 +1,13 @@
 //! Sensing: what the controller reads from the data plane to drive a
-//! rollout, taken at once from the routing snapshot and the counters.
-//! Tests replace it with scripted figures.
+//! rollout, taken at once from the routing snapshot and the counters; in a
+//! fleet, with every other live replica's counters added. Tests replace it
+//! with scripted figures.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
 
 use crate::observe::{StatsSnapshot, Telemetry};
 use crate::rollout::{Rollout, Sizes};
@@ -20,16 +25,47 @@ pub struct Sensed {
     /// Healthy candidate endpoints among those the rollout put in rotation.
     pub ready: usize,
     pub sizes: Sizes,
+    /// In a fleet: every live replica's counters are in, fresh. An
+    /// interval that misses one is inconclusive.
+    pub missing: Vec<String>,
+    /// In a fleet: the replicas counted, with the start of their counters
+    /// (a replica that restarted mid-interval makes it inconclusive).
+    pub sources: BTreeMap<String, u64>,
+}
+
+/// One replica's counters as it publishes them to the fleet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerReport {
+    /// When this process's counters started (Unix ms): changes on restart.
+    pub epoch: u64,
+    /// When the report was made (Unix ms).
+    pub at: u64,
+    /// Cumulative counters per route and pool, for routes with a rollout.
+    pub routes: BTreeMap<String, BTreeMap<String, StatsSnapshot>>,
+}
+
+/// The other replicas of a fleet: id -> (live, latest report).
+pub type Peers = Arc<Mutex<BTreeMap<String, (bool, Option<PeerReport>)>>>;
+
+/// A report older than this is not counted (replicas publish four times
+/// as often).
+pub const STALE: Duration = Duration::from_secs(1);
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 pub trait Sensor: Send + 'static {
     fn sense(&self, rollout: &Rollout) -> Sensed;
 }
 
-/// Reads the live routing state.
+/// Reads the live routing state (and, in a fleet, the peers' reports).
 pub struct RoutingSensor {
     pub routing: Arc<Routing>,
     pub telemetry: Arc<Telemetry>,
+    pub peers: Option<Peers>,
 }
 
 impl Sensor for RoutingSensor {
@@ -49,7 +85,7 @@ impl Sensor for RoutingSensor {
                 .filter(|e| e.is_healthy())
                 .count()
         });
-        Sensed {
+        let mut sensed = Sensed {
             candidate: candidate.as_ref().map(|s| s.snapshot()).unwrap_or_default(),
             stable: stats(&r.stable).map(|s| s.snapshot()).unwrap_or_default(),
             consecutive_failures: candidate.map_or(0, |s| s.consecutive_failures()),
@@ -58,6 +94,42 @@ impl Sensor for RoutingSensor {
                 stable_endpoints: count(&r.stable),
                 candidate_endpoints: count(&r.candidate),
             },
+            ..Sensed::default()
+        };
+        if let Some(peers) = &self.peers {
+            add_peers(&mut sensed, &peers.lock().unwrap(), r);
+        }
+        sensed
+    }
+}
+
+/// Adds every live peer's fresh counters; names the live peers without.
+fn add_peers(
+    sensed: &mut Sensed,
+    peers: &BTreeMap<String, (bool, Option<PeerReport>)>,
+    r: &Rollout,
+) {
+    let now = unix_ms();
+    for (id, (live, report)) in peers {
+        if !live {
+            continue;
+        }
+        let fresh = report
+            .as_ref()
+            .filter(|p| now.saturating_sub(p.at) <= STALE.as_millis() as u64);
+        let Some(report) = fresh else {
+            sensed.missing.push(id.clone());
+            continue;
+        };
+        sensed.sources.insert(id.clone(), report.epoch);
+        let Some(pools) = report.routes.get(&r.route) else {
+            continue;
+        };
+        if let Some(c) = pools.get(&r.candidate) {
+            sensed.candidate.add(c);
+        }
+        if let Some(s) = pools.get(&r.stable) {
+            sensed.stable.add(s);
         }
     }
 }

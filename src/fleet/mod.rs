@@ -24,7 +24,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterSpec;
+use crate::control::sense::Peers;
 use crate::control::{ClusterStatus, Controller};
+use crate::observe::Telemetry;
+use crate::routing::Routing;
 
 pub use leader::Leadership;
 
@@ -33,6 +36,14 @@ pub struct Fleet {
     /// The controller handle whose operator calls go to the leader.
     pub controller: Controller,
     pub status: Arc<Mutex<ClusterStatus>>,
+}
+
+/// What a replica reports of its traffic and keeps of the others'.
+pub struct Data {
+    pub routing: Arc<Routing>,
+    pub telemetry: Arc<Telemetry>,
+    /// The other replicas' counters, which the leader's analysis adds.
+    pub peers: Peers,
 }
 
 /// Joins the fleet of `spec` as `id`, with `controller` (this replica's
@@ -44,6 +55,7 @@ pub fn join(
     outbox: mpsc::UnboundedReceiver<
         std::collections::BTreeMap<String, crate::control::record::Record>,
     >,
+    data: Data,
     stop: CancellationToken,
 ) -> (Fleet, tokio::task::JoinHandle<()>) {
     let status = Arc::new(Mutex::new(ClusterStatus {
@@ -64,6 +76,8 @@ pub fn join(
         outbox,
         status: status.clone(),
         client,
+        data,
+        epoch: crate::control::sense::unix_ms(),
         stop,
     };
     let task = tokio::spawn(replica.run());

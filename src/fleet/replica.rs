@@ -34,6 +34,9 @@ pub struct Replica {
     pub status: Arc<Mutex<ClusterStatus>>,
     /// The connected client, for the relay.
     pub client: Arc<Mutex<Option<Client>>>,
+    pub data: super::Data,
+    /// When this process's counters started (Unix ms).
+    pub epoch: u64,
     pub stop: CancellationToken,
 }
 
@@ -95,6 +98,8 @@ impl Replica {
         let mut leading: Option<Leadership> = None;
         let mut campaign = self.campaign(&client);
         let mut renew = tokio::time::interval(ttl / 3);
+        let mut publish = tokio::time::interval(REPORT_EVERY);
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut applied = revision;
         loop {
             tokio::select! {
@@ -157,6 +162,7 @@ impl Replica {
                         self.report(&mut client, member, applied).await?;
                     }
                 }
+                _ = publish.tick() => self.publish(&mut client, member).await?,
                 _ = renew.tick() => {
                     keeper.keep_alive().await?;
                     match tokio::time::timeout(ttl / 2, kept.message()).await {
@@ -207,7 +213,22 @@ impl Replica {
         }
         if rest == "leader" {
             status.leader = put.then(|| kv.value_str().unwrap_or_default().to_string());
+        } else if let Some(id) = rest.strip_prefix("stats/") {
+            if id != self.id {
+                let report = put
+                    .then(|| serde_json::from_slice(kv.value()).ok())
+                    .flatten();
+                let mut peers = self.data.peers.lock().unwrap();
+                peers.entry(id.to_string()).or_insert((false, None)).1 = report;
+            }
         } else if let Some(id) = rest.strip_prefix("replicas/") {
+            if id != self.id {
+                let mut peers = self.data.peers.lock().unwrap();
+                match put {
+                    true => peers.entry(id.to_string()).or_insert((false, None)).0 = true,
+                    false => drop(peers.remove(id)),
+                }
+            }
             status.replicas.retain(|r| r.id != id);
             if put {
                 let generation =
@@ -251,6 +272,48 @@ impl Replica {
                 body,
                 Some(options),
             )
+            .await?;
+        Ok(())
+    }
+}
+
+/// How often a replica publishes its counters of routes in a rollout.
+const REPORT_EVERY: Duration = Duration::from_millis(250);
+
+impl Replica {
+    /// Publishes this replica's cumulative counters of every route with a
+    /// rollout in progress, for the leader to add to its own.
+    async fn publish(&self, client: &mut Client, lease: i64) -> Result<(), FleetError> {
+        let views = self.controller.views();
+        let snapshot = self.data.routing.load();
+        let mut routes = BTreeMap::new();
+        for (route, view) in &views {
+            let Some(r) = &view.record.rollout else {
+                continue;
+            };
+            let mut pools = BTreeMap::new();
+            for pool in [&r.stable, &r.candidate] {
+                let Some(p) = snapshot.pool(pool) else {
+                    continue;
+                };
+                let version = p.version.as_deref().unwrap_or("");
+                let stats = self.data.telemetry.stats(route, pool, version).snapshot();
+                pools.insert(pool.clone(), stats);
+            }
+            routes.insert(route.clone(), pools);
+        }
+        if routes.is_empty() {
+            return Ok(());
+        }
+        let report = crate::control::sense::PeerReport {
+            epoch: self.epoch,
+            at: crate::control::sense::unix_ms(),
+            routes,
+        };
+        let body = serde_json::to_vec(&report).expect("reports serialise");
+        let options = PutOptions::new().with_lease(lease);
+        client
+            .put(self.key(&format!("stats/{}", self.id)), body, Some(options))
             .await?;
         Ok(())
     }

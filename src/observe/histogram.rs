@@ -78,8 +78,10 @@ impl Histogram {
     }
 }
 
-/// Histogram counters at one instant; subtract two to get an interval.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Histogram counters at one instant; subtract two to get an interval,
+/// add those of several replicas to get a fleet's (fixed buckets merge by
+/// adding).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HistogramSnapshot {
     pub buckets: Vec<u64>,
     pub count: u64,
@@ -87,6 +89,18 @@ pub struct HistogramSnapshot {
 }
 
 impl HistogramSnapshot {
+    /// Adds what `other` counted.
+    pub fn add(&mut self, other: &HistogramSnapshot) {
+        if self.buckets.len() < other.buckets.len() {
+            self.buckets.resize(other.buckets.len(), 0);
+        }
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            *mine += theirs;
+        }
+        self.count += other.count;
+        self.sum_micros += other.sum_micros;
+    }
+
     /// What was recorded after `earlier`.
     pub fn since(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
         let bucket =

@@ -51,7 +51,7 @@ pub struct RoutePoolStats {
 }
 
 /// A copy of one route×pool's counters at one instant.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StatsSnapshot {
     pub codes: [u64; 5],
     pub attempts: u64,
@@ -60,6 +60,22 @@ pub struct StatsSnapshot {
     pub upstream_errors: [u64; 4],
     pub in_flight: i64,
     pub latency: HistogramSnapshot,
+}
+
+impl StatsSnapshot {
+    /// Adds another replica's counters of the same route×pool.
+    pub fn add(&mut self, other: &StatsSnapshot) {
+        for (mine, theirs) in self.codes.iter_mut().zip(other.codes) {
+            *mine += theirs;
+        }
+        self.attempts += other.attempts;
+        self.failures += other.failures;
+        for (mine, theirs) in self.upstream_errors.iter_mut().zip(other.upstream_errors) {
+            *mine += theirs;
+        }
+        self.in_flight += other.in_flight;
+        self.latency.add(&other.latency);
+    }
 }
 
 impl RoutePoolStats {

@@ -224,40 +224,40 @@ async fn agreed_leader(replicas: &[&Replica]) -> String {
     }
 }
 
-/// Percent to green each replica serves now.
+/// Percent to green each replica serves now (asked at once).
 async fn greens(replicas: &[&Replica]) -> Vec<u64> {
-    let mut out = Vec::new();
-    for r in replicas {
-        out.push(
-            r.status().await["routes"][0]["weights"]["green"]
-                .as_u64()
-                .unwrap_or(0),
-        );
-    }
-    out
+    let asks = replicas.iter().map(|r| async move {
+        r.status().await["routes"][0]["weights"]["green"]
+            .as_u64()
+            .unwrap_or(0)
+    });
+    futures_util::future::join_all(asks).await
 }
 
-#[tokio::test]
-async fn three_replicas_converge_on_a_weights_change_made_on_any_of_them() {
+/// `changes` weight changes, each made on the next replica in turn;
+/// returns how long each took until every replica applied it.
+async fn converge(n: usize, changes: u64) -> Vec<Duration> {
     let etcd = Etcd::start().await;
     let (blue, green) = (
         Upstream::start("blue").await,
         Upstream::start("green").await,
     );
-    let r1 = Replica::start(&etcd, "r1", blue.addr, green.addr, "").await;
-    let r2 = Replica::start(&etcd, "r2", blue.addr, green.addr, "").await;
-    let r3 = Replica::start(&etcd, "r3", blue.addr, green.addr, "").await;
-    let all = [&r1, &r2, &r3];
-    let leader = agreed_leader(&all).await;
-    let members = r1.status().await["cluster"]["replicas"]
+    let mut replicas = Vec::new();
+    for i in 0..n {
+        replicas
+            .push(Replica::start(&etcd, &format!("r{}", i + 1), blue.addr, green.addr, "").await);
+    }
+    let all: Vec<&Replica> = replicas.iter().collect();
+    agreed_leader(&all).await;
+    let members = all[0].status().await["cluster"]["replicas"]
         .as_array()
         .unwrap()
         .len();
-    assert_eq!(members, 3);
+    assert_eq!(members, n);
     let mut took = Vec::new();
-    for i in 0..20u64 {
+    for i in 0..changes {
         let green_pct = (i * 7 + 5) % 100;
-        let via = all[(i % 3) as usize];
+        let via = all[i as usize % n];
         let body = format!(r#"{{"blue":{},"green":{green_pct}}}"#, 100 - green_pct);
         let start = tokio::time::Instant::now();
         let (code, json) = via
@@ -270,13 +270,38 @@ async fn three_replicas_converge_on_a_weights_change_made_on_any_of_them() {
         .await;
         took.push(start.elapsed());
     }
-    took.sort();
-    let (p50, p99) = (took[took.len() / 2], took[took.len() - 1]);
-    println!("fleet of 3 (leader {leader}): weights change applied by all in p50 {p50:?}, p99 {p99:?} over 20 changes");
-    // Clients of every replica see the split.
-    let seen = outcomes(&r3.url, 200, &[]).await;
-    assert_eq!(seen.values().sum::<usize>(), 200);
+    // Clients of every replica are served.
+    let seen = outcomes(&all[n - 1].url, 100, &[]).await;
     assert!(seen.keys().all(|(_, s)| *s == 200), "{seen:?}");
+    took.sort();
+    took
+}
+
+#[tokio::test]
+async fn three_replicas_converge_on_a_weights_change_made_on_any_of_them() {
+    let took = converge(3, 20).await;
+    let (p50, p99) = (took[took.len() / 2], took[took.len() - 1]);
+    println!(
+        "fleet of 3: weights change applied by all in p50 {p50:?}, p99 {p99:?} over 20 changes"
+    );
+}
+
+/// `benches/fleet.sh N`: time to converge for N replicas (not in the
+/// suite: it starts N processes).
+#[tokio::test]
+#[ignore]
+async fn converge_bench() {
+    let n: usize = std::env::var("FLEET_N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3);
+    let took = converge(n, 20).await;
+    let (p50, p99) = (took[took.len() / 2], took[took.len() - 1]);
+    println!(
+        "FLEET n={n} changes=20 p50_ms={:.1} p99_ms={:.1}",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
 }
 
 #[tokio::test]
@@ -480,4 +505,107 @@ async fn a_paused_leader_resumes_as_a_follower_and_nothing_advances_twice() {
     )
     .await;
     assert_eq!(l.status().await["cluster"]["leader"], next.as_str());
+}
+
+#[test]
+fn cluster_config_is_checked() {
+    let base = "[[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n[[pool]]\nname = \"p\"\nendpoints = [\"127.0.0.1:1\"]\n[[route]]\nname = \"r\"\npool = \"p\"\n";
+    let parse = |cluster: &str| {
+        veer::config::parse(
+            &format!("{base}{cluster}"),
+            std::path::Path::new("veer.toml"),
+        )
+    };
+    let ok = parse("[cluster]\netcd = [\"http://127.0.0.1:2379\"]\n").unwrap();
+    let spec = ok.cluster.unwrap();
+    assert_eq!(
+        (spec.prefix.as_str(), spec.lease_ttl),
+        ("/veer", Duration::from_secs(5))
+    );
+    for (bad, says) in [
+        ("etcd = []", "at least one etcd endpoint"),
+        (
+            "etcd = [\"https://10.0.0.1:2379\"]",
+            "TLS to etcd is not supported yet",
+        ),
+        ("etcd = [\"127.0.0.1:2379\"]", "expected http://host:port"),
+        (
+            "etcd = [\"http://127.0.0.1:2379\"]\nprefix = \"veer\"",
+            "a key prefix",
+        ),
+        (
+            "etcd = [\"http://127.0.0.1:2379\"]\nlease_ttl = \"500ms\"",
+            "at least 1s",
+        ),
+        (
+            "etcd = [\"http://127.0.0.1:2379\"]\nreplica = \"a b\"",
+            "letters, digits",
+        ),
+    ] {
+        let err = parse(&format!("[cluster]\n{bad}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(says) && err.contains("veer.toml:"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+/// Fleet-wide analysis: each replica alone sees fewer than `min_requests`
+/// candidate requests per interval; the leader judges the merged figures
+/// and promotes.
+#[tokio::test]
+async fn a_canary_promotes_on_the_fleets_merged_figures() {
+    let etcd = Etcd::start().await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let rollout = "[route.rollout]\nstrategy = \"canary\"\nsteps = [50, 100]\ninterval = \"2s\"\nthreshold = 3\n\
+                   [route.rollout.analysis]\nmin_requests = 20\nsuccess_rate = 99.0\n";
+    let mut replicas = Vec::new();
+    for id in ["r1", "r2", "r3"] {
+        replicas.push(Replica::start(&etcd, id, blue.addr, green.addr, rollout).await);
+    }
+    let all: Vec<&Replica> = replicas.iter().collect();
+    let leader = agreed_leader(&all).await;
+    // About 36 requests a second over the three: about 12 candidate
+    // requests per replica per 2 s interval at 50%, 36 for the fleet.
+    let urls: Vec<String> = all.iter().map(|r| r.url.clone()).collect();
+    let load = tokio::spawn(async move {
+        let client = crate::support::client();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        for i in 0..1500usize {
+            if tokio::time::Instant::now() > deadline {
+                return;
+            }
+            let req = http::Request::get(&urls[i % 3])
+                .body(crate::support::empty())
+                .unwrap();
+            let _ = crate::support::send(&client, req).await;
+            tokio::time::sleep(Duration::from_millis(28)).await;
+        }
+    });
+    let (code, json) = all[1]
+        .call(
+            Method::POST,
+            "/api/v1/routes/app/rollout",
+            Some(r#"{"pool":"green"}"#),
+        )
+        .await;
+    assert_eq!(code, 200, "{json}");
+    until(
+        Duration::from_secs(30),
+        "promoted on merged figures",
+        || async { greens(&all).await.iter().all(|g| *g == 100) },
+    )
+    .await;
+    load.abort();
+    let l = all.iter().find(|r| r.id == leader).unwrap();
+    let verdict = l.status().await["routes"][0]["verdict"].clone();
+    assert_eq!(verdict["outcome"], "pass", "{verdict}");
+    let merged = verdict["candidate"]["requests"].as_u64().unwrap();
+    assert!(merged >= 20, "{verdict}");
+    println!("leader {leader} promoted on {merged} candidate requests in its last interval");
 }
