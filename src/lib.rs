@@ -12,9 +12,11 @@
 //!   health checks that follow the snapshots.
 //! - [`upstream`]: pools, endpoint picking, pooled upstream connections
 //!   (with their own error type), a health probe and passive outlier
-//!   detection.
-//! - [`drain`]: pools and endpoints that leave traffic finish what is in
-//!   flight; `drained` events.
+//!   detection, and what is in flight per endpoint (`Flight`: the guards
+//!   drains wait on and cut).
+//! - [`drain`]: pools and endpoints that leave traffic (and every pool at
+//!   shutdown) finish what is in flight, woken by the last guard, cut at
+//!   the deadline; `drained` events, webhooks and `GET .../drain`.
 //! - [`observe`]: [`observe::Telemetry`], everything veer measures: per
 //!   route×pool counters and histograms, analysis windows, error kinds.
 //! - [`proxy`]: listeners, the per-request service, header rewriting,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use veer::admin::client::AdminClient;
+use veer::admin::client::{AdminClient, ClientError};
 use veer::workers::Workers;
 
 #[derive(Parser)]
@@ -112,7 +112,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // `veer drain wait` timing out is an answer scripts branch on.
+            match e.downcast_ref::<ClientError>() {
+                Some(ClientError::TimedOut(_)) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

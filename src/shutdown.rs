@@ -3,7 +3,9 @@
 //! long-running task (listeners, connections, health checks, drains, the
 //! controller) takes a clone and finishes its work once it is cancelled;
 //! each listener gets a child token, so a reload can stop one listener
-//! alone. Readiness (`/readyz`) turns false first.
+//! alone. Readiness (`/readyz`) turns false first. What is in flight to
+//! upstreams (requests, streaming bodies, tunnels) is drained by
+//! [`crate::drain::Drains::shutdown`] up to `shutdown_grace`, then cut.
 
 use std::time::Duration;
 
@@ -50,14 +52,19 @@ impl Shutdown {
     }
 
     /// Readiness turns false; after `delay` (for load balancers in front to
-    /// notice) every task is cancelled and gets up to `grace` to finish.
-    /// Returns false when some were still running at the deadline.
-    pub async fn run(&self, delay: Duration, grace: Duration) -> bool {
+    /// notice) every task is cancelled: listeners stop accepting and
+    /// connections close gracefully.
+    pub async fn begin(&self, delay: Duration) {
         self.set_ready(false);
         tokio::time::sleep(delay).await;
         self.token.cancel();
         self.tracker.close();
-        tokio::time::timeout(grace, self.tracker.wait())
+    }
+
+    /// Waits up to `limit` for every task to finish; false when some were
+    /// still running then.
+    pub async fn wait(&self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.tracker.wait())
             .await
             .is_ok()
     }

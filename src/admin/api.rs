@@ -1,6 +1,8 @@
 //! Request dispatch for the admin listener and the one place control
 //! errors become HTTP statuses.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -110,6 +112,10 @@ async fn call(api: &AdminApi, req: Request<Incoming>) -> Result<Value, Refusal> 
             allow(Method::GET)?;
             Ok(json!({ "events": control.events.recent() }))
         }
+        ["api", "v1", "pools", pool, "drain"] => {
+            allow(Method::GET)?;
+            drain(api, pool, req.uri().query()).await
+        }
         ["api", "v1", "reload"] => {
             allow(Method::POST)?;
             control.reload().await?;
@@ -163,6 +169,61 @@ async fn call(api: &AdminApi, req: Request<Incoming>) -> Result<Value, Refusal> 
             format!("no such API call {path}"),
         )),
     }
+}
+
+/// Longest `wait` a drain query may ask for.
+const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// `GET /api/v1/pools/{pool}/drain[?endpoint=ADDR][&wait=30s]`: where the
+/// pool's (or endpoint's) drain stands; with `wait`, answers once drained
+/// or when `wait` has passed, whichever is first.
+async fn drain(api: &AdminApi, pool: &str, query: Option<&str>) -> Result<Value, Refusal> {
+    let (mut endpoint, mut wait) = (None, Duration::ZERO);
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("endpoint", e)) => endpoint = Some(percent_decoded(e)),
+            Some(("wait", w)) => {
+                wait = humantime::parse_duration(w)
+                    .map_err(|e| bad(format!("wait={w:?}: {e}")))?
+                    .min(MAX_WAIT);
+            }
+            _ => {
+                return Err(bad(format!(
+                    "unknown query parameter {pair:?}; expected endpoint= or wait="
+                )))
+            }
+        }
+    }
+    let routing = &api.control.routing;
+    let report = api
+        .drains
+        .wait_report(routing, pool, endpoint.as_deref(), wait)
+        .await
+        .map_err(|e| Refusal(StatusCode::NOT_FOUND, e.to_string()))?;
+    Ok(serde_json::to_value(report).expect("report serialises"))
+}
+
+/// `%XX` escapes decoded (an endpoint like `[::1]:8080` in a query).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn route_reply(api: &AdminApi, route: &str) -> Value {

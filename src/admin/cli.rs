@@ -1,11 +1,14 @@
 //! The admin subcommands of `veer` and what each prints.
 
+use std::time::Duration;
+
 use http::Method;
 use serde_json::{json, Value};
 
 use super::client::{AdminClient, ClientError};
 use super::table;
 use crate::control::RouteStatus;
+use crate::drain::{Cut, DrainReport, ReportState};
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum AdminCommand {
@@ -41,6 +44,27 @@ pub enum AdminCommand {
     Rollback { route: String },
     /// Reloads the running veer's config file.
     Reload,
+    /// Drains: `veer drain wait POOL`.
+    Drain {
+        #[command(subcommand)]
+        command: DrainCommand,
+    },
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum DrainCommand {
+    /// Waits until POOL (or one of its endpoints) is drained: nothing in
+    /// flight to it and no connection open, so its instances can be
+    /// stopped. Exits 0 once drained, 2 on timeout, 1 on other errors.
+    Wait {
+        pool: String,
+        /// One endpoint (HOST:PORT as in the config) instead of the pool.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Give up (exit 2) after this long, e.g. "90s", "10m".
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
 }
 
 /// Runs one command against the admin API; returns what to print.
@@ -57,6 +81,14 @@ pub async fn execute(client: &AdminClient, command: AdminCommand) -> Result<Stri
             client.call(Method::POST, "/api/v1/reload", None).await?;
             return Ok("config reloaded\n".into());
         }
+        AdminCommand::Drain {
+            command:
+                DrainCommand::Wait {
+                    pool,
+                    endpoint,
+                    timeout,
+                },
+        } => return drain_wait(client, &pool, endpoint.as_deref(), timeout).await,
         AdminCommand::Weights { route, weights } => {
             let body = parse_weights(&weights)?;
             let status = client
@@ -83,6 +115,76 @@ pub async fn execute(client: &AdminClient, command: AdminCommand) -> Result<Stri
     };
     let status = client.route_call(Method::POST, &route, call, body).await?;
     Ok(describe(&status))
+}
+
+/// The longest one drain query waits on the server; the client asks
+/// again until its own timeout.
+const WAIT_CHUNK: Duration = Duration::from_secs(30);
+
+/// `veer drain wait`: long-polls `GET /api/v1/pools/{pool}/drain?wait=`
+/// (the server answers as soon as the drain finishes) until drained or
+/// `timeout`.
+async fn drain_wait(
+    client: &AdminClient,
+    pool: &str,
+    endpoint: Option<&str>,
+    timeout: Duration,
+) -> Result<String, ClientError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let what = match endpoint {
+        Some(e) => format!("endpoint {e} of pool {pool}"),
+        None => format!("pool {pool}"),
+    };
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let wait = left.min(WAIT_CHUNK);
+        let mut path = format!("/api/v1/pools/{pool}/drain?wait={}ms", wait.as_millis());
+        if let Some(e) = endpoint {
+            path.push_str(&format!("&endpoint={e}"));
+        }
+        let asked = tokio::time::Instant::now();
+        let limit = wait + Duration::from_secs(10);
+        let value = client.call_within(Method::GET, &path, None, limit).await?;
+        let report: DrainReport =
+            serde_json::from_value(value).map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        if report.state == ReportState::Drained {
+            return Ok(describe_drained(&what, &report));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let state = match report.state {
+                ReportState::Serving => "still serving",
+                _ => "still draining",
+            };
+            return Err(ClientError::TimedOut(format!(
+                "{what} {state} after {}: {} in flight",
+                humantime::format_duration(timeout),
+                report.in_flight
+            )));
+        }
+        // The server answers early only when drained; never spin if not.
+        if asked.elapsed() < wait / 2 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// `pool blue drained in 3.0s; cut at drain_timeout: 1 stream, 0 tunnels`.
+fn describe_drained(what: &str, report: &DrainReport) -> String {
+    let took = report.took_ms.map_or(String::new(), |ms| {
+        format!(" in {:.1}s", ms as f64 / 1000.0)
+    });
+    let cut = Cut {
+        streams: report.cut_streams,
+        tunnels: report.cut_tunnels,
+    };
+    let cut = match (cut.is_empty(), report.reason) {
+        (true, _) => String::new(),
+        (false, reason) => format!(
+            "; cut at {}: {cut}",
+            reason.map_or("drain_timeout", |r| r.deadline_setting()),
+        ),
+    };
+    format!("{what} drained{took}{cut}\n")
 }
 
 /// `blue=90 green=10` into `{"blue": 90, "green": 10}`.

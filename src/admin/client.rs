@@ -1,5 +1,5 @@
 //! The client side of the admin API, for `veer status`, `veer weights`,
-//! `veer rollout`, `veer reload` and friends.
+//! `veer rollout`, `veer reload`, `veer drain wait` and friends.
 
 use std::time::Duration;
 
@@ -29,6 +29,9 @@ pub enum ClientError {
     /// The command line itself was wrong.
     #[error("{0}")]
     Usage(String),
+    /// `veer drain wait` gave up (exit status 2).
+    #[error("{0}")]
+    TimedOut(String),
     #[error("unexpected answer from the admin API: {0}")]
     BadAnswer(String),
 }
@@ -64,6 +67,18 @@ impl AdminClient {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, ClientError> {
+        self.call_within(method, path, body, CALL_TIMEOUT).await
+    }
+
+    /// [`AdminClient::call`] that may take up to `limit` (a call that
+    /// waits on the server, like a drain query with `wait`).
+    pub async fn call_within(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        limit: Duration,
+    ) -> Result<Value, ClientError> {
         let url = format!("{}{}", self.base, path);
         let mut req = Request::builder().method(method).uri(&url);
         if let Some(token) = &self.token {
@@ -83,9 +98,9 @@ impl AdminClient {
             url: self.base.clone(),
             reason,
         };
-        let resp = tokio::time::timeout(CALL_TIMEOUT, self.client.request(req))
+        let resp = tokio::time::timeout(limit, self.client.request(req))
             .await
-            .map_err(|_| unreachable(format!("no answer within {CALL_TIMEOUT:?}")))?
+            .map_err(|_| unreachable(format!("no answer within {limit:?}")))?
             .map_err(|e| unreachable(error_chain(&e)))?;
         let status = resp.status();
         let bytes = tokio::time::timeout(CALL_TIMEOUT, resp.into_body().collect())

@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 
+use crate::drain::{DrainMetrics, Drains};
 use crate::observe::histogram::{upper_bound, BUCKETS};
 use crate::observe::{Telemetry, UpstreamErrorKind};
 use crate::rollout::Phase;
@@ -222,4 +223,40 @@ pub fn render(telemetry: &Telemetry, snapshot: &Snapshot, phase: impl Fn(&str) -
     let _ = writeln!(out, "veer_config_reloads_total{{result=\"ok\"}} {ok}\nveer_config_reloads_total{{result=\"error\"}} {error}");
     telemetry.tls.render(&mut out, esc);
     out
+}
+
+/// The drain metrics: `veer_drain_in_flight{pool}` for pools draining now
+/// (requests, streaming bodies and tunnels still in flight) and
+/// `veer_drain_cut_total{pool,kind}` (what drains and shutdown had to cut,
+/// `kind` = `stream` or `tunnel`), for every pool that has drained.
+pub fn render_drains(out: &mut String, drains: &Drains) {
+    let DrainMetrics { in_flight, cut } = drains.metrics();
+    header(
+        out,
+        "veer_drain_in_flight",
+        "gauge",
+        "Requests, streaming response bodies and tunnels in flight to a pool that is draining.",
+    );
+    for (pool, n) in in_flight {
+        let _ = writeln!(out, "veer_drain_in_flight{{pool=\"{}\"}} {n}", esc(&pool));
+    }
+    header(
+        out,
+        "veer_drain_cut_total",
+        "counter",
+        "In-flight streams and tunnels a drain closed at drain_timeout (or shutdown at shutdown_grace).",
+    );
+    for (pool, c) in cut {
+        let p = esc(&pool);
+        let _ = writeln!(
+            out,
+            "veer_drain_cut_total{{pool=\"{p}\",kind=\"stream\"}} {}",
+            c.streams
+        );
+        let _ = writeln!(
+            out,
+            "veer_drain_cut_total{{pool=\"{p}\",kind=\"tunnel\"}} {}",
+            c.tunnels
+        );
+    }
 }

@@ -30,6 +30,8 @@ pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 /// What the admin API serves from.
 pub struct AdminApi {
     pub control: Arc<Control>,
+    /// `GET /api/v1/pools/{pool}/drain`.
+    pub drains: Arc<crate::drain::Drains>,
     /// `/api` calls need `Authorization: Bearer <token>` when set.
     pub token: Option<String>,
     /// `/readyz` is 200 while true.

@@ -16,19 +16,25 @@ use crate::shutdown::{CancellationToken, Shutdown};
 
 use crate::admin::{AdminApi, MetricsRenderer};
 use crate::config::Config;
-use crate::control::{Bind, Control, Controller, EventKind, Events, ListenerSet};
-use crate::drain::{DrainEvent, Drains};
+use crate::control::{Bind, Control, Controller, Events, ListenerSet};
+use crate::drain::Drains;
 use crate::observe::Telemetry;
 use crate::routing::Routing;
 use crate::workers::Workers;
 
+mod drains;
 mod run;
 
+pub use drains::DrainedPayload;
 pub use run::run;
 
 /// Length of the rolling per-pool analysis window status shows (the
 /// controller keeps its own, aligned with its intervals).
 pub const ANALYSIS_WINDOW: Duration = Duration::from_secs(10);
+
+/// At shutdown, once nothing is in flight upstream, how long client
+/// connections get at least to finish writing and close.
+const SETTLE: Duration = Duration::from_secs(1);
 
 /// What the caller hands in: everything already bound and read (the
 /// library never binds or reads the environment on its own).
@@ -81,6 +87,9 @@ pub struct App {
     shutdown: Shutdown,
     /// Stops the admin API last, so it answers while connections drain.
     stop_admin: CancellationToken,
+    /// Stops following drains, once shutdown's own drains are done.
+    stop_drains: CancellationToken,
+    drain_tasks: Vec<tokio::task::JoinHandle<()>>,
     workers: Workers,
     admin: Option<tokio::task::JoinHandle<()>>,
 }
@@ -138,15 +147,24 @@ pub async fn start(options: Options) -> App {
         }
         _ => (controller, None),
     };
+    // Drains outlive the listeners: shutdown drains what is in flight.
     let drains = Arc::new(Drains::default());
-    tracker.spawn(record_drains(drains.clone(), events.clone(), stop.clone()));
+    let stop_drains = CancellationToken::new();
+    let drain_tasks = vec![
+        tokio::spawn(drains::record(
+            drains.clone(),
+            events.clone(),
+            routing.clone(),
+            stop_drains.clone(),
+        )),
+        tokio::spawn(crate::drain::follow(
+            routing.clone(),
+            drains.clone(),
+            stop_drains.clone(),
+        )),
+    ];
     let checks = crate::routing::health::run(routing.clone(), stop.clone(), tracker.clone());
     tracker.spawn(checks);
-    tracker.spawn(crate::drain::follow(
-        routing.clone(),
-        drains.clone(),
-        stop.clone(),
-    ));
     let windows = telemetry.clone();
     let every = options.analysis_window;
     let token = stop.clone();
@@ -186,9 +204,10 @@ pub async fn start(options: Options) -> App {
     let admin = options.admin.map(|listener| {
         let api = AdminApi {
             control: control.clone(),
+            drains: drains.clone(),
             token: options.token,
             ready: shutdown.readiness(),
-            metrics: metrics_renderer(&control),
+            metrics: metrics_renderer(&control, &drains),
         };
         tracing::info!(addr = ?admin_addr, "admin API serving");
         tokio::spawn(crate::admin::serve(
@@ -209,26 +228,30 @@ pub async fn start(options: Options) -> App {
         admin_addr,
         shutdown,
         stop_admin,
+        stop_drains,
+        drain_tasks,
         workers: options.workers,
         admin,
     }
 }
 
-/// `/metrics`: every veer metric, phases from the controller.
-fn metrics_renderer(control: &Arc<Control>) -> MetricsRenderer {
-    let control = control.clone();
+/// `/metrics`: every veer metric, phases from the controller, drains.
+fn metrics_renderer(control: &Arc<Control>, drains: &Arc<Drains>) -> MetricsRenderer {
+    let (control, drains) = (control.clone(), drains.clone());
     Arc::new(move || {
         let snapshot = control.routing.load();
-        crate::admin::metrics::render(&control.telemetry, &snapshot, |route| {
+        let mut out = crate::admin::metrics::render(&control.telemetry, &snapshot, |route| {
             control.controller.phase(route)
-        })
+        });
+        crate::admin::metrics::render_drains(&mut out, &drains);
+        out
     })
 }
 
 impl App {
     /// The Prometheus exposition of everything this veer measures.
     pub fn metrics(&self) -> String {
-        (metrics_renderer(&self.control))()
+        (metrics_renderer(&self.control, &self.drains))()
     }
 
     /// Readiness as `/readyz` reports it.
@@ -237,7 +260,7 @@ impl App {
     }
 
     /// [`App::stop`] with the `shutdown_delay` and `shutdown_grace` of the
-    /// config serving now; logs when connections outlive the grace period.
+    /// config serving now; logs what had to be cut at the grace period.
     pub async fn stop_as_configured(self) {
         let settings = self.routing.load().config.proxy.clone();
         tracing::info!(delay = ?settings.shutdown_delay, grace = ?settings.shutdown_grace, "shutting down");
@@ -245,73 +268,51 @@ impl App {
             .stop(settings.shutdown_delay, settings.shutdown_grace)
             .await
         {
-            tracing::warn!("shutdown grace period ended with connections still open");
+            tracing::warn!("shutdown grace period ended with requests, responses or tunnels still open; they were cut");
         }
     }
 
     /// Graceful shutdown (SPEC §10): readiness turns false, then after
-    /// `delay` the listeners close and connections get up to `grace` to
-    /// finish: idle HTTP/1 connections close, busy ones answer with
-    /// `Connection: close`, h2 ones get GOAWAY. Returns false when some
-    /// were still open at the deadline. The controller persists its state
+    /// `delay` the listeners close and connections close gracefully (idle
+    /// HTTP/1 ones at once, busy ones answer with `Connection: close`, h2
+    /// ones get GOAWAY). Every pool drains: requests, streaming response
+    /// bodies and tunnels (WebSocket) get up to `grace` to finish, then
+    /// what is left is cut, and each pool's `drained` event comes once its
+    /// connections are closed. Returns false when something had to be cut
+    /// or connections were still open. The controller persists its state
     /// on the way out; the admin API stops last.
     pub async fn stop(self, delay: Duration, grace: Duration) -> bool {
-        let finished = self.shutdown.run(delay, grace).await;
+        self.shutdown.begin(delay).await;
+        let deadline = tokio::time::Instant::now() + grace;
+        let snapshot = self.routing.load_full();
+        let cut = self.drains.shutdown(&snapshot, deadline).await;
+        if !cut.is_empty() {
+            tracing::warn!(
+                streams = cut.streams,
+                tunnels = cut.tunnels,
+                "shutdown_grace reached: cut what was still in flight"
+            );
+        }
+        // Nothing is in flight upstream any more; client connections
+        // finish writing what they have (a client that does not read is
+        // not waited for beyond the grace period).
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let finished = self.shutdown.wait(left.max(SETTLE)).await;
+        self.stop_drains.cancel();
+        for task in self.drain_tasks {
+            let _ = task.await;
+        }
+        self.drains.close().await;
         self.workers.stop();
         self.stop_admin.cancel();
         if let Some(admin) = self.admin {
             let _ = admin.await;
         }
-        finished
+        finished && cut.is_empty()
     }
 
     /// [`App::stop`] at once.
     pub async fn shutdown(self, grace: Duration) -> bool {
         self.stop(Duration::ZERO, grace).await
-    }
-}
-
-/// Copies drain events into the event log, so a deploy script polling
-/// `/api/v1/events` learns when old instances can be stopped.
-async fn record_drains(drains: Arc<Drains>, events: Arc<Events>, stop: CancellationToken) {
-    let mut rx = drains.subscribe();
-    loop {
-        let event = tokio::select! {
-            event = rx.recv() => event,
-            () = stop.cancelled() => return,
-        };
-        let event = match event {
-            Ok(event) => event,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(_) => return,
-        };
-        let what = |pool: &str, endpoint: &Option<String>| match endpoint {
-            Some(e) => format!("endpoint {e} of pool {pool}"),
-            None => format!("pool {pool}"),
-        };
-        match event {
-            DrainEvent::Draining { pool, endpoint } => {
-                let message = format!("{} draining", what(&pool, &endpoint));
-                events.record(EventKind::Draining, None, message);
-            }
-            DrainEvent::Drained {
-                pool,
-                endpoint,
-                took,
-                forced,
-            } => {
-                let forced = if forced {
-                    ", upgraded connections closed at drain_timeout"
-                } else {
-                    ""
-                };
-                let message = format!(
-                    "{} drained in {:.1}s{forced}",
-                    what(&pool, &endpoint),
-                    took.as_secs_f64()
-                );
-                events.record(EventKind::Drained, None, message);
-            }
-        }
     }
 }

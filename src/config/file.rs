@@ -30,6 +30,9 @@ pub struct ConfigFile {
     pub pool: Vec<PoolFile>,
     #[serde(default)]
     pub route: Vec<RouteFile>,
+    /// Global `[[webhook]]`s: `on = "drained"` for every pool.
+    #[serde(default)]
+    pub webhook: Vec<WebhookFile>,
     pub cluster: Option<Spanned<ClusterFile>>,
 }
 
@@ -278,7 +281,7 @@ pub struct QueryFile {
     pub max: Option<f64>,
 }
 
-/// `[[route.rollout.webhook]]`.
+/// `[[route.rollout.webhook]]` or a global `[[webhook]]`.
 #[derive(Debug, DeriveDeserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookFile {

@@ -19,6 +19,8 @@ pub struct Config {
     pub listeners: Vec<ListenerSpec>,
     pub pools: Vec<PoolSpec>,
     pub routes: Vec<RouteSpec>,
+    /// Global `[[webhook]]`s (`on = "drained"`).
+    pub webhooks: Vec<WebhookSpec>,
     /// `[cluster]`; `None`: a single node with its file-backed state.
     pub cluster: Option<ClusterSpec>,
 }
@@ -374,7 +376,7 @@ pub struct QuerySpec {
     pub max: Option<f64>,
 }
 
-/// `[[route.rollout.webhook]]`.
+/// `[[route.rollout.webhook]]` or a global `[[webhook]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookSpec {
     pub on: WebhookKind,
@@ -391,4 +393,6 @@ pub enum WebhookKind {
     PostRollout,
     Rollback,
     Event,
+    /// A pool (or endpoint) is drained; also a global `[[webhook]]`.
+    Drained,
 }

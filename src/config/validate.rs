@@ -9,6 +9,7 @@ mod outlier;
 mod rollout;
 mod route;
 mod tls;
+mod webhook;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -45,6 +46,7 @@ pub(crate) fn build(file: ConfigFile, text: &str, path: &Path) -> Result<Config,
         .collect();
     let routes = check.routes(&file.route, &pool_names);
     check.readiness(&file.route, &routes, &pools);
+    let webhooks = check.global_webhooks(&file.webhook);
     let cluster = file.cluster.as_ref().map(|c| check.cluster(c));
     check.problems.finish(Config {
         source: path.to_path_buf(),
@@ -53,6 +55,7 @@ pub(crate) fn build(file: ConfigFile, text: &str, path: &Path) -> Result<Config,
         listeners,
         pools,
         routes,
+        webhooks,
         cluster,
     })
 }

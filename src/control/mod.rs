@@ -30,7 +30,7 @@ pub mod sense;
 pub mod status;
 pub mod store;
 pub mod task;
-mod webhook;
+pub mod webhook;
 
 #[cfg(test)]
 mod tests;
@@ -55,6 +55,7 @@ pub use status::{
     ClusterStatus, EndpointStatus, PoolStatus, PoolTotals, ReplicaStatus, RouteStatus, Status,
 };
 pub use task::{Msg, View, Views};
+pub use webhook::Webhooks;
 
 use effects::{Effects, LiveEffects};
 use sense::{RoutingSensor, Sensor};

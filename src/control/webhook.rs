@@ -1,6 +1,6 @@
-//! Webhooks: a JSON POST per rollout event, with a timeout and retries.
-//! `confirm-promotion` and `pre-rollout` are gates: the rollout waits for
-//! a 2xx.
+//! Webhooks: a JSON POST per rollout event (and per `drained` pool), with
+//! a timeout and retries. `confirm-promotion` and `pre-rollout` are gates:
+//! the rollout waits for a 2xx.
 
 use std::time::Duration;
 
@@ -35,6 +35,7 @@ pub fn kind_name(kind: WebhookKind) -> &'static str {
         WebhookKind::PostRollout => "post-rollout",
         WebhookKind::Rollback => "rollback",
         WebhookKind::Event => "event",
+        WebhookKind::Drained => "drained",
     }
 }
 
@@ -57,7 +58,8 @@ impl Default for Webhooks {
 impl Webhooks {
     /// POSTs `payload` to `hook`, retrying failures; `Ok` on a 2xx, else
     /// why not (refused with a status, failed, timed out).
-    pub async fn call(&self, hook: &WebhookSpec, payload: &Payload) -> Result<(), String> {
+    pub async fn call(&self, hook: &WebhookSpec, payload: &impl Serialize) -> Result<(), String> {
+        let event = kind_name(hook.on);
         let body = match serde_json::to_vec(payload) {
             Ok(body) => Bytes::from(body),
             Err(e) => return Err(format!("payload: {e}")),
@@ -74,7 +76,7 @@ impl Webhooks {
             match tokio::time::timeout(hook.timeout, self.client.request(req)).await {
                 Ok(Ok(resp)) if resp.status().is_success() => return Ok(()),
                 Ok(Ok(resp)) => {
-                    tracing::info!(url = %hook.url, status = %resp.status(), event = payload.event, "webhook refused");
+                    tracing::info!(url = %hook.url, status = %resp.status(), event, "webhook refused");
                     last = format!("{} answered {}", hook.url, resp.status());
                     // A gate that answers is a decision, not a failure to retry.
                     if resp.status().is_client_error() {

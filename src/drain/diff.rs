@@ -7,6 +7,8 @@ use std::sync::Arc;
 use crate::routing::Snapshot;
 use crate::upstream::EndpointState;
 
+use super::DrainReason;
+
 /// Something that left traffic and must be drained.
 #[derive(Debug)]
 pub struct Leaving {
@@ -15,6 +17,30 @@ pub struct Leaving {
     /// endpoint removed from (or replaced in) a pool that still serves.
     pub endpoint: Option<String>,
     pub endpoints: Vec<Arc<EndpointState>>,
+    pub reason: DrainReason,
+    /// The routes that sent it traffic (whose `drained` webhooks apply).
+    pub routes: Vec<String>,
+}
+
+/// The routes of `snapshot` that send new requests to `pool`.
+pub fn routes_to(snapshot: &Snapshot, pool: &str) -> Vec<String> {
+    snapshot
+        .routes
+        .iter()
+        .filter(|r| r.reachable().any(|t| t.pool.name == pool))
+        .map(|r| r.name.clone())
+        .collect()
+}
+
+/// Whether what a drain names still gets no new requests in `snapshot`:
+/// the pool serves nowhere, or the endpoint is out of reach.
+pub fn still_leaving(snapshot: &Snapshot, pool: &str, endpoint: Option<&EndpointState>) -> bool {
+    match endpoint {
+        None => !serving(snapshot).contains(pool),
+        Some(endpoint) => !snapshot
+            .reachable_endpoints()
+            .any(|e| std::ptr::eq(Arc::as_ptr(e), endpoint)),
+    }
 }
 
 /// Pools that new requests can reach: a weight above 0 in some route, or
@@ -55,11 +81,18 @@ pub fn leaving(old: &Snapshot, new: &Snapshot) -> Vec<Leaving> {
         if !was.contains(name) {
             continue;
         }
+        let routes = || routes_to(old, name);
         let Some(next) = new.pool(name).filter(|_| is.contains(name)) else {
+            let reason = match new.pool(name) {
+                Some(_) => DrainReason::Shift,
+                None => DrainReason::Removed,
+            };
             out.push(Leaving {
                 pool: pool.name.clone(),
                 endpoint: None,
                 endpoints: pool.endpoints.clone(),
+                reason,
+                routes: routes(),
             });
             continue;
         };
@@ -72,10 +105,17 @@ pub fn leaving(old: &Snapshot, new: &Snapshot) -> Vec<Leaving> {
                 .take(new_limit)
                 .any(|e| Arc::ptr_eq(e, endpoint));
             if !still {
+                let kept = next.endpoints.iter().any(|e| Arc::ptr_eq(e, endpoint));
                 out.push(Leaving {
                     pool: pool.name.clone(),
                     endpoint: Some(endpoint.spec.authority.clone()),
                     endpoints: vec![endpoint.clone()],
+                    reason: if kept {
+                        DrainReason::Shift
+                    } else {
+                        DrainReason::Removed
+                    },
+                    routes: routes(),
                 });
             }
         }

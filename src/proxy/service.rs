@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::observe::{Outcome, RoutePoolStats, Telemetry, UpstreamErrorKind};
 use crate::routing::{request_host, Route, Routing, Target};
-use crate::upstream::{Attempt, InFlight, Pooled, SendError};
+use crate::upstream::{Attempt, InFlight, Pooled, SendError, TunnelGuard};
 
 use super::body::ProxyBody;
 use super::conn::ConnState;
@@ -211,7 +211,8 @@ impl ProxyService {
                 return Err(ProxyError::Upstream(UpstreamErrorKind::Protocol));
             };
             let upstream = hyper::upgrade::on(&mut resp);
-            tokio::spawn(tunnel(downstream, upstream, in_flight));
+            let counted = in_flight.endpoint().flight().start_tunnel();
+            tokio::spawn(tunnel(downstream, upstream, (in_flight, counted)));
             strip_hop_by_hop(resp.headers_mut(), true);
             return Ok(resp.map(|_| ProxyBody::empty()));
         }
@@ -231,12 +232,16 @@ async fn send(
 ) -> Result<(Response<Incoming>, Pooled, InFlight), ProxyError> {
     let mut tried = 0u64;
     let mut last = None;
+    // The failed attempt's guard is let go only once the next one counts,
+    // so a drain of the pool never sees zero in between.
+    let mut previous: Option<InFlight> = None;
     for _ in 0..attempts {
         let Some((index, endpoint)) = target.pool.pick(tried, target.limit) else {
             break;
         };
         tried |= 1u64.checked_shl(index as u32).unwrap_or(0);
         let in_flight = endpoint.start_request();
+        drop(previous.take());
         match endpoint
             .conns
             .send(endpoint.addr, &endpoint.spec.authority, req)
@@ -254,6 +259,7 @@ async fn send(
                 }
                 last = Some(error);
                 req = back;
+                previous = Some(in_flight);
             }
             Err(SendError {
                 error,
@@ -270,13 +276,23 @@ async fn send(
     Err(last.map_or(ProxyError::NoHealthyEndpoint, ProxyError::from))
 }
 
-/// Copies bytes both ways between an upgraded client and upstream.
+/// Copies bytes both ways between an upgraded client and upstream, until
+/// either side closes or a drain (at `drain_timeout` or `shutdown_grace`)
+/// cuts the endpoint. The guards drop only once both sockets are closed.
 async fn tunnel(
     downstream: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
-    in_flight: InFlight,
+    guards: (InFlight, TunnelGuard),
 ) {
-    let closed = in_flight.endpoint().tunnel_closed();
+    let cut = guards.0.endpoint().flight().cut_signal();
+    tokio::select! {
+        () = relay(downstream, upstream) => {}
+        () = cut => tracing::debug!("upgraded connection cut by a drain"),
+    }
+    drop(guards);
+}
+
+async fn relay(downstream: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
     let (down, up) = match tokio::try_join!(downstream, upstream) {
         Ok(pair) => pair,
         Err(e) => {
@@ -285,12 +301,7 @@ async fn tunnel(
         }
     };
     let (mut down, mut up) = (TokioIo::new(down), TokioIo::new(up));
-    // Closed early when its pool has drained for `drain_timeout`.
-    tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
-        () = closed => tracing::debug!("upgraded connection closed by drain"),
-    }
-    drop(in_flight);
+    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
 }
 
 fn is_idempotent(method: &Method) -> bool {

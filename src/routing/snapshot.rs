@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, MatchSpec, StickyKey};
 use crate::observe::{RoutePoolStats, Telemetry};
-use crate::upstream::Pool;
+use crate::upstream::{EndpointState, Pool};
 
 use super::matching::{cookie, matches};
 use super::split::{bucket_of, Split};
@@ -243,6 +243,21 @@ impl Snapshot {
     pub fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
         self.pools.iter().find(|p| p.name == name)
     }
+
+    /// Every endpoint new requests can reach: of a pool with a share above
+    /// 0 or a rule, within the route's endpoint limit (may repeat).
+    pub fn reachable_endpoints(&self) -> impl Iterator<Item = &Arc<EndpointState>> {
+        self.routes
+            .iter()
+            .flat_map(|r| r.reachable())
+            .flat_map(|t| t.pool.endpoints.iter().take(t.limit))
+    }
+
+    /// Endpoints this snapshot sends traffic to are not cut (a drained
+    /// pool brought back), before any request can reach them.
+    fn readmit(&self) {
+        self.reachable_endpoints().for_each(|e| e.flight().serve());
+    }
 }
 
 /// Puts the stable pool last (it takes the upper buckets) and drops
@@ -315,6 +330,7 @@ impl Routing {
             Some(&self.current.load()),
             &self.telemetry,
         );
+        next.readmit();
         self.current.store(Arc::new(next));
         self.published.send_replace(());
     }
@@ -346,6 +362,7 @@ impl Routing {
             Some(&current),
             &self.telemetry,
         );
+        next.readmit();
         self.current.store(Arc::new(next));
         self.published.send_replace(());
     }

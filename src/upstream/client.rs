@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::error::{SendError, UpstreamError};
+use super::flight::{ConnGuard, Flight};
 use crate::observe::UpstreamErrorKind;
 use crate::tls::UpstreamConnector;
 
@@ -43,6 +44,10 @@ pub struct ConnPool {
     tls: Option<UpstreamConnector>,
     /// The shared connection to an upstream that speaks h2 (see [`h2`]).
     h2: Mutex<Option<http2::SendRequest<Incoming>>>,
+    /// What is in flight on the endpoint: each connection counts here
+    /// from the start of connecting until its task ends, and closes when
+    /// a drain cuts the endpoint.
+    flight: Arc<Flight>,
 }
 
 #[derive(Debug)]
@@ -89,7 +94,13 @@ impl ConnPool {
             idle_timeout,
             tls: None,
             h2: Mutex::new(None),
+            flight: Arc::default(),
         }
+    }
+
+    /// The endpoint's in-flight accounting.
+    pub fn flight(&self) -> &Arc<Flight> {
+        &self.flight
     }
 
     /// Connects with TLS through `connector` (an `https://` endpoint).
@@ -212,6 +223,12 @@ impl ConnPool {
         addr: Option<SocketAddr>,
         authority: &str,
     ) -> Result<Conn, UpstreamError> {
+        // A cut endpoint gets no new connections (a request routed by a
+        // snapshot older than its drain).
+        if self.flight.is_cut() {
+            return Err(UpstreamError::Failed(UpstreamErrorKind::Connect));
+        }
+        let open = self.flight.open_conn();
         let connect = async {
             match addr {
                 Some(addr) => TcpStream::connect(addr).await,
@@ -225,7 +242,7 @@ impl ConnPool {
         };
         let _ = stream.set_nodelay(true);
         let Some(tls) = &self.tls else {
-            return handshake_h1(stream).await.map(Conn::H1);
+            return handshake_h1(stream, open).await.map(Conn::H1);
         };
         let (stream, h2) =
             match tokio::time::timeout(self.connect_timeout, tls.connect(stream)).await {
@@ -237,9 +254,9 @@ impl ConnPool {
                 Err(_) => return Err(UpstreamError::ConnectTimeout(self.connect_timeout)),
             };
         if h2 {
-            h2::handshake(stream).await.map(Conn::H2)
+            h2::handshake(stream, open).await.map(Conn::H2)
         } else {
-            handshake_h1(stream).await.map(Conn::H1)
+            handshake_h1(stream, open).await.map(Conn::H1)
         }
     }
 }
@@ -250,8 +267,13 @@ pub(super) enum Conn {
     H2(http2::SendRequest<Incoming>),
 }
 
-/// HTTP/1.1 over `io`; the connection runs in its own task.
-async fn handshake_h1<T>(io: T) -> Result<http1::SendRequest<Incoming>, UpstreamError>
+/// HTTP/1.1 over `io`; the connection runs in its own task, counted by
+/// `open` until it ends, and closed when its endpoint is cut (a response
+/// body it carries then ends with an error, never a clean end).
+async fn handshake_h1<T>(
+    io: T,
+    open: ConnGuard,
+) -> Result<http1::SendRequest<Incoming>, UpstreamError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -260,10 +282,15 @@ where
         .await
         .map_err(|_| UpstreamError::Failed(UpstreamErrorKind::Connect))?;
     let exec = TokioExecutor::new();
+    let cut = open.cut_signal();
     hyper::rt::Executor::execute(&exec, async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "upstream connection ended");
+        tokio::select! {
+            ended = conn.with_upgrades() => if let Err(e) = ended {
+                tracing::debug!(error = %e, "upstream connection ended");
+            },
+            () = cut => tracing::debug!("upstream connection cut by a drain"),
         }
+        drop(open);
     });
     Ok(tx)
 }

@@ -3,15 +3,14 @@
 //! state and warm connections survive a reload.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::sync::watch;
 
 use crate::config::{Endpoint, PoolSpec, UpstreamTls};
 
 use super::client::ConnPool;
+use super::flight::Flight;
 use super::outlier::Outlier;
 
 #[derive(Debug)]
@@ -24,11 +23,6 @@ pub struct EndpointState {
     healthy: AtomicBool,
     /// Passive outlier detection: failures in a row, current ejection.
     pub outlier: Outlier,
-    /// Bumped to close the upgraded connections (WebSocket tunnels) to
-    /// this endpoint, when a drain runs out of time.
-    tunnels: watch::Sender<u64>,
-    /// Requests sent and not yet finished: the load `least_request` compares.
-    in_flight: AtomicUsize,
     /// Attempts that ended, and those that failed (connect error, reset,
     /// 5xx): failures are attributed to the endpoint that produced them,
     /// also when a retry elsewhere hid them from the client.
@@ -74,8 +68,6 @@ impl EndpointState {
             addr,
             healthy: AtomicBool::new(true),
             outlier: Outlier::default(),
-            tunnels: watch::Sender::new(0),
-            in_flight: AtomicUsize::new(0),
             attempts: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             conns,
@@ -119,32 +111,26 @@ impl EndpointState {
         )
     }
 
+    /// Requests sent and not yet finished (their response bodies
+    /// included): the load `least_request` compares.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
+        self.conns.flight().requests()
     }
 
-    /// Resolves once [`EndpointState::close_tunnels`] is called after this
-    /// was; an upgraded connection selects on it.
-    pub fn tunnel_closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut rx = self.tunnels.subscribe();
-        async move {
-            let _ = rx.changed().await;
-        }
-    }
-
-    /// Closes every upgraded connection to this endpoint open now.
-    pub fn close_tunnels(&self) {
-        self.tunnels.send_modify(|epoch| *epoch += 1);
+    /// What is in flight here, for drains.
+    pub fn flight(&self) -> &Arc<Flight> {
+        self.conns.flight()
     }
 
     /// Counts one request against this endpoint until the guard drops.
     pub fn start_request(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.flight().start_request();
         InFlight(self.clone())
     }
 }
 
-/// A request in flight on an endpoint; dropping it ends the count.
+/// A request in flight on an endpoint (held by its response body until
+/// that is sent); dropping it ends the count.
 #[derive(Debug)]
 pub struct InFlight(Arc<EndpointState>);
 
@@ -156,6 +142,6 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.flight().end_request();
     }
 }

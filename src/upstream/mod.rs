@@ -1,11 +1,13 @@
 //! Upstreams: pools of endpoints, how one is picked, the pooled HTTP/1.1
 //! connections veer keeps open to each and how an exchange with one fails
 //! ([`UpstreamError`]), and whether each is fit for traffic (active health
-//! checks, passive outlier detection).
+//! checks, passive outlier detection), and what is in flight on each
+//! ([`Flight`]: what a drain waits for and cuts).
 
 mod client;
 mod endpoint;
 mod error;
+mod flight;
 pub mod health;
 mod outlier;
 mod pool;
@@ -13,5 +15,6 @@ mod pool;
 pub use client::{ConnPool, Pooled};
 pub use endpoint::{EndpointState, InFlight};
 pub use error::{SendError, UpstreamError};
+pub use flight::{ConnGuard, Cut, Flight, TunnelGuard, Watching};
 pub use outlier::{Attempt, Ejections, Outlier};
 pub use pool::Pool;

@@ -222,3 +222,41 @@ async fn run_reloads_on_sighup() {
         .unwrap();
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_wait_exit_statuses() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let dir = TempDir::new("cli-drain");
+    let veer = Veer::start(&dir, &two_pools(blue.addr, green.addr, "blue", ""), None).await;
+    let admin = format!("http://{}", veer.admin);
+    let run = |args: &'static [&'static str]| {
+        let run = crate::support::stream::veer_cli(admin.clone(), args, Duration::from_secs(20));
+        async move { run.await.unwrap() }
+    };
+    // Green gets no traffic and has nothing in flight: drained.
+    let out = run(&["drain", "wait", "green"]).await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "pool green drained\n"),
+        "{out:?}"
+    );
+    // Blue still serves: the wait times out, status 2.
+    let out = run(&["drain", "wait", "blue", "--timeout", "1s"]).await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("pool blue still serving after 1s: 0 in flight"),
+        "{out:?}"
+    );
+    // No such pool or endpoint: status 1.
+    let out = run(&["drain", "wait", "nope"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("no pool \"nope\""), "{out:?}");
+    let out = run(&["drain", "wait", "blue", "--endpoint", "127.0.0.1:1"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("has no endpoint"), "{out:?}");
+    veer.stop().await;
+}

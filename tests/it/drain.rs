@@ -1,6 +1,7 @@
 //! Draining on a shift: requests in flight to the pool that leaves finish,
 //! its upgraded connections close after `drain_timeout`, and a `drained`
-//! event says when its instances can be stopped.
+//! event says when its instances can be stopped (more with streaming
+//! bodies in `drain_streams`).
 
 use std::time::Duration;
 
@@ -71,12 +72,16 @@ async fn request_in_flight_to_v1_completes_while_weights_move_to_v2() {
             pool,
             endpoint: None,
             took,
-            forced: false,
-        } if pool == "v1" => assert!(took >= Duration::from_secs(2), "{took:?}"),
+            cut,
+            ..
+        } if pool == "v1" && cut.is_empty() => assert!(took >= Duration::from_secs(2), "{took:?}"),
         other => panic!("unexpected {other:?}"),
     }
     let status = server.drains.status();
-    assert_eq!(status[0].state, DrainState::Drained { forced: false });
+    let nothing_cut = DrainState::Drained {
+        cut: Default::default(),
+    };
+    assert_eq!(status[0].state, nothing_cut);
     assert_eq!(endpoint(&proxy, "v1", v1.addr).conns.idle_count(), 0);
 
     // Back to v1: the drain is forgotten and v2 drains instead.
@@ -127,7 +132,7 @@ async fn websocket_to_a_drained_pool_closes_after_drain_timeout() {
     assert!(open_for < Duration::from_secs(3), "{open_for:?}");
     let _draining = next_event(&mut events).await;
     match next_event(&mut events).await {
-        DrainEvent::Drained { forced, .. } => assert!(forced),
+        DrainEvent::Drained { cut, .. } => assert_eq!((cut.streams, cut.tunnels), (0, 1)),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -169,4 +174,42 @@ async fn an_endpoint_removed_by_reload_drains() {
     }
     let counts = tally(&proxy.url("/"), 10, &[]).await;
     assert_eq!(counts["a"], 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drained_event_follows_the_last_byte_of_a_stream() {
+    use crate::support::stream::{stream_get, CHUNK};
+    let (v1, v2) = (Upstream::start("v1").await, Upstream::start("v2").await);
+    let proxy = Proxy::start(&two_pools(&v1, &v2, "drain_timeout = \"60s\"\n")).await;
+    let server = proxy.server.as_ref().unwrap();
+    let mut events = server.drains.subscribe();
+    let stream = stream_get(proxy.url("/drip/20/hold"), Duration::from_secs(60));
+    eventually(WAIT, || v1.drips.len() == 1 && v1.drips.get(0).sent == 19).await;
+    proxy.routing().set_weights("app", weights(0));
+    assert!(matches!(
+        next_event(&mut events).await,
+        DrainEvent::Draining { .. }
+    ));
+    let leaving = endpoint(&proxy, "v1", v1.addr);
+    assert_eq!(leaving.flight().requests(), 1);
+
+    v1.drips.release();
+    let (cut, at) = match next_event(&mut events).await {
+        DrainEvent::Drained { cut, .. } => (cut, tokio::time::Instant::now()),
+        other => panic!("unexpected {other:?}"),
+    };
+    assert!(cut.is_empty(), "{cut:?}");
+    let flight = leaving.flight();
+    assert_eq!((flight.requests(), flight.conns()), (0, 0));
+    let (last, _) = v1.drips.get(0).last_chunk.unwrap();
+    assert!(at > last);
+    eprintln!(
+        "figure: drained event received {:?} after the upstream produced its last chunk",
+        at - last
+    );
+    let received = stream.await.unwrap();
+    assert!(
+        received.clean && received.bytes == 20 * CHUNK,
+        "{received:?}"
+    );
 }

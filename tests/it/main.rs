@@ -14,6 +14,7 @@ mod controller;
 mod dashboard;
 mod demo;
 mod drain;
+mod drain_streams;
 mod errors;
 mod fleet;
 mod forwarding;

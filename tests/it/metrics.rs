@@ -170,7 +170,7 @@ async fn exposition_has_every_metric_and_passes_promtool() {
 
 /// Runs `promtool check metrics` on the text when promtool is installed
 /// (CI installs it; `CI=true` makes its absence a failure).
-fn promtool_check(text: &str) {
+pub fn promtool_check(text: &str) {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let child = Command::new("promtool")

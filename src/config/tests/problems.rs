@@ -311,3 +311,29 @@ fn outlier_settings() {
         "shorter than base_ejection",
     );
 }
+
+#[test]
+fn drained_webhooks_global_and_per_route() {
+    let c = ok("[[route]]\nname = \"r\"\npool = \"blue\"\n\
+                [route.rollout]\nstrategy = \"canary\"\n\
+                [[route.rollout.webhook]]\non = \"drained\"\nurl = \"http://127.0.0.1:1/r\"\n\
+                [[webhook]]\non = \"drained\"\nurl = \"http://127.0.0.1:1/g\"\nretries = 0\n");
+    use crate::config::WebhookKind::Drained;
+    assert_eq!(
+        c.routes[0].rollout.as_ref().unwrap().webhooks[0].on,
+        Drained
+    );
+    assert_eq!((c.webhooks[0].on, c.webhooks[0].retries), (Drained, 0));
+    fails(
+        "[[webhook]]\non = \"rollback\" # global\nurl = \"http://127.0.0.1:1/\"\n",
+        "on = \"rollback\" # global",
+        "webhook[0].on",
+        "a global [[webhook]] takes on = \"drained\"",
+    );
+    fails(
+        "[[webhook]]\non = \"drained\"\nurl = \"ftp://x\"\n",
+        "url = \"ftp://x\"",
+        "webhook[0].url",
+        "must be an http:// or https:// URL",
+    );
+}

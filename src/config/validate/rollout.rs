@@ -8,10 +8,8 @@ use toml::Spanned;
 
 use super::route::Conditions;
 use super::{Check, SECOND};
-use crate::config::file::{AnalysisFile, RolloutFile, Str, WebhookFile};
-use crate::config::model::{
-    AnalysisSpec, QuerySpec, RolloutSpec, Strategy, WebhookKind, WebhookSpec,
-};
+use crate::config::file::{AnalysisFile, RolloutFile};
+use crate::config::model::{AnalysisSpec, QuerySpec, RolloutSpec, Strategy};
 
 /// Canary steps when neither `steps` nor `step_weight` is given (SPEC §2).
 const DEFAULT_STEPS: [u32; 4] = [5, 25, 50, 100];
@@ -256,46 +254,6 @@ impl Check<'_> {
             p99,
             max_success_rate_drop,
             queries,
-        }
-    }
-
-    fn webhook(&mut self, w: &WebhookFile, key: &str) -> Option<WebhookSpec> {
-        let on = match w.on.get_ref().as_str() {
-            "pre-rollout" => Some(WebhookKind::PreRollout),
-            "rollout" => Some(WebhookKind::Rollout),
-            "confirm-promotion" => Some(WebhookKind::ConfirmPromotion),
-            "post-rollout" => Some(WebhookKind::PostRollout),
-            "rollback" => Some(WebhookKind::Rollback),
-            "event" => Some(WebhookKind::Event),
-            other => {
-                let msg = format!(
-                    "unknown webhook {other:?}; expected pre-rollout, rollout, confirm-promotion, \
-                     post-rollout, rollback or event"
-                );
-                self.err(w.on.span(), format!("{key}.on"), msg);
-                None
-            }
-        };
-        self.url(&w.url, &format!("{key}.url"));
-        Some(WebhookSpec {
-            on: on?,
-            url: w.url.get_ref().clone(),
-            timeout: self.nonzero_duration(&w.timeout, &format!("{key}.timeout"), 5 * SECOND),
-            retries: w.retries.unwrap_or(2),
-        })
-    }
-
-    fn url(&mut self, url: &Str, key: &str) {
-        let u = url.get_ref();
-        let rest = u
-            .strip_prefix("http://")
-            .or_else(|| u.strip_prefix("https://"));
-        if !matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/')) {
-            self.err(
-                url.span(),
-                key,
-                format!("{u:?} must be an http:// or https:// URL"),
-            );
         }
     }
 }

@@ -13,7 +13,7 @@ use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Conn, ConnPool, Pooled, SendError, UpstreamError};
+use super::{Conn, ConnGuard, ConnPool, Pooled, SendError, UpstreamError};
 use crate::observe::UpstreamErrorKind;
 
 impl ConnPool {
@@ -90,8 +90,12 @@ impl ConnPool {
     }
 }
 
-/// Opens HTTP/2 over `io`; the connection runs in its own task.
-pub(super) async fn handshake<T>(io: T) -> Result<http2::SendRequest<Incoming>, UpstreamError>
+/// Opens HTTP/2 over `io`; the connection runs in its own task, counted
+/// by `open`, and closes when its endpoint is cut.
+pub(super) async fn handshake<T>(
+    io: T,
+    open: ConnGuard,
+) -> Result<http2::SendRequest<Incoming>, UpstreamError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -100,10 +104,15 @@ where
         .handshake(TokioIo::new(io))
         .await
         .map_err(|_| UpstreamError::Failed(UpstreamErrorKind::Connect))?;
+    let cut = open.cut_signal();
     tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "upstream h2 connection ended");
+        tokio::select! {
+            ended = conn => if let Err(e) = ended {
+                tracing::debug!(error = %e, "upstream h2 connection ended");
+            },
+            () = cut => tracing::debug!("upstream h2 connection cut by a drain"),
         }
+        drop(open);
     });
     Ok(tx)
 }

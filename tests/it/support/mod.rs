@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod etcd;
+pub mod stream;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -28,7 +29,9 @@ pub type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 ///
 /// Paths: `/headers` lists the request headers; `/echo` streams the body
 /// back; `/status/N` answers N; `/sleep/MS` waits then answers;
-/// `/bytes/N` streams N bytes; `/ws` is a WebSocket echo; `/ready` is 200
+/// `/bytes/N` streams N bytes; `/drip/N/MS` streams N chunks of
+/// [`stream::CHUNK`] bytes, one every MS ms, recording each in `drips`;
+/// `/ws` is a WebSocket echo; `/ready` is 200
 /// or 503 as `ready` says; anything else answers the upstream's name. While
 /// `failing` is set, everything but `/ready` answers 500.
 pub struct Upstream {
@@ -46,6 +49,8 @@ pub struct Upstream {
     pub failing: Arc<AtomicBool>,
     /// Milliseconds added to every answer to `/`.
     pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// Every `/drip/N/MS` response, in the order they started.
+    pub drips: stream::Drips,
     task: tokio::task::JoinHandle<()>,
     /// Per-connection tasks: dropping the upstream kills its connections too.
     conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
@@ -91,6 +96,8 @@ impl Upstream {
         let (r, x) = (ready.clone(), failing.clone());
         let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let d = delay_ms.clone();
+        let drips = stream::Drips::default();
+        let dr = drips.clone();
         let conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
         let tasks = conns.clone();
         let task = tokio::spawn(async move {
@@ -101,9 +108,11 @@ impl Upstream {
                 c.fetch_add(1, Ordering::SeqCst);
                 let (n, l, f) = (n.clone(), l.clone(), f.clone());
                 let (r, x, d) = (r.clone(), x.clone(), d.clone());
+                let dr = dr.clone();
                 let conn = tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let (n, l, f) = (n.clone(), l.clone(), f.clone());
+                        let dr = dr.clone();
                         let delay = match req.uri().path() {
                             "/" => d.load(Ordering::SeqCst),
                             _ => 0,
@@ -122,7 +131,10 @@ impl Upstream {
                             }
                             Ok::<_, Infallible>(match status {
                                 Some(status) => fixed(&n, status),
-                                None => respond(&n, &l, &f, req).await,
+                                None => match req.uri().path().strip_prefix("/drip/") {
+                                    Some(spec) => dr.respond(&n, spec),
+                                    None => respond(&n, &l, &f, req).await,
+                                },
                             })
                         }
                     });
@@ -145,6 +157,7 @@ impl Upstream {
             ready,
             failing,
             delay_ms,
+            drips,
             task,
             conns,
         }
