@@ -8,7 +8,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 
 use super::body::ProxyBody;
 use crate::observe::UpstreamErrorKind;
-use crate::upstream::UpstreamError;
+use crate::upstream::{ClientFault, UpstreamError};
 
 /// Why a request could not be answered by an upstream.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -25,7 +25,14 @@ pub enum ProxyError {
     Upstream(UpstreamErrorKind),
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The client's request body failed while being forwarded: its fault,
+    /// never counted against the upstream.
+    #[error("{0}")]
+    Client(ClientFault),
 }
+
+/// nginx's "client closed request": the client aborted its upload.
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 impl From<UpstreamError> for ProxyError {
     /// A failed upstream attempt, as the client will be answered for it.
@@ -33,6 +40,7 @@ impl From<UpstreamError> for ProxyError {
         match e {
             UpstreamError::ConnectTimeout(after) => ProxyError::ConnectTimeout(after),
             UpstreamError::Failed(kind) => ProxyError::Upstream(kind),
+            UpstreamError::Client(fault) => ProxyError::Client(fault),
         }
     }
 }
@@ -44,7 +52,12 @@ impl ProxyError {
             ProxyError::NoHealthyEndpoint => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::ConnectTimeout(_) | ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BadRequest(_) | ProxyError::Client(ClientFault::Malformed) => {
+                StatusCode::BAD_REQUEST
+            }
+            ProxyError::Client(ClientFault::Aborted) => {
+                StatusCode::from_u16(CLIENT_CLOSED_REQUEST).expect("a valid status")
+            }
         }
     }
 
@@ -66,7 +79,10 @@ impl ProxyError {
             ProxyError::NoHealthyEndpoint => "no healthy upstream\n",
             ProxyError::ConnectTimeout(_) | ProxyError::Timeout(_) => "upstream timeout\n",
             ProxyError::Upstream(_) => "bad gateway\n",
-            ProxyError::BadRequest(_) => "bad request\n",
+            ProxyError::BadRequest(_) | ProxyError::Client(ClientFault::Malformed) => {
+                "bad request\n"
+            }
+            ProxyError::Client(ClientFault::Aborted) => "client closed request\n",
         };
         let mut resp = Response::new(ProxyBody::full(Bytes::from_static(text.as_bytes())));
         *resp.status_mut() = status;
@@ -75,7 +91,7 @@ impl ProxyError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if matches!(self, ProxyError::BadRequest(_)) {
+        if matches!(self, ProxyError::BadRequest(_) | ProxyError::Client(_)) {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp

@@ -243,27 +243,21 @@ async fn send(
             .await
         {
             Ok((resp, conn)) => return Ok((resp, conn, in_flight)),
-            Err(SendError {
-                error,
-                request: Some(back),
-            }) => {
+            Err(SendError { error, request }) => {
+                // The client's own body failed: not the endpoint's fault.
+                let Some(kind) = error.kind() else {
+                    return Err(error.into());
+                };
                 target.pool.record(endpoint, Attempt::Failure);
-                tracing::debug!(endpoint = %endpoint.spec.authority, %error, "upstream attempt failed");
                 if let Some(stats) = stats {
-                    stats.record_attempt(Outcome::Error(error.kind()));
+                    stats.record_attempt(Outcome::Error(kind));
                 }
+                let Some(back) = request else {
+                    return Err(error.into());
+                };
+                tracing::debug!(endpoint = %endpoint.spec.authority, %error, "upstream attempt failed");
                 last = Some(error);
                 req = back;
-            }
-            Err(SendError {
-                error,
-                request: None,
-            }) => {
-                if let Some(stats) = stats {
-                    stats.record_attempt(Outcome::Error(error.kind()));
-                }
-                target.pool.record(endpoint, Attempt::Failure);
-                return Err(error.into());
             }
         }
     }

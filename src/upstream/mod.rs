@@ -12,6 +12,6 @@ mod pool;
 
 pub use client::{ConnPool, Pooled};
 pub use endpoint::{EndpointState, InFlight};
-pub use error::{SendError, UpstreamError};
+pub use error::{ClientFault, SendError, UpstreamError};
 pub use outlier::{Attempt, Ejections, Outlier};
 pub use pool::Pool;

@@ -9,6 +9,7 @@ mod support;
 mod access_log;
 mod admin;
 mod cli;
+mod client_fault;
 mod config_files;
 mod controller;
 mod dashboard;
