@@ -8,7 +8,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -17,7 +17,7 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-use super::framing::HeadScan;
+use super::framing::Framing;
 
 const IDLE: u64 = 0;
 const HEAD: u64 = 1;
@@ -32,9 +32,13 @@ pub struct ConnState {
     in_flight: AtomicU32,
     /// Phase in the low bits, milliseconds since `opened` above them.
     phase: AtomicU64,
-    /// Framing headers seen in the latest request head read from the wire
-    /// (see [`super::framing`]).
-    framing: AtomicU8,
+    /// The number of the first ambiguously framed request head read from
+    /// the wire (see [`super::framing`]); `u32::MAX`: none.
+    ambiguous: AtomicU32,
+    /// Requests handed to the service so far (their numbers).
+    requests: AtomicU32,
+    /// The connection was upgraded: the rest of its bytes are a tunnel.
+    upgraded: AtomicBool,
     /// The latest write or flush could not finish (the client is not
     /// reading): hyper may still hold response bytes.
     write_blocked: AtomicBool,
@@ -60,7 +64,9 @@ impl ConnState {
             opened: Instant::now(),
             in_flight: AtomicU32::new(0),
             phase: AtomicU64::new(IDLE),
-            framing: AtomicU8::new(0),
+            ambiguous: AtomicU32::new(u32::MAX),
+            requests: AtomicU32::new(0),
+            upgraded: AtomicBool::new(false),
             write_blocked: AtomicBool::new(false),
         })
     }
@@ -91,15 +97,10 @@ impl ConnState {
     }
 
     /// Bytes arrived: if the connection was idle, a request head starts
-    /// now. Returns true while a head is being read.
-    fn on_read(&self) -> (bool, bool) {
-        match self.phase.load(Ordering::Relaxed) & ((1 << PHASE_BITS) - 1) {
-            IDLE => {
-                self.set(HEAD, Instant::now());
-                (true, true)
-            }
-            HEAD => (true, false),
-            _ => (false, false),
+    /// now.
+    fn on_read(&self) {
+        if self.phase.load(Ordering::Relaxed) & ((1 << PHASE_BITS) - 1) == IDLE {
+            self.set(HEAD, Instant::now());
         }
     }
 
@@ -113,10 +114,21 @@ impl ConnState {
             .store(res.is_pending(), Ordering::Release);
     }
 
-    /// The framing headers the latest request head carried (a bit set of
-    /// `framing::CONTENT_LENGTH` and `framing::TRANSFER_ENCODING`).
-    pub fn framing(&self) -> u8 {
-        self.framing.load(Ordering::Relaxed)
+    /// Numbers the next request on the connection (HTTP/1 serves them in
+    /// the order their heads arrived).
+    pub fn next_request(&self) -> u32 {
+        self.requests.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether HTTP/1 request number `request` (or one before it) carried
+    /// both `Content-Length` and `Transfer-Encoding`.
+    pub fn ambiguous(&self, request: u32) -> bool {
+        request >= self.ambiguous.load(Ordering::Acquire)
+    }
+
+    /// The connection was upgraded: stop looking for request heads.
+    pub fn set_upgraded(&self) {
+        self.upgraded.store(true, Ordering::Relaxed);
     }
 
     /// What to do now; `park_after` is the park delay (`None`: never park).
@@ -166,18 +178,24 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: T,
         state: Arc<ConnState>,
-        scan: HeadScan,
+        framing: Framing,
         // Bytes read already (and tracked) that are read again first.
         unread: Bytes,
     }
 }
 
 impl<T> TrackedIo<T> {
-    pub fn new(inner: T, state: Arc<ConnState>) -> Self {
+    /// `http1`: the connection speaks HTTP/1, whose request framing is
+    /// followed (see [`super::framing`]).
+    pub fn new(inner: T, state: Arc<ConnState>, http1: bool) -> Self {
+        let mut framing = Framing::default();
+        if !http1 {
+            framing.stop();
+        }
         TrackedIo {
             inner,
             state,
-            scan: HeadScan::default(),
+            framing,
             unread: Bytes::new(),
         }
     }
@@ -211,13 +229,13 @@ impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
         let before = buf.filled().len();
         let res = this.inner.poll_read(cx, buf);
         if buf.filled().len() > before {
-            let (in_head, fresh) = this.state.on_read();
-            if fresh {
-                this.scan.reset();
+            this.state.on_read();
+            if this.state.upgraded.load(Ordering::Relaxed) {
+                this.framing.stop();
             }
-            if in_head {
-                this.scan.feed(&buf.filled()[before..]);
-                this.state.framing.store(this.scan.seen, Ordering::Relaxed);
+            this.framing.feed(&buf.filled()[before..]);
+            if let Some(n) = this.framing.ambiguous {
+                this.state.ambiguous.store(n, Ordering::Release);
             }
         }
         res
@@ -273,7 +291,7 @@ mod tests {
     #[tokio::test]
     async fn unread_bytes_come_first_newest_in_front() {
         use tokio::io::AsyncReadExt;
-        let mut io = TrackedIo::new(&b" tail"[..], ConnState::new());
+        let mut io = TrackedIo::new(&b" tail"[..], ConnState::new(), true);
         io.unread(Bytes::from_static(b"ab"));
         io.unread(Bytes::from_static(b"xy"));
         let mut out = String::new();

@@ -244,7 +244,7 @@ async fn serve_conn<S>(
         client_address: super::headers::client_address(peer.ip()),
         https,
     };
-    let io = TokioIo::new(TrackedIo::new(stream, state.clone()));
+    let io = TokioIo::new(TrackedIo::new(stream, state.clone(), !h2));
     let mut conn = match h2 {
         false => Conn::H1(builders.h1(io, service)),
         true => Conn::H2(Box::pin(builders.http2.serve_connection(io, service))),

@@ -20,7 +20,6 @@ use crate::upstream::{Attempt, InFlight, Pooled, SendError};
 use super::body::ProxyBody;
 use super::conn::ConnState;
 use super::error::ProxyError;
-use super::framing;
 use super::headers::{add_forwarding, is_upgrade, strip_hop_by_hop, X_REQUEST_ID};
 use super::record::{AccessInfo, Recorder};
 
@@ -59,8 +58,8 @@ impl ProxyService {
     async fn proxy(&self, req: Request<Incoming>) -> Result<Response<ProxyBody>, ProxyError> {
         let started = Instant::now();
         let (parts, body) = req.into_parts();
-        let both = framing::CONTENT_LENGTH | framing::TRANSFER_ENCODING;
-        let ambiguous = parts.version <= Version::HTTP_11 && self.conn.framing() & both == both;
+        let ambiguous =
+            parts.version <= Version::HTTP_11 && self.conn.ambiguous(self.conn.next_request());
         if ambiguous
             || parts.headers.contains_key(header::TRANSFER_ENCODING)
                 && parts.headers.contains_key(header::CONTENT_LENGTH)
@@ -211,6 +210,7 @@ impl ProxyService {
                 return Err(ProxyError::Upstream(UpstreamErrorKind::Protocol));
             };
             let upstream = hyper::upgrade::on(&mut resp);
+            self.conn.set_upgraded();
             tokio::spawn(tunnel(downstream, upstream, in_flight));
             strip_hop_by_hop(resp.headers_mut(), true);
             return Ok(resp.map(|_| ProxyBody::empty()));

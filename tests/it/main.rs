@@ -17,6 +17,7 @@ mod demo;
 mod drain;
 mod errors;
 mod forwarding;
+mod framing;
 mod health;
 mod load_reload;
 mod load_shift;
