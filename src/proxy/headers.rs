@@ -61,7 +61,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         headers.remove(header::TRAILER);
     }
     if found & TRANSFER_ENCODING != 0 {
+        // The message was framed by its transfer coding, which wins over a
+        // `Content-Length` beside it (RFC 9112 §6.3); that length no longer
+        // describes the body, and sent on it would truncate or corrupt it.
         headers.remove(header::TRANSFER_ENCODING);
+        headers.remove(header::CONTENT_LENGTH);
     }
     if found & UPGRADE != 0 && !upgrade {
         headers.remove(header::UPGRADE);
