@@ -7,6 +7,7 @@ pub mod error;
 mod framing;
 pub mod headers;
 mod listener;
+pub mod path;
 mod record;
 mod service;
 

@@ -1,6 +1,7 @@
 //! The per-request path: route, pick a pool and endpoint, rewrite headers,
 //! forward (with safe retries), stream the response back.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -21,6 +22,7 @@ use super::body::ProxyBody;
 use super::conn::ConnState;
 use super::error::ProxyError;
 use super::headers::{add_forwarding, is_upgrade, strip_hop_by_hop, X_REQUEST_ID};
+use super::path;
 use super::record::{AccessInfo, Recorder};
 
 /// The hyper service for one downstream connection.
@@ -57,7 +59,7 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
 impl ProxyService {
     async fn proxy(&self, req: Request<Incoming>) -> Result<Response<ProxyBody>, ProxyError> {
         let started = Instant::now();
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let ambiguous =
             parts.version <= Version::HTTP_11 && self.conn.ambiguous(self.conn.next_request());
         if ambiguous
@@ -67,6 +69,18 @@ impl ProxyService {
             return Err(ProxyError::BadRequest(
                 "content-length with transfer-encoding",
             ));
+        }
+        // Routed, and forwarded, by its normalized path.
+        let normalized = match path::normalize(parts.uri.path()) {
+            Ok(Cow::Borrowed(_)) => None,
+            Ok(Cow::Owned(normalized)) => Some(normalized),
+            Err(e) => {
+                tracing::debug!(error = %e, "request path refused");
+                return Err(ProxyError::BadRequest("path"));
+            }
+        };
+        if let Some(normalized) = normalized {
+            parts.uri = with_path(&parts.uri, &normalized)?;
         }
         let (route, target, settings) = {
             let snapshot = self.routing.load();
@@ -303,4 +317,16 @@ fn origin_form(uri: &Uri) -> Uri {
         Some(pq) => Uri::from(pq.clone()),
         None => Uri::from_static("/"),
     }
+}
+
+/// `uri` with its path replaced (the query kept).
+fn with_path(uri: &Uri, path: &str) -> Result<Uri, ProxyError> {
+    let mut parts = uri.clone().into_parts();
+    let pq = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_string(),
+    };
+    let bad = |_| ProxyError::BadRequest("path");
+    parts.path_and_query = Some(http::uri::PathAndQuery::try_from(pq).map_err(bad)?);
+    Uri::from_parts(parts).map_err(|_| ProxyError::BadRequest("path"))
 }

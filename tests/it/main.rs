@@ -22,6 +22,7 @@ mod health;
 mod load_reload;
 mod load_shift;
 mod metrics;
+mod paths;
 mod reload;
 mod rollout;
 mod routing;
