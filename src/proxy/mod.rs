@@ -6,6 +6,7 @@ pub mod conn;
 pub mod error;
 mod framing;
 pub mod headers;
+pub mod host;
 mod listener;
 pub mod path;
 mod record;

@@ -22,8 +22,8 @@ use super::body::ProxyBody;
 use super::conn::ConnState;
 use super::error::ProxyError;
 use super::headers::{add_forwarding, is_upgrade, strip_hop_by_hop, X_REQUEST_ID};
-use super::path;
 use super::record::{AccessInfo, Recorder};
+use super::{host, path};
 
 /// The hyper service for one downstream connection.
 #[derive(Clone)]
@@ -69,6 +69,10 @@ impl ProxyService {
             return Err(ProxyError::BadRequest(
                 "content-length with transfer-encoding",
             ));
+        }
+        if let Err(e) = host::check(&mut parts) {
+            tracing::debug!(error = %e, "request host refused");
+            return Err(ProxyError::BadRequest("host"));
         }
         // Routed, and forwarded, by its normalized path.
         let normalized = match path::normalize(parts.uri.path()) {

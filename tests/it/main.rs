@@ -19,6 +19,7 @@ mod errors;
 mod forwarding;
 mod framing;
 mod health;
+mod hosts;
 mod load_reload;
 mod load_shift;
 mod metrics;
