@@ -179,6 +179,7 @@ pub struct RouteFile {
     pub weights: Option<Spanned<Entries<Str, Spanned<i64>>>>,
     pub timeout: Option<Str>,
     pub retries: Option<u32>,
+    pub upgrades: Option<Spanned<Vec<Str>>>,
     #[serde(default)]
     pub rule: Vec<RuleFile>,
     pub sticky: Option<Spanned<StickyFile>>,

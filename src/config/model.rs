@@ -173,6 +173,8 @@ pub struct RouteSpec {
     pub weights: Option<Vec<(String, u32)>>,
     pub timeout: Duration,
     pub retries: u32,
+    /// `Upgrade` protocols tunneled (lowercase); `h2c` never.
+    pub upgrades: Vec<String>,
     pub rules: Vec<RuleSpec>,
     pub sticky: Option<StickyKey>,
     pub rollout: Option<RolloutSpec>,

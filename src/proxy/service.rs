@@ -21,7 +21,7 @@ use crate::upstream::{Attempt, InFlight, Pooled, SendError};
 use super::body::ProxyBody;
 use super::conn::ConnState;
 use super::error::ProxyError;
-use super::headers::{add_forwarding, is_upgrade, strip_hop_by_hop, X_REQUEST_ID};
+use super::headers::{add_forwarding, is_upgrade, strip_hop_by_hop, upgrade_allowed, X_REQUEST_ID};
 use super::record::{AccessInfo, Recorder};
 use super::{host, path};
 
@@ -175,7 +175,11 @@ impl ProxyService {
         body: Incoming,
         recorder: Option<&mut Recorder>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let upgrade = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers);
+        // An upgrade the route does not allow is forwarded as a plain
+        // request: `Upgrade` and `Connection` are stripped below.
+        let upgrade = parts.version == Version::HTTP_11
+            && is_upgrade(&parts.headers)
+            && upgrade_allowed(&parts.headers, &route.upgrades);
         let host = match parts.headers.get(header::HOST) {
             Some(h) => Some(h.clone()),
             None => parts

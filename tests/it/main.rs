@@ -31,4 +31,5 @@ mod shutdown;
 mod state;
 mod tls;
 mod tls_upstream;
+mod upgrades;
 mod workers;
