@@ -36,7 +36,7 @@ pub struct ConfigFile {
 #[derive(Debug, Default, DeriveDeserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyFile {
-    pub workers: Option<usize>,
+    pub workers: Option<Spanned<usize>>,
     pub shutdown_grace: Option<Str>,
     pub shutdown_delay: Option<Str>,
     pub drain_timeout: Option<Str>,

@@ -26,6 +26,8 @@ use super::model::*;
 const SECOND: Duration = Duration::from_secs(1);
 /// hyper refuses HTTP/1 read buffers smaller than this.
 const MIN_HEADER_BYTES: usize = 8192;
+/// More worker runtimes than this is a typo, not a machine.
+pub const MAX_WORKERS: usize = 1024;
 
 /// Validates a parsed file read from `path` (whose text is `text`).
 pub(crate) fn build(file: ConfigFile, text: &str, path: &Path) -> Result<Config, ConfigError> {
@@ -167,16 +169,29 @@ impl Check<'_> {
     }
 
     fn proxy(&mut self, p: &ProxyFile) -> ProxySettings {
-        let workers = match p.workers {
-            Some(0) | None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            Some(n) => n,
+        let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = match p.workers.as_ref().map(|n| (*n.get_ref(), n.span())) {
+            Some((0, _)) | None => cores(),
+            Some((n, span)) if n > MAX_WORKERS => {
+                let msg = format!("{n} is more than {MAX_WORKERS} (0 = one per core)");
+                self.err(span, "proxy.workers", msg);
+                cores()
+            }
+            Some((n, _)) => n,
         };
         let state_dir = match &p.state_dir {
             Some(dir) if dir.get_ref().is_empty() => {
                 self.err(dir.span(), "proxy.state_dir", "must not be empty");
                 PathBuf::new()
             }
-            Some(dir) => self.resolve(dir.get_ref()),
+            Some(dir) => {
+                let path = self.resolve(dir.get_ref());
+                if std::fs::metadata(&path).is_ok_and(|m| !m.is_dir()) {
+                    let msg = format!("{} exists and is not a directory", path.display());
+                    self.err(dir.span(), "proxy.state_dir", msg);
+                }
+                path
+            }
             None => self.resolve("state"),
         };
         let max_header_bytes = match &p.max_header_bytes {

@@ -26,6 +26,7 @@ mod query;
 mod reconcile;
 pub mod record;
 mod reload;
+mod restore;
 pub mod sense;
 pub mod status;
 pub mod store;
@@ -82,8 +83,9 @@ impl Controller {
         stop: CancellationToken,
     ) -> (Controller, tokio::task::JoinHandle<()>) {
         let config = routing.load().config.clone();
+        let mut loaded = Store::new(state_dir.clone()).load();
+        restore::validate(&mut loaded, &config, state_dir.as_deref());
         let store = Store::new(state_dir);
-        let loaded = store.load();
         let sensor = RoutingSensor {
             routing: routing.clone(),
             telemetry,
