@@ -43,6 +43,8 @@ pub struct ProxyFile {
     pub state_dir: Option<Str>,
     pub header_timeout: Option<Str>,
     pub idle_timeout: Option<Str>,
+    pub send_timeout: Option<Str>,
+    pub max_connections: Option<usize>,
     pub max_header_bytes: Option<Spanned<usize>>,
     pub access_log: Option<bool>,
     pub metrics: Option<bool>,

@@ -33,6 +33,12 @@ pub struct ProxySettings {
     pub state_dir: PathBuf,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// A client that takes no bytes of a response for this long is cut off
+    /// (nginx's `send_timeout`), releasing its upstream connection.
+    pub send_timeout: Duration,
+    /// Open client connections per listener; more wait in the kernel's
+    /// accept queue. `usize::MAX`: unlimited (0 in the file).
+    pub max_connections: usize,
     /// Largest request head (request line + headers) accepted; larger gets 431.
     pub max_header_bytes: usize,
     /// One structured log line per request when true.

@@ -39,9 +39,10 @@ pub struct ConnState {
     requests: AtomicU32,
     /// The connection was upgraded: the rest of its bytes are a tunnel.
     upgraded: AtomicBool,
-    /// The latest write or flush could not finish (the client is not
-    /// reading): hyper may still hold response bytes.
-    write_blocked: AtomicBool,
+    /// Since when writes could not finish (the client is not reading):
+    /// milliseconds since `opened`, plus one; 0 while writes go through.
+    /// hyper may still hold response bytes.
+    write_blocked: AtomicU64,
 }
 
 /// What the watchdog should do with a connection.
@@ -56,6 +57,16 @@ pub enum Verdict {
     Park,
     /// A request head took longer than `header_timeout`: close now.
     SlowHead,
+    /// The client took no response bytes for `send_timeout`: close now.
+    SlowReader,
+}
+
+/// The connection timeouts the watchdog applies.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub header: Duration,
+    pub idle: Duration,
+    pub send: Duration,
 }
 
 impl ConnState {
@@ -67,7 +78,7 @@ impl ConnState {
             ambiguous: AtomicU32::new(u32::MAX),
             requests: AtomicU32::new(0),
             upgraded: AtomicBool::new(false),
-            write_blocked: AtomicBool::new(false),
+            write_blocked: AtomicU64::new(0),
         })
     }
 
@@ -110,8 +121,25 @@ impl ConnState {
     }
 
     fn on_write<T>(&self, res: &Poll<T>) {
-        self.write_blocked
-            .store(res.is_pending(), Ordering::Release);
+        let blocked = self.write_blocked.load(Ordering::Relaxed) != 0;
+        match (res.is_pending(), blocked) {
+            (true, false) => {
+                let ms = Instant::now()
+                    .saturating_duration_since(self.opened)
+                    .as_millis();
+                self.write_blocked.store(ms as u64 + 1, Ordering::Release);
+            }
+            (false, true) => self.write_blocked.store(0, Ordering::Release),
+            _ => {}
+        }
+    }
+
+    /// Since when the client has taken no bytes, if it is not reading.
+    fn blocked_since(&self) -> Option<Instant> {
+        match self.write_blocked.load(Ordering::Acquire) {
+            0 => None,
+            ms => Some(self.opened + Duration::from_millis(ms - 1)),
+        }
     }
 
     /// Numbers the next request on the connection (HTTP/1 serves them in
@@ -132,24 +160,26 @@ impl ConnState {
     }
 
     /// What to do now; `park_after` is the park delay (`None`: never park).
-    pub fn check(
-        &self,
-        now: Instant,
-        header_timeout: Duration,
-        idle_timeout: Duration,
-        park_after: Option<Duration>,
-    ) -> Verdict {
+    pub fn check(&self, now: Instant, t: Timeouts, park_after: Option<Duration>) -> Verdict {
+        let (header_timeout, idle_timeout) = (t.header, t.idle);
         let (phase, since) = self.get();
         // With parking on, look often enough to park soon after going idle.
         let every = park_after.map_or(header_timeout, |p| header_timeout.min(p));
+        if let Some(blocked) = self.blocked_since() {
+            if now >= blocked + t.send {
+                return Verdict::SlowReader;
+            }
+        }
         if self.in_flight() > 0 {
-            return Verdict::Wait(now + every.min(idle_timeout));
+            let next = now + every.min(idle_timeout);
+            let send = self.blocked_since().map_or(next, |b| b + t.send);
+            return Verdict::Wait(next.min(send));
         }
         match phase {
             IDLE if now >= since + idle_timeout => Verdict::Idle,
             IDLE => match park_after {
                 Some(after) if now < since + after => Verdict::Wait(since + after),
-                Some(_) if !self.write_blocked.load(Ordering::Acquire) => Verdict::Park,
+                Some(_) if self.blocked_since().is_none() => Verdict::Park,
                 _ => Verdict::Wait(since + idle_timeout),
             },
             HEAD if now >= since + header_timeout => Verdict::SlowHead,
@@ -287,6 +317,11 @@ mod tests {
 
     const HEAD_T: Duration = Duration::from_secs(10);
     const IDLE_T: Duration = Duration::from_secs(60);
+    const T: Timeouts = Timeouts {
+        header: HEAD_T,
+        idle: IDLE_T,
+        send: Duration::from_secs(30),
+    };
 
     #[tokio::test]
     async fn unread_bytes_come_first_newest_in_front() {
@@ -303,32 +338,36 @@ mod tests {
     async fn idle_then_head_then_busy() {
         let state = ConnState::new();
         let t0 = Instant::now();
-        assert_eq!(
-            state.check(t0, HEAD_T, IDLE_T, None),
-            Verdict::Wait(t0 + IDLE_T)
-        );
+        assert_eq!(state.check(t0, T, None), Verdict::Wait(t0 + IDLE_T));
         tokio::time::advance(Duration::from_secs(5)).await;
         state.on_read();
         let t1 = Instant::now();
-        assert_eq!(
-            state.check(t1, HEAD_T, IDLE_T, None),
-            Verdict::Wait(t1 + HEAD_T)
-        );
-        assert_eq!(
-            state.check(t1 + HEAD_T, HEAD_T, IDLE_T, None),
-            Verdict::SlowHead
-        );
+        assert_eq!(state.check(t1, T, None), Verdict::Wait(t1 + HEAD_T));
+        assert_eq!(state.check(t1 + HEAD_T, T, None), Verdict::SlowHead);
         let activity = state.begin();
         assert!(matches!(
-            state.check(t1 + IDLE_T * 2, HEAD_T, IDLE_T, None),
+            state.check(t1 + IDLE_T * 2, T, None),
             Verdict::Wait(_)
         ));
         tokio::time::advance(Duration::from_secs(1)).await;
         drop(activity);
         let t2 = Instant::now();
-        assert_eq!(
-            state.check(t2 + IDLE_T, HEAD_T, IDLE_T, None),
-            Verdict::Idle
-        );
+        assert_eq!(state.check(t2 + IDLE_T, T, None), Verdict::Idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_is_cut_off() {
+        let state = ConnState::new();
+        let _busy = state.begin();
+        state.on_write(&Poll::<()>::Pending);
+        let t0 = Instant::now();
+        assert!(matches!(state.check(t0, T, None), Verdict::Wait(at) if at <= t0 + T.send));
+        assert_eq!(state.check(t0 + T.send, T, None), Verdict::SlowReader);
+        // A write that goes through resets the clock.
+        state.on_write(&Poll::Ready(()));
+        assert!(matches!(
+            state.check(t0 + T.send, T, None),
+            Verdict::Wait(_)
+        ));
     }
 }

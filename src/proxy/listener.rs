@@ -29,7 +29,7 @@ use crate::routing::Routing;
 use crate::tls::ServerTls;
 use crate::workers::Workers;
 
-use super::conn::{ConnState, TrackedIo, Verdict};
+use super::conn::{ConnState, Timeouts, TrackedIo, Verdict};
 use super::service::ProxyService;
 
 /// What every connection serves from.
@@ -252,6 +252,11 @@ async fn serve_conn<S>(
     let park_after = (!h2).then_some(PARK_AFTER);
 
     let (header_timeout, idle_timeout) = (settings.header_timeout, settings.idle_timeout);
+    let timeouts = Timeouts {
+        header: header_timeout,
+        idle: idle_timeout,
+        send: settings.send_timeout,
+    };
     let first_look = header_timeout.min(idle_timeout).min(PARK_AFTER);
     let watchdog = tokio::time::sleep(first_look);
     tokio::pin!(watchdog);
@@ -267,10 +272,16 @@ async fn serve_conn<S>(
             () = &mut watchdog => {
                 let now = tokio::time::Instant::now();
                 let park_now = park_after.filter(|_| !closing);
-                match state.check(now, header_timeout, idle_timeout, park_now) {
+                match state.check(now, timeouts, park_now) {
                     Verdict::Wait(at) => watchdog.as_mut().reset(at),
                     Verdict::SlowHead => {
                         tracing::debug!(%peer, "request head not received in time, closing");
+                        return;
+                    }
+                    Verdict::SlowReader => {
+                        // Dropping the connection drops its responses: their
+                        // upstream connections close, in-flight counts end.
+                        tracing::debug!(%peer, "client stopped reading the response, closing");
                         return;
                     }
                     Verdict::Idle if closing => return,

@@ -75,7 +75,7 @@ async fn h2_authority_and_host_must_agree() {
     let (h2, conn) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(conn);
     let send = |host: Option<&'static str>| {
-        let mut h2 = h2.clone();
+        let h2 = h2.clone();
         async move {
             let mut req = http::Request::get("http://a.example/");
             if let Some(host) = host {

@@ -20,6 +20,7 @@ mod forwarding;
 mod framing;
 mod health;
 mod hosts;
+mod limits;
 mod load_reload;
 mod load_shift;
 mod metrics;
