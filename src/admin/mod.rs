@@ -41,16 +41,12 @@ pub struct AdminApi {
 /// lets open requests finish (up to a second).
 pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, stop: CancellationToken) {
     let graceful = GracefulShutdown::new();
+    // Its own small budget, apart from the proxy listeners'.
+    let max = crate::proxy::accept::ADMIN_MAX_CONNECTIONS;
+    let mut acceptor = crate::proxy::accept::Acceptor::new(listener, max, "admin");
     loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
+        let (stream, _, permit) = tokio::select! {
+            accepted = acceptor.accept() => accepted,
             () = stop.cancelled() => break,
         };
         let api = api.clone();
@@ -64,6 +60,7 @@ pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, stop: Cancellation
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
+            let _permit = permit;
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "admin connection ended with error");
             }

@@ -96,6 +96,13 @@ impl ConnState {
         )
     }
 
+    /// A new HTTP/1 connection: its first request head is due within the
+    /// header timeout, so a client that connects and stays silent is
+    /// closed after `header_timeout`, not `idle_timeout`.
+    pub fn await_first_head(&self) {
+        self.set(HEAD, Instant::now());
+    }
+
     /// A request arrived; the connection is busy until the guard drops.
     pub fn begin(self: &Arc<Self>) -> Activity {
         self.in_flight.fetch_add(1, Ordering::AcqRel);

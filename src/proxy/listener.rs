@@ -29,6 +29,7 @@ use crate::routing::Routing;
 use crate::tls::ServerTls;
 use crate::workers::Workers;
 
+use super::accept::Acceptor;
 use super::conn::{ConnState, Timeouts, TrackedIo, Verdict};
 use super::service::ProxyService;
 
@@ -54,19 +55,12 @@ pub async fn serve(
     workers: Workers,
 ) {
     let builders = Arc::new(Builders::new(&routing.load().config.proxy));
+    let max_connections = routing.load().config.proxy.max_connections;
+    let mut acceptor = Acceptor::new(listener, max_connections, "proxy");
     let serving = Serving { routing, telemetry };
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off a little
-                    // instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
+        let (stream, peer, permit) = tokio::select! {
+            accepted = acceptor.accept() => accepted,
             () = shutdown.cancelled() => break,
         };
         let routing = serving.clone();
@@ -77,6 +71,8 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         let tls = tls.clone();
         workers.spawn_conn(stream, &tracker, move |stream| async move {
+            // Held while the connection is open: one of `max_connections`.
+            let _permit = permit;
             let _ = stream.set_nodelay(true);
             let accepted = (stream, peer);
             match tls {
@@ -102,7 +98,8 @@ async fn serve_plain(
     shutdown: CancellationToken,
 ) {
     let first = tokio::select! {
-        first = tokio::time::timeout(settings.idle_timeout, h2_preface(&stream)) => first,
+        // Silent clients are cut off like slow ones: after `header_timeout`.
+        first = tokio::time::timeout(settings.header_timeout, h2_preface(&stream)) => first,
         () = shutdown.cancelled() => return,
     };
     let Ok(Ok(h2)) = first else { return };
@@ -237,6 +234,9 @@ async fn serve_conn<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let state = ConnState::new();
+    if !h2 {
+        state.await_first_head();
+    }
     let service = ProxyService {
         routing: routing.routing,
         telemetry: routing.telemetry,

@@ -1,6 +1,7 @@
 //! The data plane: listeners, the per-request service, header rewriting,
 //! response bodies and errors.
 
+pub mod accept;
 pub mod body;
 pub mod conn;
 pub mod error;
