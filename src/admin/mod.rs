@@ -8,6 +8,7 @@ mod auth;
 pub mod cli;
 pub mod client;
 mod dashboard;
+mod guard;
 pub mod metrics;
 pub mod table;
 
@@ -35,6 +36,10 @@ pub struct AdminApi {
     /// `/readyz` is 200 while true.
     pub ready: tokio::sync::watch::Receiver<bool>,
     pub metrics: MetricsRenderer,
+    /// Host names answered besides IP literals and `localhost`.
+    pub names: Vec<String>,
+    /// `/metrics` needs the token too (`[admin] metrics_token`).
+    pub metrics_token: bool,
 }
 
 /// Serves the admin API on `listener` until `stop` is cancelled, then

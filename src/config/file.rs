@@ -56,6 +56,8 @@ pub struct ProxyFile {
 pub struct AdminFile {
     pub listen: Option<Str>,
     pub token_env: Option<Str>,
+    pub names: Option<Vec<Str>>,
+    pub metrics_token: Option<bool>,
 }
 
 /// `[[listener]]`.

@@ -54,6 +54,11 @@ pub struct AdminSettings {
     pub listen: SocketAddr,
     /// Name of the environment variable holding the bearer token, if any.
     pub token_env: Option<String>,
+    /// Host names the admin listener answers to besides IP literals and
+    /// `localhost` (lowercase, no port); others get 421.
+    pub names: Vec<String>,
+    /// `/metrics` needs the bearer token too.
+    pub metrics_token: bool,
 }
 
 /// One `[[listener]]`.

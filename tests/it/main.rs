@@ -8,6 +8,7 @@ mod support;
 
 mod access_log;
 mod admin;
+mod admin_guard;
 mod cli;
 mod client_fault;
 mod config_files;

@@ -103,6 +103,17 @@ impl Check<'_> {
                 self.err(at.span(), "admin.listen", msg);
             }
         }
-        AdminSettings { listen, token_env }
+        if let (Some(true), None) = (a.metrics_token, &token_env) {
+            let msg = "metrics_token = true needs token_env (the token it asks for)";
+            self.problems.nowhere("admin.metrics_token", msg);
+        }
+        let names = a.names.iter().flatten();
+        let names = names.map(|n| n.get_ref().to_ascii_lowercase()).collect();
+        AdminSettings {
+            listen,
+            token_env,
+            names,
+            metrics_token: a.metrics_token.unwrap_or(false),
+        }
     }
 }
