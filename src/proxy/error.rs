@@ -31,6 +31,13 @@ pub enum ProxyError {
     Client(ClientFault),
 }
 
+/// Whether a request is gRPC (`content-type: application/grpc*`).
+pub fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
 /// nginx's "client closed request": the client aborted its upload.
 pub const CLIENT_CLOSED_REQUEST: u16 = 499;
 
@@ -69,6 +76,42 @@ impl ProxyError {
             ProxyError::Upstream(kind) => Some(*kind),
             _ => None,
         }
+    }
+
+    /// The gRPC status code for it (the gRPC spec's HTTP mapping, with
+    /// timeouts as `DEADLINE_EXCEEDED` and an aborted upload `CANCELLED`).
+    pub fn grpc_status(&self) -> (&'static str, &'static str) {
+        match self {
+            ProxyError::NoRoute => ("12", "no route"),
+            ProxyError::NoHealthyEndpoint => ("14", "no healthy upstream"),
+            ProxyError::ConnectTimeout(_) => ("14", "upstream connect timeout"),
+            ProxyError::Timeout(_) => ("4", "upstream timeout"),
+            ProxyError::Upstream(_) => ("14", "bad gateway"),
+            ProxyError::BadRequest(_) | ProxyError::Client(ClientFault::Malformed) => {
+                ("13", "bad request")
+            }
+            ProxyError::Client(ClientFault::Aborted) => ("1", "client closed request"),
+        }
+    }
+
+    /// The response for the client: short plain text, or for a gRPC
+    /// request (`grpc`) a trailers-only response (HTTP 200 with
+    /// `grpc-status` and `grpc-message`, no body), which gRPC clients read
+    /// as the call's status.
+    pub fn respond(&self, grpc: bool) -> Response<ProxyBody> {
+        if !grpc {
+            return self.to_response();
+        }
+        let (code, message) = self.grpc_status();
+        let mut resp = Response::new(ProxyBody::empty());
+        let headers = resp.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert("grpc-status", HeaderValue::from_static(code));
+        headers.insert("grpc-message", HeaderValue::from_static(message));
+        resp
     }
 
     /// A short plain-text response for the client.

@@ -20,7 +20,7 @@ use crate::upstream::{Attempt, InFlight, Pooled, SendError};
 
 use super::body::ProxyBody;
 use super::conn::ConnState;
-use super::error::ProxyError;
+use super::error::{is_grpc, ProxyError};
 use super::headers::{add_forwarding, is_upgrade, strip_hop_by_hop, upgrade_allowed, X_REQUEST_ID};
 use super::record::{AccessInfo, Recorder};
 use super::{host, path};
@@ -45,10 +45,11 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let activity = self.conn.begin();
         let this = self.clone();
+        let grpc = is_grpc(req.headers());
         Box::pin(async move {
-            let mut resp = match this.proxy(req).await {
+            let mut resp = match this.proxy(req, grpc).await {
                 Ok(resp) => resp,
-                Err(e) => e.to_response(),
+                Err(e) => e.respond(grpc),
             };
             resp.body_mut().set_activity(activity);
             Ok(resp)
@@ -57,7 +58,11 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
 }
 
 impl ProxyService {
-    async fn proxy(&self, req: Request<Incoming>) -> Result<Response<ProxyBody>, ProxyError> {
+    async fn proxy(
+        &self,
+        req: Request<Incoming>,
+        grpc: bool,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
         let started = Instant::now();
         let (mut parts, body) = req.into_parts();
         let ambiguous =
@@ -124,7 +129,7 @@ impl ProxyService {
                 Ok(resp)
             }
             Err(e) => {
-                let mut resp = e.to_response();
+                let mut resp = e.respond(grpc);
                 if let Some(mut recorder) = recorder {
                     recorder.error(e.status(), e.upstream_kind());
                     resp.body_mut().set_recorder(recorder);

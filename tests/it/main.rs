@@ -19,6 +19,7 @@ mod drain;
 mod errors;
 mod forwarding;
 mod framing;
+mod grpc_errors;
 mod health;
 mod hosts;
 mod limits;
