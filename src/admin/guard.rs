@@ -14,6 +14,9 @@
 
 use http::{header, HeaderMap, Method, StatusCode};
 
+const UNKNOWN_HOST: &str =
+    "unknown Host: use an IP address or localhost, or add the name to [admin] names";
+
 /// A refusal: status and reason.
 pub type Refused = (StatusCode, &'static str);
 
@@ -27,12 +30,12 @@ pub fn check(
 ) -> Result<(), Refused> {
     let host = match headers.get(header::HOST).map(|h| h.to_str()) {
         Some(Ok(host)) => Some(host),
-        Some(Err(_)) => return Err((StatusCode::MISDIRECTED_REQUEST, "unknown host")),
+        Some(Err(_)) => return Err((StatusCode::MISDIRECTED_REQUEST, UNKNOWN_HOST)),
         None => None,
     };
     if let Some(host) = host {
         if !known_host(host, names) {
-            return Err((StatusCode::MISDIRECTED_REQUEST, "unknown host"));
+            return Err((StatusCode::MISDIRECTED_REQUEST, UNKNOWN_HOST));
         }
     }
     let guarded = path == "/metrics" || path == "/api" || path.starts_with("/api/");

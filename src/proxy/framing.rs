@@ -170,28 +170,51 @@ impl Framing {
     /// Head bytes up to and including the blank line; returns how many
     /// were used.
     fn head(&mut self, bytes: &[u8]) -> usize {
-        for (i, &b) in bytes.iter().enumerate() {
-            if b == b'\n' {
-                if self.end_line() {
-                    return i + 1;
-                }
-                continue;
+        let mut used = 0;
+        loop {
+            let rest = &bytes[used..];
+            let end = memchr::memchr(b'\n', rest);
+            self.line_piece(&rest[..end.unwrap_or(rest.len())]);
+            let Some(at) = end else {
+                return bytes.len();
+            };
+            used += at + 1;
+            if self.end_line() {
+                return used;
             }
-            if b != b'\r' {
-                self.nonempty = true;
-            }
-            if self.pos < self.line.len() {
-                self.line[self.pos] = b.to_ascii_lowercase();
-            }
-            if self.value {
-                self.length_byte(b);
-            } else if self.pos + 1 == CL.len() && self.lines > 0 && self.line.starts_with(CL) {
-                self.seen |= CONTENT_LENGTH;
-                (self.length, self.value, self.digits) = (Some(0), true, false);
-            }
-            self.pos += 1;
         }
-        bytes.len()
+    }
+
+    /// Part of a head line (without its `\n`): the first bytes are kept
+    /// lowercased for the name; a `Content-Length` value is read as it
+    /// goes. Everything else is skipped.
+    fn line_piece(&mut self, piece: &[u8]) {
+        // A line of only `\r` is the blank one (a name never holds `\r`).
+        self.nonempty |= !(piece.is_empty() || piece == b"\r");
+        let before = self.pos;
+        if before < self.line.len() {
+            let take = (self.line.len() - before).min(piece.len());
+            for (to, from) in self.line[before..before + take].iter_mut().zip(piece) {
+                *to = from.to_ascii_lowercase();
+            }
+        }
+        self.pos += piece.len();
+        let value = if before < CL.len() && self.pos >= CL.len() {
+            if self.lines == 0 || !self.line.starts_with(CL) {
+                return;
+            }
+            self.seen |= CONTENT_LENGTH;
+            (self.length, self.value, self.digits) = (Some(0), true, false);
+            &piece[CL.len() - before..]
+        } else {
+            piece
+        };
+        for &b in value {
+            if !self.value {
+                break;
+            }
+            self.length_byte(b);
+        }
     }
 
     /// A byte of a `Content-Length` value: digits accumulate after
