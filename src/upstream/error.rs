@@ -76,7 +76,13 @@ impl UpstreamError {
 fn client_fault(e: &hyper::Error) -> Option<ClientFault> {
     use std::error::Error as _;
     if !e.is_user() {
-        return None;
+        // HTTP/2 upstreams: hyper resets the stream itself when the request
+        // body fails, and the exchange ends with that locally initiated
+        // reset; the body's own error is not passed on, so which fault it
+        // was is unknown: counted as the client going away.
+        let h2 = e.source()?.downcast_ref::<h2::Error>()?;
+        let ours = h2.is_reset() && !h2.is_remote() && !h2.is_library();
+        return ours.then_some(ClientFault::Aborted);
     }
     let downstream = e.source()?.downcast_ref::<hyper::Error>()?;
     let mut source = downstream.source();

@@ -154,3 +154,51 @@ async fn a_new_rollout_starts_with_a_clean_streak() {
         .any(|e| e.phase == Some(Phase::RolledBack));
     assert!(!rolled_back);
 }
+
+/// Over an h2 (TLS, ALPN) upstream too: a broken upload is the client's
+/// fault (hyper resets the upstream stream itself; veer answers 499, as it
+/// cannot tell which fault it was), never counted against the endpoint.
+#[tokio::test]
+async fn client_faults_over_an_h2_upstream() {
+    use crate::support::tls::{https_upstream, Pki};
+    use rcgen::PKCS_ECDSA_P256_SHA256;
+    let dir = temp_dir("client-fault-h2");
+    let pki = Pki::new(&dir, "ca");
+    let back = pki.issue("back", &["localhost"], &PKCS_ECDSA_P256_SHA256);
+    let (addr, _task) = https_upstream("grpc", &back, true).await;
+    let toml = format!(
+        "{}[[pool]]\nname = \"api\"\nendpoints = [\"https://localhost:{}\"]\n\
+         [pool.tls]\nca = {:?}\nh2 = true\n\
+         [pool.outlier]\nconsecutive_failures = 2\nmax_ejected_percent = 100\n\
+         [[route]]\nname = \"app\"\npool = \"api\"\nretries = 0\n",
+        config(&[], ""),
+        addr.port(),
+        pki.ca_path("ca"),
+    );
+    let proxy = Proxy::start(&toml).await;
+    let app = proxy.server.as_ref().unwrap();
+    // Warm the shared h2 connection first.
+    let (status, _, _) = get(&proxy.url("/"), &[]).await;
+    assert_eq!(status, 200);
+    for (i, bad) in MALFORMED.iter().enumerate() {
+        // A good chunk, then a bad one (in a second write).
+        let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        let head =
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n";
+        stream.write_all(head).await.unwrap();
+        stream.write_all(bad).await.unwrap();
+        let mut reply = Vec::new();
+        let read = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut reply);
+        let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(
+            reply.starts_with("HTTP/1.1 400") || reply.starts_with("HTTP/1.1 499"),
+            "{i}: {reply}"
+        );
+    }
+    let stats = app.telemetry.stats("app", "api", "");
+    eventually(Duration::from_secs(10), || stats.snapshot().in_flight == 0).await;
+    assert_eq!(stats.snapshot().failures, 0, "{:?}", stats.snapshot());
+    let ep = proxy.routing().load().pools[0].endpoints[0].clone();
+    assert!(!ep.is_ejected());
+}
