@@ -2,6 +2,7 @@
 //! scripted: no socket, no real interval waited out.
 
 mod harness;
+mod streak;
 
 use std::time::Duration;
 
