@@ -1,6 +1,7 @@
 //! Micro benchmarks of the per-request hot path: route match + weighted
-//! pick at 1, 100 and 10,000 routes, and histogram recording alone and
-//! with two threads contending on the same route×pool.
+//! pick at 1, 100 and 10,000 routes, histogram recording alone and with
+//! two threads contending on the same route×pool, and the host and path
+//! checks before routing.
 //!
 //! `cargo bench --bench hot_path`
 
@@ -84,5 +85,38 @@ fn histogram_record(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, route_and_pick, histogram_record);
+/// The checks every request passes before routing: host and path
+/// normalization, on a request that needs no change (the common case:
+/// no allocation) and on one that does.
+fn request_checks(c: &mut Criterion) {
+    let mut group = c.benchmark_group("request_checks");
+    let (parts, ()) = http::Request::get("/api/users/42?page=2")
+        .header("host", "svc1.example.com")
+        .body(())
+        .unwrap()
+        .into_parts();
+    group.bench_function("host_and_path_clean", |b| {
+        b.iter(|| {
+            let mut parts = parts.clone();
+            veer::proxy::host::check(&mut parts).unwrap();
+            black_box(
+                veer::proxy::path::normalize(parts.uri.path())
+                    .unwrap()
+                    .len(),
+            )
+        })
+    });
+    group.bench_function("path_needing_change", |b| {
+        b.iter(|| {
+            black_box(
+                veer::proxy::path::normalize("/api/./v1/%61b/../users")
+                    .unwrap()
+                    .len(),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, route_and_pick, histogram_record, request_checks);
 criterion_main!(benches);

@@ -175,6 +175,10 @@ fn run(path: PathBuf, watch: bool) -> anyhow::Result<()> {
             ),
         },
     };
+    // Each connection is a file descriptor: use what the hard limit allows.
+    if let Some(limit) = veer::proxy::accept::raise_open_files() {
+        tracing::debug!(limit, "open-file limit raised");
+    }
     // Every worker is a current-thread runtime (no work stealing, no
     // cross-thread wakeups); this one is worker 0, see `veer::workers`.
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -52,6 +52,10 @@ pub(super) async fn handle(api: &AdminApi, req: Request<Incoming>) -> Reply {
             .body(Full::new(Bytes::from(body)))
             .unwrap()
     };
+    if let Err((status, why)) = super::guard::check(req.method(), &path, req.headers(), &api.names)
+    {
+        return refuse(Refusal(status, why.into()));
+    }
     if let Some(page) = get.then(|| super::dashboard::asset(&path)).flatten() {
         return page;
     }
@@ -63,6 +67,12 @@ pub(super) async fn handle(api: &AdminApi, req: Request<Incoming>) -> Reply {
         "/readyz" if *api.ready.borrow() => text(StatusCode::OK, "ready\n".into()),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".into()),
         "/metrics" => {
+            if let (true, Some(token)) = (api.metrics_token, &api.token) {
+                if !auth::token_matches(req.headers(), token) {
+                    let why = "missing or wrong bearer token";
+                    return refuse(Refusal(StatusCode::UNAUTHORIZED, why.into()));
+                }
+            }
             let mut resp = text(StatusCode::OK, (api.metrics)());
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,

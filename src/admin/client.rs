@@ -84,11 +84,11 @@ impl AdminClient {
         if let Some(token) = &self.token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
+        // Every call says JSON: the admin API refuses a mutating call
+        // without it (a cross-site form cannot send it).
+        req = req.header(header::CONTENT_TYPE, "application/json");
         let body = match body {
-            Some(v) => {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-                Full::new(Bytes::from(v.to_string()))
-            }
+            Some(v) => Full::new(Bytes::from(v.to_string())),
             None => Full::new(Bytes::new()),
         };
         let req = req

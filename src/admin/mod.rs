@@ -8,6 +8,7 @@ mod auth;
 pub mod cli;
 pub mod client;
 mod dashboard;
+mod guard;
 pub mod metrics;
 pub mod table;
 
@@ -37,22 +38,22 @@ pub struct AdminApi {
     /// `/readyz` is 200 while true.
     pub ready: tokio::sync::watch::Receiver<bool>,
     pub metrics: MetricsRenderer,
+    /// Host names answered besides IP literals and `localhost`.
+    pub names: Vec<String>,
+    /// `/metrics` needs the token too (`[admin] metrics_token`).
+    pub metrics_token: bool,
 }
 
 /// Serves the admin API on `listener` until `stop` is cancelled, then
 /// lets open requests finish (up to a second).
 pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, stop: CancellationToken) {
     let graceful = GracefulShutdown::new();
+    // Its own small budget, apart from the proxy listeners'.
+    let max = crate::proxy::accept::ADMIN_MAX_CONNECTIONS;
+    let mut acceptor = crate::proxy::accept::Acceptor::new(listener, max, "admin");
     loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
+        let (stream, _, permit) = tokio::select! {
+            accepted = acceptor.accept() => accepted,
             () = stop.cancelled() => break,
         };
         let api = api.clone();
@@ -66,6 +67,7 @@ pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, stop: Cancellation
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
+            let _permit = permit;
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "admin connection ended with error");
             }

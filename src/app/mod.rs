@@ -208,6 +208,8 @@ pub async fn start(options: Options) -> App {
             token: options.token,
             ready: shutdown.readiness(),
             metrics: metrics_renderer(&control, &drains),
+            names: config.admin.names.clone(),
+            metrics_token: config.admin.metrics_token,
         };
         tracing::info!(addr = ?admin_addr, "admin API serving");
         tokio::spawn(crate::admin::serve(

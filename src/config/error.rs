@@ -77,6 +77,9 @@ pub(crate) struct Problems<'a> {
     file: &'a Path,
     text: &'a str,
     found: Vec<Problem>,
+    /// Offsets of the text's newlines, made on first use: a line number is
+    /// then a binary search, so validation stays linear in the file's size.
+    newlines: std::cell::OnceCell<Vec<usize>>,
 }
 
 impl<'a> Problems<'a> {
@@ -85,6 +88,7 @@ impl<'a> Problems<'a> {
             file,
             text,
             found: Vec::new(),
+            newlines: std::cell::OnceCell::new(),
         }
     }
 
@@ -95,13 +99,16 @@ impl<'a> Problems<'a> {
         key: impl Into<String>,
         msg: impl Into<String>,
     ) {
-        let line = line_of(self.text, span.start);
+        let line = self.line(span);
         self.push(Some(line), key.into(), msg.into());
     }
 
     /// 1-based line where `span` starts.
     pub(crate) fn line(&self, span: Range<usize>) -> usize {
-        line_of(self.text, span.start)
+        let newlines = self
+            .newlines
+            .get_or_init(|| memchr::memchr_iter(b'\n', self.text.as_bytes()).collect());
+        newlines.partition_point(|&at| at < span.start.min(self.text.len())) + 1
     }
 
     /// Records a problem that has no position in the file.

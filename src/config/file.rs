@@ -53,13 +53,15 @@ pub struct ClusterFile {
 #[derive(Debug, Default, DeriveDeserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyFile {
-    pub workers: Option<usize>,
+    pub workers: Option<Spanned<usize>>,
     pub shutdown_grace: Option<Str>,
     pub shutdown_delay: Option<Str>,
     pub drain_timeout: Option<Str>,
     pub state_dir: Option<Str>,
     pub header_timeout: Option<Str>,
     pub idle_timeout: Option<Str>,
+    pub send_timeout: Option<Str>,
+    pub max_connections: Option<usize>,
     pub max_header_bytes: Option<Spanned<usize>>,
     pub access_log: Option<bool>,
     pub metrics: Option<bool>,
@@ -71,6 +73,8 @@ pub struct ProxyFile {
 pub struct AdminFile {
     pub listen: Option<Str>,
     pub token_env: Option<Str>,
+    pub names: Option<Vec<Str>>,
+    pub metrics_token: Option<bool>,
 }
 
 /// `[[listener]]`.
@@ -196,6 +200,7 @@ pub struct RouteFile {
     pub weights: Option<Spanned<Entries<Str, Spanned<i64>>>>,
     pub timeout: Option<Str>,
     pub retries: Option<u32>,
+    pub upgrades: Option<Spanned<Vec<Str>>>,
     #[serde(default)]
     pub rule: Vec<RuleFile>,
     pub sticky: Option<Spanned<StickyFile>>,

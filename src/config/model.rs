@@ -49,6 +49,12 @@ pub struct ProxySettings {
     pub state_dir: PathBuf,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// A client that takes no bytes of a response for this long is cut off
+    /// (nginx's `send_timeout`), releasing its upstream connection.
+    pub send_timeout: Duration,
+    /// Open client connections per listener; more wait in the kernel's
+    /// accept queue. `usize::MAX`: unlimited (0 in the file).
+    pub max_connections: usize,
     /// Largest request head (request line + headers) accepted; larger gets 431.
     pub max_header_bytes: usize,
     /// One structured log line per request when true.
@@ -64,6 +70,11 @@ pub struct AdminSettings {
     pub listen: SocketAddr,
     /// Name of the environment variable holding the bearer token, if any.
     pub token_env: Option<String>,
+    /// Host names the admin listener answers to besides IP literals and
+    /// `localhost` (lowercase, no port); others get 421.
+    pub names: Vec<String>,
+    /// `/metrics` needs the bearer token too.
+    pub metrics_token: bool,
 }
 
 /// One `[[listener]]`.
@@ -189,6 +200,8 @@ pub struct RouteSpec {
     pub weights: Option<Vec<(String, u32)>>,
     pub timeout: Duration,
     pub retries: u32,
+    /// `Upgrade` protocols tunneled (lowercase); `h2c` never.
+    pub upgrades: Vec<String>,
     pub rules: Vec<RuleSpec>,
     pub sticky: Option<StickyKey>,
     pub rollout: Option<RolloutSpec>,

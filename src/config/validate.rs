@@ -8,6 +8,7 @@ mod cluster;
 mod outlier;
 mod rollout;
 mod route;
+mod settings;
 mod tls;
 mod webhook;
 
@@ -20,14 +21,10 @@ use std::time::Duration;
 use http::HeaderName;
 
 use super::error::{ConfigError, Problems};
-use super::file::{
-    AdminFile, ConfigFile, HealthFile, ListenerFile, PoolFile, ProxyFile, RouteFile, Str,
-};
+use super::file::{ConfigFile, HealthFile, ListenerFile, PoolFile, RouteFile, Str};
 use super::model::*;
 
 const SECOND: Duration = Duration::from_secs(1);
-/// hyper refuses HTTP/1 read buffers smaller than this.
-const MIN_HEADER_BYTES: usize = 8192;
 
 /// Validates a parsed file read from `path` (whose text is `text`).
 pub(crate) fn build(file: ConfigFile, text: &str, path: &Path) -> Result<Config, ConfigError> {
@@ -170,77 +167,6 @@ impl Check<'_> {
         } else {
             path.to_path_buf()
         }
-    }
-
-    fn proxy(&mut self, p: &ProxyFile) -> ProxySettings {
-        let workers = match p.workers {
-            Some(0) | None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            Some(n) => n,
-        };
-        let state_dir = match &p.state_dir {
-            Some(dir) if dir.get_ref().is_empty() => {
-                self.err(dir.span(), "proxy.state_dir", "must not be empty");
-                PathBuf::new()
-            }
-            Some(dir) => self.resolve(dir.get_ref()),
-            None => self.resolve("state"),
-        };
-        let max_header_bytes = match &p.max_header_bytes {
-            Some(n) if *n.get_ref() < MIN_HEADER_BYTES => {
-                let msg = format!("must be at least {MIN_HEADER_BYTES}");
-                self.err(n.span(), "proxy.max_header_bytes", msg);
-                MIN_HEADER_BYTES
-            }
-            Some(n) => *n.get_ref(),
-            None => 65536,
-        };
-        ProxySettings {
-            workers,
-            shutdown_grace: self.duration(&p.shutdown_grace, "proxy.shutdown_grace", 30 * SECOND),
-            shutdown_delay: self.duration(
-                &p.shutdown_delay,
-                "proxy.shutdown_delay",
-                Duration::ZERO,
-            ),
-            drain_timeout: self.duration(&p.drain_timeout, "proxy.drain_timeout", 30 * SECOND),
-            state_dir,
-            header_timeout: self.nonzero_duration(
-                &p.header_timeout,
-                "proxy.header_timeout",
-                10 * SECOND,
-            ),
-            idle_timeout: self.nonzero_duration(&p.idle_timeout, "proxy.idle_timeout", 60 * SECOND),
-            max_header_bytes,
-            access_log: p.access_log.unwrap_or(false),
-            metrics: p.metrics.unwrap_or(true),
-        }
-    }
-
-    fn admin(&mut self, a: &AdminFile) -> AdminSettings {
-        let default = SocketAddr::from(([127, 0, 0, 1], 9901));
-        let listen = match &a.listen {
-            Some(listen) => self.socket_addr(listen, "admin.listen").unwrap_or(default),
-            None => default,
-        };
-        let token_env = match &a.token_env {
-            Some(env) if env.get_ref().is_empty() || env.get_ref().contains(['=', '\0']) => {
-                let msg = format!("invalid environment variable name {:?}", env.get_ref());
-                self.err(env.span(), "admin.token_env", msg);
-                None
-            }
-            Some(env) => Some(env.get_ref().clone()),
-            None => None,
-        };
-        if let (Some(at), None) = (&a.listen, &a.token_env) {
-            if !listen.ip().is_loopback() {
-                let msg = format!(
-                    "the admin API on non-loopback {listen} needs token_env (a bearer token); \
-                     set token_env or listen on 127.0.0.1"
-                );
-                self.err(at.span(), "admin.listen", msg);
-            }
-        }
-        AdminSettings { listen, token_env }
     }
 
     fn listeners(&mut self, all: &[ListenerFile], admin: &AdminSettings) -> Vec<ListenerSpec> {

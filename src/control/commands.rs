@@ -25,25 +25,7 @@ pub fn set_weights(
     percent: Vec<(String, u32)>,
     now: u64,
 ) -> Result<String, ControlError> {
-    if percent.is_empty() {
-        return Err(ControlError::BadRequest("no weights given".into()));
-    }
-    for (i, (pool, weight)) in percent.iter().enumerate() {
-        known_pool(config, pool)?;
-        if *weight > 100 {
-            let msg = format!("weight of {pool:?} must be 0..=100");
-            return Err(ControlError::BadRequest(msg));
-        }
-        if percent[..i].iter().any(|(p, _)| p == pool) {
-            let msg = format!("pool {pool:?} given twice");
-            return Err(ControlError::BadRequest(msg));
-        }
-    }
-    let sum: u32 = percent.iter().map(|(_, w)| *w).sum();
-    if sum != 100 {
-        let msg = format!("weights sum to {sum}, not 100");
-        return Err(ControlError::BadRequest(msg));
-    }
+    check_weights(config, &percent)?;
     let stable = rec.stable_pool().to_string();
     match rec.rollout.take() {
         Some(r) if r.phase == Phase::RollingBack => {
@@ -184,7 +166,32 @@ pub fn switch(
     message
 }
 
-fn known_pool(config: &Config, pool: &str) -> Result<(), ControlError> {
+/// A split as the API and a restored state must give it: known pools, each
+/// once, each 0..=100, summing to 100. Checked before anything changes.
+pub fn check_weights(config: &Config, percent: &[(String, u32)]) -> Result<(), ControlError> {
+    if percent.is_empty() {
+        return Err(ControlError::BadRequest("no weights given".into()));
+    }
+    for (i, (pool, weight)) in percent.iter().enumerate() {
+        known_pool(config, pool)?;
+        if *weight > 100 {
+            let msg = format!("weight of {pool:?} must be 0..=100");
+            return Err(ControlError::BadRequest(msg));
+        }
+        if percent[..i].iter().any(|(p, _)| p == pool) {
+            let msg = format!("pool {pool:?} given twice");
+            return Err(ControlError::BadRequest(msg));
+        }
+    }
+    let sum: u64 = percent.iter().map(|(_, w)| u64::from(*w)).sum();
+    if sum != 100 {
+        let msg = format!("weights sum to {sum}, not 100");
+        return Err(ControlError::BadRequest(msg));
+    }
+    Ok(())
+}
+
+pub(super) fn known_pool(config: &Config, pool: &str) -> Result<(), ControlError> {
     match config.pools.iter().any(|p| p.name == pool) {
         true => Ok(()),
         false => Err(ControlError::UnknownPool(pool.to_string())),

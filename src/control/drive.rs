@@ -46,7 +46,13 @@ impl<E: Effects, S: Sensor> Task<E, S> {
         let sizes = sensed.sizes;
         let mut next = r.clone();
         if let Some(n) = spec.tripwire {
-            let failures = sensed.consecutive_failures;
+            // The streak, but never more than the failures since the
+            // rollout began: a streak from before it does not count.
+            let since_start = sensed
+                .candidate
+                .failures
+                .saturating_sub(live.failures_at_start);
+            let failures = sensed.consecutive_failures.min(since_start);
             if next.judged() && failures >= u64::from(n) {
                 let input = Input::Tripwire(failures.min(u64::from(u32::MAX)) as u32);
                 next = plan(&spec, sizes, gate, &next, input, now);

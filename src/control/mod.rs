@@ -26,6 +26,7 @@ mod query;
 mod reconcile;
 pub mod record;
 mod reload;
+mod restore;
 pub mod sense;
 pub mod status;
 pub mod store;
@@ -137,8 +138,9 @@ impl Controller {
     ) -> (Controller, tokio::task::JoinHandle<()>) {
         let deciding = outbox.is_none();
         let config = routing.load().config.clone();
+        let mut loaded = Store::new(state_dir.clone()).load();
+        restore::validate(&mut loaded, &config, state_dir.as_deref());
         let store = Store::new(state_dir);
-        let loaded = store.load();
         let sensor = RoutingSensor {
             routing: routing.clone(),
             telemetry,

@@ -99,11 +99,16 @@ pub(super) struct Live {
     pub gate_asked: Option<u64>,
     /// The interval's own verdict while its external checks run.
     pub checks: Option<Verdict>,
+    /// The candidate's cumulative failures when this rollout began (or
+    /// this process first drove it): the tripwire counts only failures
+    /// after it, never a streak left over from before the rollout.
+    pub failures_at_start: u64,
 }
 
 impl Live {
     pub fn new(start: Sensed, now: u64) -> Live {
         Live {
+            failures_at_start: start.candidate.failures,
             start,
             since: now,
             gate: None,

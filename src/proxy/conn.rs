@@ -8,7 +8,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -17,7 +17,7 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-use super::framing::HeadScan;
+use super::framing::Framing;
 
 const IDLE: u64 = 0;
 const HEAD: u64 = 1;
@@ -32,12 +32,17 @@ pub struct ConnState {
     in_flight: AtomicU32,
     /// Phase in the low bits, milliseconds since `opened` above them.
     phase: AtomicU64,
-    /// Framing headers seen in the latest request head read from the wire
-    /// (see [`super::framing`]).
-    framing: AtomicU8,
-    /// The latest write or flush could not finish (the client is not
-    /// reading): hyper may still hold response bytes.
-    write_blocked: AtomicBool,
+    /// The number of the first ambiguously framed request head read from
+    /// the wire (see [`super::framing`]); `u32::MAX`: none.
+    ambiguous: AtomicU32,
+    /// Requests handed to the service so far (their numbers).
+    requests: AtomicU32,
+    /// The connection was upgraded: the rest of its bytes are a tunnel.
+    upgraded: AtomicBool,
+    /// Since when writes could not finish (the client is not reading):
+    /// milliseconds since `opened`, plus one; 0 while writes go through.
+    /// hyper may still hold response bytes.
+    write_blocked: AtomicU64,
 }
 
 /// What the watchdog should do with a connection.
@@ -52,6 +57,16 @@ pub enum Verdict {
     Park,
     /// A request head took longer than `header_timeout`: close now.
     SlowHead,
+    /// The client took no response bytes for `send_timeout`: close now.
+    SlowReader,
+}
+
+/// The connection timeouts the watchdog applies.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub header: Duration,
+    pub idle: Duration,
+    pub send: Duration,
 }
 
 impl ConnState {
@@ -60,8 +75,10 @@ impl ConnState {
             opened: Instant::now(),
             in_flight: AtomicU32::new(0),
             phase: AtomicU64::new(IDLE),
-            framing: AtomicU8::new(0),
-            write_blocked: AtomicBool::new(false),
+            ambiguous: AtomicU32::new(u32::MAX),
+            requests: AtomicU32::new(0),
+            upgraded: AtomicBool::new(false),
+            write_blocked: AtomicU64::new(0),
         })
     }
 
@@ -79,6 +96,13 @@ impl ConnState {
         )
     }
 
+    /// A new HTTP/1 connection: its first request head is due within the
+    /// header timeout, so a client that connects and stays silent is
+    /// closed after `header_timeout`, not `idle_timeout`.
+    pub fn await_first_head(&self) {
+        self.set(HEAD, Instant::now());
+    }
+
     /// A request arrived; the connection is busy until the guard drops.
     pub fn begin(self: &Arc<Self>) -> Activity {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -91,15 +115,10 @@ impl ConnState {
     }
 
     /// Bytes arrived: if the connection was idle, a request head starts
-    /// now. Returns true while a head is being read.
-    fn on_read(&self) -> (bool, bool) {
-        match self.phase.load(Ordering::Relaxed) & ((1 << PHASE_BITS) - 1) {
-            IDLE => {
-                self.set(HEAD, Instant::now());
-                (true, true)
-            }
-            HEAD => (true, false),
-            _ => (false, false),
+    /// now.
+    fn on_read(&self) {
+        if self.phase.load(Ordering::Relaxed) & ((1 << PHASE_BITS) - 1) == IDLE {
+            self.set(HEAD, Instant::now());
         }
     }
 
@@ -109,35 +128,65 @@ impl ConnState {
     }
 
     fn on_write<T>(&self, res: &Poll<T>) {
-        self.write_blocked
-            .store(res.is_pending(), Ordering::Release);
+        let blocked = self.write_blocked.load(Ordering::Relaxed) != 0;
+        match (res.is_pending(), blocked) {
+            (true, false) => {
+                let ms = Instant::now()
+                    .saturating_duration_since(self.opened)
+                    .as_millis();
+                self.write_blocked.store(ms as u64 + 1, Ordering::Release);
+            }
+            (false, true) => self.write_blocked.store(0, Ordering::Release),
+            _ => {}
+        }
     }
 
-    /// The framing headers the latest request head carried (a bit set of
-    /// `framing::CONTENT_LENGTH` and `framing::TRANSFER_ENCODING`).
-    pub fn framing(&self) -> u8 {
-        self.framing.load(Ordering::Relaxed)
+    /// Since when the client has taken no bytes, if it is not reading.
+    fn blocked_since(&self) -> Option<Instant> {
+        match self.write_blocked.load(Ordering::Acquire) {
+            0 => None,
+            ms => Some(self.opened + Duration::from_millis(ms - 1)),
+        }
+    }
+
+    /// Numbers the next request on the connection (HTTP/1 serves them in
+    /// the order their heads arrived).
+    pub fn next_request(&self) -> u32 {
+        self.requests.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether HTTP/1 request number `request` (or one before it) carried
+    /// both `Content-Length` and `Transfer-Encoding`.
+    pub fn ambiguous(&self, request: u32) -> bool {
+        request >= self.ambiguous.load(Ordering::Acquire)
+    }
+
+    /// The connection was upgraded: stop looking for request heads.
+    pub fn set_upgraded(&self) {
+        self.upgraded.store(true, Ordering::Relaxed);
     }
 
     /// What to do now; `park_after` is the park delay (`None`: never park).
-    pub fn check(
-        &self,
-        now: Instant,
-        header_timeout: Duration,
-        idle_timeout: Duration,
-        park_after: Option<Duration>,
-    ) -> Verdict {
+    pub fn check(&self, now: Instant, t: Timeouts, park_after: Option<Duration>) -> Verdict {
+        let (header_timeout, idle_timeout) = (t.header, t.idle);
         let (phase, since) = self.get();
         // With parking on, look often enough to park soon after going idle.
         let every = park_after.map_or(header_timeout, |p| header_timeout.min(p));
+        if let Some(blocked) = self.blocked_since() {
+            if now >= blocked + t.send {
+                return Verdict::SlowReader;
+            }
+        }
         if self.in_flight() > 0 {
-            return Verdict::Wait(now + every.min(idle_timeout));
+            let next = now + every.min(idle_timeout);
+            let send = self.blocked_since().map_or(next, |b| b + t.send);
+            return Verdict::Wait(next.min(send));
         }
         match phase {
             IDLE if now >= since + idle_timeout => Verdict::Idle,
             IDLE => match park_after {
                 Some(after) if now < since + after => Verdict::Wait(since + after),
-                Some(_) if !self.write_blocked.load(Ordering::Acquire) => Verdict::Park,
+                Some(_) if self.blocked_since().is_none() => Verdict::Park,
                 _ => Verdict::Wait(since + idle_timeout),
             },
             HEAD if now >= since + header_timeout => Verdict::SlowHead,
@@ -166,18 +215,24 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: T,
         state: Arc<ConnState>,
-        scan: HeadScan,
+        framing: Framing,
         // Bytes read already (and tracked) that are read again first.
         unread: Bytes,
     }
 }
 
 impl<T> TrackedIo<T> {
-    pub fn new(inner: T, state: Arc<ConnState>) -> Self {
+    /// `http1`: the connection speaks HTTP/1, whose request framing is
+    /// followed (see [`super::framing`]).
+    pub fn new(inner: T, state: Arc<ConnState>, http1: bool) -> Self {
+        let mut framing = Framing::default();
+        if !http1 {
+            framing.stop();
+        }
         TrackedIo {
             inner,
             state,
-            scan: HeadScan::default(),
+            framing,
             unread: Bytes::new(),
         }
     }
@@ -211,13 +266,13 @@ impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
         let before = buf.filled().len();
         let res = this.inner.poll_read(cx, buf);
         if buf.filled().len() > before {
-            let (in_head, fresh) = this.state.on_read();
-            if fresh {
-                this.scan.reset();
+            this.state.on_read();
+            if this.state.upgraded.load(Ordering::Relaxed) {
+                this.framing.stop();
             }
-            if in_head {
-                this.scan.feed(&buf.filled()[before..]);
-                this.state.framing.store(this.scan.seen, Ordering::Relaxed);
+            this.framing.feed(&buf.filled()[before..]);
+            if let Some(n) = this.framing.ambiguous {
+                this.state.ambiguous.store(n, Ordering::Release);
             }
         }
         res
@@ -269,11 +324,16 @@ mod tests {
 
     const HEAD_T: Duration = Duration::from_secs(10);
     const IDLE_T: Duration = Duration::from_secs(60);
+    const T: Timeouts = Timeouts {
+        header: HEAD_T,
+        idle: IDLE_T,
+        send: Duration::from_secs(30),
+    };
 
     #[tokio::test]
     async fn unread_bytes_come_first_newest_in_front() {
         use tokio::io::AsyncReadExt;
-        let mut io = TrackedIo::new(&b" tail"[..], ConnState::new());
+        let mut io = TrackedIo::new(&b" tail"[..], ConnState::new(), true);
         io.unread(Bytes::from_static(b"ab"));
         io.unread(Bytes::from_static(b"xy"));
         let mut out = String::new();
@@ -285,32 +345,36 @@ mod tests {
     async fn idle_then_head_then_busy() {
         let state = ConnState::new();
         let t0 = Instant::now();
-        assert_eq!(
-            state.check(t0, HEAD_T, IDLE_T, None),
-            Verdict::Wait(t0 + IDLE_T)
-        );
+        assert_eq!(state.check(t0, T, None), Verdict::Wait(t0 + IDLE_T));
         tokio::time::advance(Duration::from_secs(5)).await;
         state.on_read();
         let t1 = Instant::now();
-        assert_eq!(
-            state.check(t1, HEAD_T, IDLE_T, None),
-            Verdict::Wait(t1 + HEAD_T)
-        );
-        assert_eq!(
-            state.check(t1 + HEAD_T, HEAD_T, IDLE_T, None),
-            Verdict::SlowHead
-        );
+        assert_eq!(state.check(t1, T, None), Verdict::Wait(t1 + HEAD_T));
+        assert_eq!(state.check(t1 + HEAD_T, T, None), Verdict::SlowHead);
         let activity = state.begin();
         assert!(matches!(
-            state.check(t1 + IDLE_T * 2, HEAD_T, IDLE_T, None),
+            state.check(t1 + IDLE_T * 2, T, None),
             Verdict::Wait(_)
         ));
         tokio::time::advance(Duration::from_secs(1)).await;
         drop(activity);
         let t2 = Instant::now();
-        assert_eq!(
-            state.check(t2 + IDLE_T, HEAD_T, IDLE_T, None),
-            Verdict::Idle
-        );
+        assert_eq!(state.check(t2 + IDLE_T, T, None), Verdict::Idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_is_cut_off() {
+        let state = ConnState::new();
+        let _busy = state.begin();
+        state.on_write(&Poll::<()>::Pending);
+        let t0 = Instant::now();
+        assert!(matches!(state.check(t0, T, None), Verdict::Wait(at) if at <= t0 + T.send));
+        assert_eq!(state.check(t0 + T.send, T, None), Verdict::SlowReader);
+        // A write that goes through resets the clock.
+        state.on_write(&Poll::Ready(()));
+        assert!(matches!(
+            state.check(t0 + T.send, T, None),
+            Verdict::Wait(_)
+        ));
     }
 }

@@ -18,6 +18,25 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
         && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"))
 }
 
+/// Whether every protocol the request's `Upgrade` offers is in `allowed`
+/// (lowercase names; a version suffix such as `/13` is ignored). `h2c`
+/// never is: veer speaks h2c itself and would hand the upstream a
+/// connection it cannot see into.
+pub fn upgrade_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let mut offered = headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("").split(','))
+        .map(|t| t.trim())
+        .peekable();
+    offered.peek().is_some()
+        && offered.all(|t| {
+            let name = t.split('/').next().unwrap_or(t);
+            !name.eq_ignore_ascii_case("h2c")
+                && allowed.iter().any(|a| name.eq_ignore_ascii_case(a))
+        })
+}
+
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::CONNECTION)
@@ -61,7 +80,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         headers.remove(header::TRAILER);
     }
     if found & TRANSFER_ENCODING != 0 {
+        // The message was framed by its transfer coding, which wins over a
+        // `Content-Length` beside it (RFC 9112 §6.3); that length no longer
+        // describes the body, and sent on it would truncate or corrupt it.
         headers.remove(header::TRANSFER_ENCODING);
+        headers.remove(header::CONTENT_LENGTH);
     }
     if found & UPGRADE != 0 && !upgrade {
         headers.remove(header::UPGRADE);

@@ -29,7 +29,8 @@ use crate::routing::Routing;
 use crate::tls::ServerTls;
 use crate::workers::Workers;
 
-use super::conn::{ConnState, TrackedIo, Verdict};
+use super::accept::Acceptor;
+use super::conn::{ConnState, Timeouts, TrackedIo, Verdict};
 use super::service::ProxyService;
 
 /// What every connection serves from.
@@ -54,19 +55,12 @@ pub async fn serve(
     workers: Workers,
 ) {
     let builders = Arc::new(Builders::new(&routing.load().config.proxy));
+    let max_connections = routing.load().config.proxy.max_connections;
+    let mut acceptor = Acceptor::new(listener, max_connections, "proxy");
     let serving = Serving { routing, telemetry };
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off a little
-                    // instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
+        let (stream, peer, permit) = tokio::select! {
+            accepted = acceptor.accept() => accepted,
             () = shutdown.cancelled() => break,
         };
         let routing = serving.clone();
@@ -77,6 +71,8 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         let tls = tls.clone();
         workers.spawn_conn(stream, &tracker, move |stream| async move {
+            // Held while the connection is open: one of `max_connections`.
+            let _permit = permit;
             let _ = stream.set_nodelay(true);
             let accepted = (stream, peer);
             match tls {
@@ -102,7 +98,8 @@ async fn serve_plain(
     shutdown: CancellationToken,
 ) {
     let first = tokio::select! {
-        first = tokio::time::timeout(settings.idle_timeout, h2_preface(&stream)) => first,
+        // Silent clients are cut off like slow ones: after `header_timeout`.
+        first = tokio::time::timeout(settings.header_timeout, h2_preface(&stream)) => first,
         () = shutdown.cancelled() => return,
     };
     let Ok(Ok(h2)) = first else { return };
@@ -237,6 +234,9 @@ async fn serve_conn<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let state = ConnState::new();
+    if !h2 {
+        state.await_first_head();
+    }
     let service = ProxyService {
         routing: routing.routing,
         telemetry: routing.telemetry,
@@ -244,7 +244,7 @@ async fn serve_conn<S>(
         client_address: super::headers::client_address(peer.ip()),
         https,
     };
-    let io = TokioIo::new(TrackedIo::new(stream, state.clone()));
+    let io = TokioIo::new(TrackedIo::new(stream, state.clone(), !h2));
     let mut conn = match h2 {
         false => Conn::H1(builders.h1(io, service)),
         true => Conn::H2(Box::pin(builders.http2.serve_connection(io, service))),
@@ -252,6 +252,11 @@ async fn serve_conn<S>(
     let park_after = (!h2).then_some(PARK_AFTER);
 
     let (header_timeout, idle_timeout) = (settings.header_timeout, settings.idle_timeout);
+    let timeouts = Timeouts {
+        header: header_timeout,
+        idle: idle_timeout,
+        send: settings.send_timeout,
+    };
     let first_look = header_timeout.min(idle_timeout).min(PARK_AFTER);
     let watchdog = tokio::time::sleep(first_look);
     tokio::pin!(watchdog);
@@ -267,10 +272,16 @@ async fn serve_conn<S>(
             () = &mut watchdog => {
                 let now = tokio::time::Instant::now();
                 let park_now = park_after.filter(|_| !closing);
-                match state.check(now, header_timeout, idle_timeout, park_now) {
+                match state.check(now, timeouts, park_now) {
                     Verdict::Wait(at) => watchdog.as_mut().reset(at),
                     Verdict::SlowHead => {
                         tracing::debug!(%peer, "request head not received in time, closing");
+                        return;
+                    }
+                    Verdict::SlowReader => {
+                        // Dropping the connection drops its responses: their
+                        // upstream connections close, in-flight counts end.
+                        tracing::debug!(%peer, "client stopped reading the response, closing");
                         return;
                     }
                     Verdict::Idle if closing => return,

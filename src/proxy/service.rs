@@ -1,6 +1,7 @@
 //! The per-request path: route, pick a pool and endpoint, rewrite headers,
 //! forward (with safe retries), stream the response back.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -19,10 +20,10 @@ use crate::upstream::{Attempt, InFlight, Pooled, SendError, TunnelGuard};
 
 use super::body::ProxyBody;
 use super::conn::ConnState;
-use super::error::ProxyError;
-use super::framing;
-use super::headers::{add_forwarding, is_upgrade, strip_hop_by_hop, X_REQUEST_ID};
+use super::error::{is_grpc, ProxyError};
+use super::headers::{add_forwarding, is_upgrade, strip_hop_by_hop, upgrade_allowed, X_REQUEST_ID};
 use super::record::{AccessInfo, Recorder};
+use super::{host, path};
 
 /// The hyper service for one downstream connection.
 #[derive(Clone)]
@@ -44,10 +45,11 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let activity = self.conn.begin();
         let this = self.clone();
+        let grpc = is_grpc(req.headers());
         Box::pin(async move {
-            let mut resp = match this.proxy(req).await {
+            let mut resp = match this.proxy(req, grpc).await {
                 Ok(resp) => resp,
-                Err(e) => e.to_response(),
+                Err(e) => e.respond(grpc),
             };
             resp.body_mut().set_activity(activity);
             Ok(resp)
@@ -56,11 +58,15 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
 }
 
 impl ProxyService {
-    async fn proxy(&self, req: Request<Incoming>) -> Result<Response<ProxyBody>, ProxyError> {
+    async fn proxy(
+        &self,
+        req: Request<Incoming>,
+        grpc: bool,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
         let started = Instant::now();
-        let (parts, body) = req.into_parts();
-        let both = framing::CONTENT_LENGTH | framing::TRANSFER_ENCODING;
-        let ambiguous = parts.version <= Version::HTTP_11 && self.conn.framing() & both == both;
+        let (mut parts, body) = req.into_parts();
+        let ambiguous =
+            parts.version <= Version::HTTP_11 && self.conn.ambiguous(self.conn.next_request());
         if ambiguous
             || parts.headers.contains_key(header::TRANSFER_ENCODING)
                 && parts.headers.contains_key(header::CONTENT_LENGTH)
@@ -68,6 +74,22 @@ impl ProxyService {
             return Err(ProxyError::BadRequest(
                 "content-length with transfer-encoding",
             ));
+        }
+        if let Err(e) = host::check(&mut parts) {
+            tracing::debug!(error = %e, "request host refused");
+            return Err(ProxyError::BadRequest("host"));
+        }
+        // Routed, and forwarded, by its normalized path.
+        let normalized = match path::normalize(parts.uri.path()) {
+            Ok(Cow::Borrowed(_)) => None,
+            Ok(Cow::Owned(normalized)) => Some(normalized),
+            Err(e) => {
+                tracing::debug!(error = %e, "request path refused");
+                return Err(ProxyError::BadRequest("path"));
+            }
+        };
+        if let Some(normalized) = normalized {
+            parts.uri = with_path(&parts.uri, &normalized)?;
         }
         let (route, target, settings) = {
             let snapshot = self.routing.load();
@@ -107,7 +129,7 @@ impl ProxyService {
                 Ok(resp)
             }
             Err(e) => {
-                let mut resp = e.to_response();
+                let mut resp = e.respond(grpc);
                 if let Some(mut recorder) = recorder {
                     recorder.error(e.status(), e.upstream_kind());
                     resp.body_mut().set_recorder(recorder);
@@ -158,7 +180,11 @@ impl ProxyService {
         body: Incoming,
         recorder: Option<&mut Recorder>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let upgrade = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers);
+        // An upgrade the route does not allow is forwarded as a plain
+        // request: `Upgrade` and `Connection` are stripped below.
+        let upgrade = parts.version == Version::HTTP_11
+            && is_upgrade(&parts.headers)
+            && upgrade_allowed(&parts.headers, &route.upgrades);
         let host = match parts.headers.get(header::HOST) {
             Some(h) => Some(h.clone()),
             None => parts
@@ -211,6 +237,7 @@ impl ProxyService {
                 return Err(ProxyError::Upstream(UpstreamErrorKind::Protocol));
             };
             let upstream = hyper::upgrade::on(&mut resp);
+            self.conn.set_upgraded();
             let counted = in_flight.endpoint().flight().start_tunnel();
             tokio::spawn(tunnel(downstream, upstream, (in_flight, counted)));
             strip_hop_by_hop(resp.headers_mut(), true);
@@ -248,28 +275,22 @@ async fn send(
             .await
         {
             Ok((resp, conn)) => return Ok((resp, conn, in_flight)),
-            Err(SendError {
-                error,
-                request: Some(back),
-            }) => {
+            Err(SendError { error, request }) => {
+                // The client's own body failed: not the endpoint's fault.
+                let Some(kind) = error.kind() else {
+                    return Err(error.into());
+                };
                 target.pool.record(endpoint, Attempt::Failure);
-                tracing::debug!(endpoint = %endpoint.spec.authority, %error, "upstream attempt failed");
                 if let Some(stats) = stats {
-                    stats.record_attempt(Outcome::Error(error.kind()));
+                    stats.record_attempt(Outcome::Error(kind));
                 }
+                let Some(back) = request else {
+                    return Err(error.into());
+                };
+                tracing::debug!(endpoint = %endpoint.spec.authority, %error, "upstream attempt failed");
                 last = Some(error);
                 req = back;
                 previous = Some(in_flight);
-            }
-            Err(SendError {
-                error,
-                request: None,
-            }) => {
-                if let Some(stats) = stats {
-                    stats.record_attempt(Outcome::Error(error.kind()));
-                }
-                target.pool.record(endpoint, Attempt::Failure);
-                return Err(error.into());
             }
         }
     }
@@ -320,4 +341,16 @@ fn origin_form(uri: &Uri) -> Uri {
         Some(pq) => Uri::from(pq.clone()),
         None => Uri::from_static("/"),
     }
+}
+
+/// `uri` with its path replaced (the query kept).
+fn with_path(uri: &Uri, path: &str) -> Result<Uri, ProxyError> {
+    let mut parts = uri.clone().into_parts();
+    let pq = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_string(),
+    };
+    let bad = |_| ProxyError::BadRequest("path");
+    parts.path_and_query = Some(http::uri::PathAndQuery::try_from(pq).map_err(bad)?);
+    Uri::from_parts(parts).map_err(|_| ProxyError::BadRequest("path"))
 }

@@ -95,6 +95,8 @@ pub struct Route {
     pub name: String,
     pub timeout: Duration,
     pub retries: u32,
+    /// `Upgrade` protocols tunneled (lowercase).
+    pub upgrades: Vec<String>,
     /// How long a request may wait for a healthy endpoint.
     pub hold: Duration,
     /// The weights this snapshot applies, stable last.
@@ -216,6 +218,7 @@ impl Snapshot {
                 name: spec.name.clone(),
                 timeout: spec.timeout,
                 retries: spec.retries,
+                upgrades: spec.upgrades.clone(),
                 hold: traffic.hold,
                 split: Split::new(&resolved),
                 weights,

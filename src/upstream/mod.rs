@@ -14,7 +14,7 @@ mod pool;
 
 pub use client::{ConnPool, Pooled};
 pub use endpoint::{EndpointState, InFlight};
-pub use error::{SendError, UpstreamError};
+pub use error::{ClientFault, SendError, UpstreamError};
 pub use flight::{ConnGuard, Cut, Flight, TunnelGuard, Watching};
 pub use outlier::{Attempt, Ejections, Outlier};
 pub use pool::Pool;

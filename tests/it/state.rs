@@ -103,3 +103,96 @@ async fn corrupt_state_is_moved_aside_and_reported() {
     serde_json::from_str::<serde_json::Value>(&saved).unwrap();
     veer.stop().await;
 }
+
+/// A rejected `PUT .../weights` changes nothing: not the split, not the
+/// phase, not the state file.
+#[tokio::test]
+async fn a_rejected_weights_put_changes_nothing() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let dir = TempDir::new("rejected-put");
+    let veer = Veer::start(&dir, &two_pools(blue.addr, green.addr, "blue", ""), None).await;
+    let put =
+        |body: &'static str| veer.api(Method::PUT, "/api/v1/routes/app/weights", Some(body), None);
+    let bad = [
+        r#"{"blue":90,"green":20}"#,
+        r#"{"blue":100,"red":0}"#,
+        r#"{"blue":4294967295,"green":101}"#,
+        r#"{}"#,
+    ];
+    let before = veer.status().await;
+    for body in bad {
+        let (code, _) = put(body).await;
+        assert!(code == 400 || code == 404, "{body}: {code}");
+        assert_eq!(veer.status().await["routes"], before["routes"], "{body}");
+    }
+    assert!(
+        !dir.path().join("state/control.json").exists() || {
+            let saved = std::fs::read_to_string(dir.path().join("state/control.json")).unwrap();
+            !saved.contains("manual\":{")
+        }
+    );
+    let (code, _) = put(r#"{"blue":30,"green":70}"#).await;
+    assert_eq!(code, 200);
+    let saved = std::fs::read(dir.path().join("state/control.json")).unwrap();
+    let before = veer.status().await;
+    for body in bad {
+        put(body).await;
+        assert_eq!(veer.status().await["routes"], before["routes"], "{body}");
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("state/control.json")).unwrap(),
+        saved
+    );
+    veer.stop().await;
+}
+
+/// A state file whose weights the API would refuse is not restored: the
+/// route serves its file's pool, the event says why, the file is kept
+/// aside.
+#[tokio::test]
+async fn invalid_restored_state_is_dropped_and_reported() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let dir = TempDir::new("invalid-state");
+    let toml = two_pools(blue.addr, green.addr, "blue", "");
+    let veer = Veer::start(&dir, &toml, None).await;
+    let body = Some(r#"{"blue":30,"green":70}"#);
+    let (code, _) = veer
+        .api(Method::PUT, "/api/v1/routes/app/weights", body, None)
+        .await;
+    assert_eq!(code, 200);
+    veer.stop().await;
+
+    let path = dir.path().join("state/control.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let manual = &mut state["routes"]["app"]["manual"];
+    assert!(manual.is_object(), "{state}");
+    manual["percent"] = serde_json::json!([["blue", 30], ["green", 60]]);
+    std::fs::write(&path, state.to_string()).unwrap();
+    let _ = std::fs::remove_file(dir.path().join("state/control.json.prev"));
+
+    let veer = Veer::start(&dir, &toml, None).await;
+    assert_eq!(who(&veer.url("/")).await, "blue");
+    let status = veer.status().await;
+    assert_eq!(status["routes"][0]["manual"], false, "{status}");
+    let (_, events) = veer.api(Method::GET, "/api/v1/events", None, None).await;
+    let invalid = events["events"].as_array().unwrap().iter().any(|e| {
+        e["kind"] == "state-error" && e["message"].as_str().unwrap().contains("sum to 90")
+    });
+    assert!(invalid, "{events}");
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("state"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("control.json.invalid-")),
+        "{names:?}"
+    );
+    veer.stop().await;
+}

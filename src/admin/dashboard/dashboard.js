@@ -37,7 +37,8 @@
   async function api(method, path, body) {
     const headers = {};
     if (token) headers.Authorization = "Bearer " + token;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
+    // Always JSON: the API refuses mutating calls without it.
+    headers["Content-Type"] = "application/json";
     const resp = await fetch(path, {
       method,
       headers,

@@ -337,3 +337,39 @@ fn drained_webhooks_global_and_per_route() {
         "must be an http:// or https:// URL",
     );
 }
+
+#[test]
+fn absurd_proxy_values() {
+    fails(
+        "[proxy]\nworkers = 100000\n",
+        "workers = 100000",
+        "proxy.workers",
+        "more than 1024",
+    );
+    let file = std::env::temp_dir().join(format!("veer-state-file-{}", std::process::id()));
+    std::fs::write(&file, "not a directory").unwrap();
+    let rest = format!("[proxy]\nstate_dir = {:?}\n", file.display().to_string());
+    fails(&rest, "state_dir", "proxy.state_dir", "is not a directory");
+    let _ = std::fs::remove_file(file);
+}
+
+/// 40,000 pools (and as many routes): validation is linear in the file's
+/// size (line numbers come from one index, not a scan per name).
+#[test]
+fn a_huge_config_checks_in_linear_time() {
+    use std::fmt::Write;
+    let mut rest = String::new();
+    for i in 0..40_000 {
+        let _ = write!(
+            rest,
+            "[[pool]]\nname = \"p{i}\"\nendpoints = [\"10.0.0.1:80\"]\n"
+        );
+    }
+    let started = std::time::Instant::now();
+    let config = ok(&rest);
+    assert_eq!(config.pools.len(), 40_002);
+    // Quadratic took 20 s and more; linear is well under a second in
+    // release, a few in debug on a loaded machine.
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+}

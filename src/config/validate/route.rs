@@ -84,6 +84,7 @@ impl Check<'_> {
                 Duration::from_secs(30),
             );
             let rollout = r.rollout.as_ref().and_then(|ro| self.rollout(ro, &label));
+            let upgrades = self.upgrades(&r.upgrades, &label);
             out.push(RouteSpec {
                 name: r.name.get_ref().clone(),
                 host,
@@ -92,10 +93,40 @@ impl Check<'_> {
                 weights,
                 timeout,
                 retries: r.retries.unwrap_or(1),
+                upgrades,
                 rules,
                 sticky,
                 rollout,
             });
+        }
+        out
+    }
+
+    /// `upgrades = [...]`: protocol tokens; default `["websocket"]`.
+    fn upgrades(&mut self, upgrades: &Option<Spanned<Vec<Str>>>, route: &str) -> Vec<String> {
+        let Some(list) = upgrades else {
+            return vec!["websocket".into()];
+        };
+        let key = format!("{route}.upgrades");
+        let mut out = Vec::new();
+        for name in list.get_ref() {
+            let token = name.get_ref().to_ascii_lowercase();
+            let ok = !token.is_empty()
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/".contains(&b));
+            if !ok {
+                self.err(
+                    name.span(),
+                    &key,
+                    format!("{token:?} is not a protocol name"),
+                );
+            } else if token == "h2c" || token.starts_with("h2c/") {
+                let msg = "h2c is never tunneled (veer speaks h2c itself)".to_string();
+                self.err(name.span(), &key, msg);
+            } else {
+                out.push(token);
+            }
         }
         out
     }

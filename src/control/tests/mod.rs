@@ -2,6 +2,7 @@
 //! scripted: no socket, no real interval waited out.
 
 mod harness;
+mod streak;
 
 use std::time::Duration;
 
@@ -119,7 +120,10 @@ async fn the_tripwire_acts_while_paused_and_while_the_gate_is_pending() {
                 "the gate is asked, unanswered"
             );
         }
-        h.script.set(|s| s.sensed.consecutive_failures = 5);
+        h.script.set(|s| {
+            s.sensed.consecutive_failures = 5;
+            s.sensed.candidate.failures += 5;
+        });
         run_for(SEC).await;
         assert_eq!(
             (h.phase(), h.green()),

@@ -161,7 +161,11 @@ pub async fn api_call(
     body: Option<&str>,
     token: Option<&str>,
 ) -> (StatusCode, serde_json::Value) {
-    let mut req = Request::builder().method(method).uri(url);
+    // As the CLI and the dashboard do: mutating calls need it.
+    let mut req = Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json");
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }

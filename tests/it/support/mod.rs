@@ -28,10 +28,10 @@ pub type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 /// A real HTTP upstream on 127.0.0.1:0 that says who it is.
 ///
 /// Paths: `/headers` lists the request headers; `/echo` streams the body
-/// back; `/status/N` answers N; `/sleep/MS` waits then answers;
-/// `/bytes/N` streams N bytes; `/drip/N/MS` streams N chunks of
-/// [`stream::CHUNK`] bytes, one every MS ms, recording each in `drips`;
-/// `/ws` is a WebSocket echo; `/ready` is 200
+/// back; `/consume` reads the body, then answers its length; `/status/N`
+/// answers N; `/sleep/MS` waits then answers; `/bytes/N` streams N bytes;
+/// `/drip/N/MS` streams N chunks of [`stream::CHUNK`] bytes, one every MS
+/// ms, recording each in `drips`; `/ws` is a WebSocket echo; `/ready` is 200
 /// or 503 as `ready` says; anything else answers the upstream's name. While
 /// `failing` is set, everything but `/ready` answers 500.
 pub struct Upstream {
@@ -237,6 +237,13 @@ async fn respond(
             text.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("?")));
         }
         return with_name(StatusCode::OK, full(text));
+    }
+    if path == "/consume" {
+        // Reads the whole body before answering (its length).
+        return match req.into_body().collect().await {
+            Ok(body) => with_name(StatusCode::OK, full(body.to_bytes().len().to_string())),
+            Err(_) => with_name(StatusCode::BAD_REQUEST, full("broken body".into())),
+        };
     }
     if path == "/echo" {
         let body = req.into_body();
