@@ -1,11 +1,11 @@
 //! Shutdown, one way for the whole process: a [`CancellationToken`] tree
-//! and a [`TaskTracker`]. [`crate::app::start`] owns the root; every
+//! and a [`TaskTracker`]. `app::start` owns the root; every
 //! long-running task (listeners, connections, health checks, drains, the
 //! controller) takes a clone and finishes its work once it is cancelled;
 //! each listener gets a child token, so a reload can stop one listener
 //! alone. Readiness (`/readyz`) turns false first. What is in flight to
 //! upstreams (requests, streaming bodies, tunnels) is drained by
-//! [`crate::drain::Drains::shutdown`] up to `shutdown_grace`, then cut.
+//! `drain::Drains::shutdown` up to `shutdown_grace`, then cut.
 
 use std::time::Duration;
 

@@ -9,6 +9,7 @@ use http_body_util::Full;
 
 const PAGE: &str = include_str!("dashboard/index.html");
 const SCRIPT: &str = include_str!("dashboard/dashboard.js");
+const CHARTS: &str = include_str!("dashboard/charts.js");
 const STYLE: &str = include_str!("dashboard/dashboard.css");
 
 /// Everything the page needs comes from this listener; no inline script
@@ -17,11 +18,12 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
                    connect-src 'self'; img-src 'self' data:; base-uri 'none'; \
                    form-action 'none'; frame-ancestors 'none'";
 
-/// The asset at `path` (`/`, `/dashboard.js`, `/dashboard.css`), if it is one.
+/// The asset at `path` (`/`, `/dashboard.js`, `/charts.js`, `/dashboard.css`), if it is one.
 pub(super) fn asset(path: &str) -> Option<Response<Full<Bytes>>> {
     let (body, content_type) = match path {
         "/" | "/index.html" => (PAGE, "text/html; charset=utf-8"),
         "/dashboard.js" => (SCRIPT, "text/javascript; charset=utf-8"),
+        "/charts.js" => (CHARTS, "text/javascript; charset=utf-8"),
         "/dashboard.css" => (STYLE, "text/css; charset=utf-8"),
         _ => return None,
     };
@@ -44,7 +46,7 @@ mod tests {
 
     #[test]
     fn assets_are_served_with_a_strict_policy() {
-        for path in ["/", "/dashboard.js", "/dashboard.css"] {
+        for path in ["/", "/dashboard.js", "/charts.js", "/dashboard.css"] {
             let resp = asset(path).unwrap();
             let csp = resp.headers()[header::CONTENT_SECURITY_POLICY].to_str();
             assert!(csp.unwrap().contains("script-src 'self';"));
@@ -54,7 +56,7 @@ mod tests {
 
     #[test]
     fn the_page_loads_nothing_from_elsewhere_and_stores_no_token() {
-        for text in [PAGE, SCRIPT, STYLE] {
+        for text in [PAGE, SCRIPT, CHARTS, STYLE] {
             assert!(!text.contains("http://") && !text.contains("https://"));
             assert!(!text.contains("localStorage") && !text.contains("sessionStorage"));
             assert!(!text.contains("document.cookie"));

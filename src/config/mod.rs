@@ -4,6 +4,7 @@
 //! [`load`] and [`parse`] are the entry points; both return every problem
 //! in the file at once, each as `FILE:LINE: KEY: MESSAGE`.
 
+mod defaults;
 mod error;
 pub mod file;
 pub mod model;

@@ -337,47 +337,6 @@ pub struct AnalysisSpec {
     pub queries: Vec<QuerySpec>,
 }
 
-impl AnalysisSpec {
-    /// `[route.rollout.analysis]` left out: at least 50 requests, no bound.
-    pub fn defaults() -> AnalysisSpec {
-        AnalysisSpec {
-            min_requests: 50,
-            success_rate: None,
-            p50: None,
-            p95: None,
-            p99: None,
-            max_success_rate_drop: None,
-            queries: Vec::new(),
-        }
-    }
-}
-
-impl RolloutSpec {
-    /// What a `[route.rollout]` with only `strategy` means (SPEC §3).
-    pub fn defaults(strategy: Strategy) -> RolloutSpec {
-        let minute = Duration::from_secs(60);
-        RolloutSpec {
-            strategy,
-            interval: minute,
-            threshold: 3,
-            tripwire: None,
-            steps: vec![5, 25, 50, 100],
-            hold: Duration::ZERO,
-            max_surge: 1,
-            max_unavailable: 0,
-            ready_timeout: minute,
-            preview_header: HeaderName::from_static("x-veer-preview"),
-            auto_promote: true,
-            rollback_window: 10 * minute,
-            ab_match: None,
-            iterations: 10,
-            max_duration: None,
-            analysis: AnalysisSpec::defaults(),
-            webhooks: Vec::new(),
-        }
-    }
-}
-
 /// `[[route.rollout.analysis.query]]`: a Prometheus instant query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuerySpec {

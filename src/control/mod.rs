@@ -22,6 +22,7 @@ pub mod effects;
 mod error;
 pub mod events;
 mod listeners;
+mod msg;
 mod query;
 mod reconcile;
 pub mod record;

@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, RolloutSpec, Strategy, WebhookKind};
-use crate::rollout::{plan, Command, Input, Phase, Rollout, Verdict};
+use crate::rollout::{plan, Input, Phase, Rollout, Verdict};
 
 use super::clock::Clock;
 use super::commands;
@@ -26,55 +26,7 @@ use super::ControlError;
 /// intervals). Analysis itself runs once per `interval`.
 pub const TICK: Duration = Duration::from_millis(100);
 
-pub type Reply = oneshot::Sender<Result<(), ControlError>>;
-
-/// What the task is asked or told.
-pub enum Msg {
-    Start {
-        route: String,
-        pool: String,
-        strategy: Option<Strategy>,
-        reply: Reply,
-    },
-    Weights {
-        route: String,
-        percent: Vec<(String, u32)>,
-        reply: Reply,
-    },
-    Command {
-        route: String,
-        command: Command,
-        reply: Reply,
-    },
-    /// A validated config: the task publishes it with every route's
-    /// traffic, then answers.
-    Config {
-        config: Arc<Config>,
-        reply: oneshot::Sender<()>,
-    },
-    Gate {
-        ticket: Ticket,
-        kind: WebhookKind,
-        answer: Result<(), String>,
-    },
-    /// External checks done: one reason per failed check.
-    Checks {
-        ticket: Ticket,
-        reasons: Vec<String>,
-    },
-    /// In a fleet: this replica now decides (leads, until the instant
-    /// given, moved forward as its lease is renewed) or follows.
-    Role {
-        deciding: bool,
-        until: Option<Until>,
-    },
-    /// In a fleet, following: the leader's record of a route (`None`: the
-    /// route has none), to serve as is.
-    Replicate {
-        route: String,
-        record: Option<Box<Record>>,
-    },
-}
+pub use super::msg::{Msg, Reply};
 
 /// What status shows of a route: its record and the latest verdict.
 #[derive(Debug, Clone, PartialEq)]

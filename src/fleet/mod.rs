@@ -17,6 +17,7 @@
 pub mod leader;
 pub mod relay;
 pub mod replica;
+mod report;
 
 use std::sync::{Arc, Mutex};
 

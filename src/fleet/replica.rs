@@ -19,10 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterSpec;
 use crate::control::record::Record;
-use crate::control::sense::{Peer, Peers};
+use crate::control::sense::Peers;
 use crate::control::{ClusterStatus, Controller, ReplicaStatus};
 
 use super::relay::execute;
+use super::report::{drift, Member, REPORT_EVERY};
 use super::{FleetError, Leadership};
 
 pub struct Replica {
@@ -62,7 +63,7 @@ impl Replica {
         }
     }
 
-    fn key(&self, rest: &str) -> String {
+    pub(super) fn key(&self, rest: &str) -> String {
         format!("{}/{rest}", self.spec.prefix)
     }
 
@@ -287,94 +288,6 @@ impl Replica {
                 body,
                 Some(options),
             )
-            .await?;
-        Ok(())
-    }
-}
-
-/// A replica's membership value.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-struct Member {
-    generation: i64,
-    /// Route name -> hash of its config.
-    routes: BTreeMap<String, String>,
-}
-
-/// Per route, the peers whose config of it differs from `mine`.
-fn drift(
-    mine: &BTreeMap<String, String>,
-    peers: &BTreeMap<String, Peer>,
-) -> BTreeMap<String, Vec<String>> {
-    let mut drift: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (route, hash) in mine {
-        for (id, peer) in peers.iter().filter(|(_, p)| p.live) {
-            if peer.routes.get(route).is_some_and(|h| h != hash) {
-                drift.entry(route.clone()).or_default().push(id.clone());
-            }
-        }
-    }
-    drift
-}
-
-/// FNV-1a of a route's config as written out (stable across replicas of
-/// the same build).
-fn hash_route(spec: &crate::config::RouteSpec) -> String {
-    let text = format!("{spec:?}");
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-/// How often a replica publishes its counters of routes in a rollout.
-const REPORT_EVERY: Duration = Duration::from_millis(250);
-
-impl Replica {
-    /// A hash of each route's config as this replica has it now.
-    fn hashes(&self) -> BTreeMap<String, String> {
-        let config = self.data.routing.load().config.clone();
-        config
-            .routes
-            .iter()
-            .map(|r| (r.name.clone(), hash_route(r)))
-            .collect()
-    }
-
-    /// Publishes this replica's cumulative counters of every route with a
-    /// rollout in progress, for the leader to add to its own.
-    async fn publish(&self, client: &mut Client, lease: i64) -> Result<(), FleetError> {
-        let views = self.controller.views();
-        let snapshot = self.data.routing.load();
-        let mut routes = BTreeMap::new();
-        for (route, view) in &views {
-            let Some(r) = &view.record.rollout else {
-                continue;
-            };
-            let mut pools = BTreeMap::new();
-            for pool in [&r.stable, &r.candidate] {
-                let Some(p) = snapshot.pool(pool) else {
-                    continue;
-                };
-                let version = p.version.as_deref().unwrap_or("");
-                let stats = self.data.telemetry.stats(route, pool, version).snapshot();
-                pools.insert(pool.clone(), stats);
-            }
-            routes.insert(route.clone(), pools);
-        }
-        if routes.is_empty() {
-            return Ok(());
-        }
-        let report = crate::control::sense::PeerReport {
-            epoch: self.epoch,
-            at: crate::control::sense::unix_ms(),
-            routes,
-        };
-        let body = serde_json::to_vec(&report).expect("reports serialise");
-        let options = PutOptions::new().with_lease(lease);
-        client
-            .put(self.key(&format!("stats/{}", self.id)), body, Some(options))
             .await?;
         Ok(())
     }
