@@ -50,7 +50,7 @@ pub fn render(status: &Status) -> String {
     )
 }
 
-/// `cluster: replica r1, leader r2, connected; replicas r1@42 r2@42 r3@41`.
+/// `cluster: replica r1, leader r2, connected; replicas r1@42 (9 req) r2@42 (7 req)`.
 fn cluster(status: &Status) -> String {
     let Some(c) = &status.cluster else {
         return String::new();
@@ -58,7 +58,7 @@ fn cluster(status: &Status) -> String {
     let replicas: Vec<String> = c
         .replicas
         .iter()
-        .map(|r| format!("{}@{}", r.id, r.generation))
+        .map(|r| format!("{}@{} ({} req)", r.id, r.generation, r.requests))
         .collect();
     format!(
         "\ncluster: replica {}, leader {}, {}; replicas {}\n",

@@ -40,6 +40,10 @@ pub struct ReplicaStatus {
     pub live: bool,
     /// The etcd revision of the last desired state it applied.
     pub generation: i64,
+    /// Upstream attempts it proxied since it started (refreshed every
+    /// couple of seconds).
+    #[serde(default)]
+    pub requests: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

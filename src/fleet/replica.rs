@@ -102,6 +102,7 @@ impl Replica {
         let mut renew = tokio::time::interval(ttl / 3);
         let mut publish = tokio::time::interval(REPORT_EVERY);
         let mut reported = self.hashes();
+        let (mut ticks, mut counted) = (0u64, self.requests());
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut applied = revision;
         loop {
@@ -169,9 +170,12 @@ impl Replica {
                 }
                 _ = publish.tick() => {
                     self.publish(&mut client, member).await?;
-                    if self.hashes() != reported {
-                        // A reload changed a route: say so to the leader.
-                        reported = self.hashes();
+                    ticks += 1;
+                    let count = ticks % 8 == 0 && self.requests() != counted;
+                    if self.hashes() != reported || count {
+                        // A reload changed a route, or (every 2 s) the
+                        // request count moved: the membership says so.
+                        (reported, counted) = (self.hashes(), self.requests());
                         self.report(&mut client, member, applied).await?;
                     }
                 }
@@ -255,6 +259,7 @@ impl Replica {
                     id,
                     live: true,
                     generation,
+                    requests: member.requests,
                 });
                 status.replicas.sort_by(|a, b| a.id.cmp(&b.id));
             }
@@ -279,6 +284,7 @@ impl Replica {
         let me = Member {
             generation,
             routes: self.hashes(),
+            requests: self.requests(),
         };
         let body = serde_json::to_vec(&me).expect("membership serialises");
         let options = PutOptions::new().with_lease(lease);

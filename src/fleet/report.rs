@@ -18,6 +18,8 @@ use super::FleetError;
 #[serde(default)]
 pub(super) struct Member {
     pub generation: i64,
+    /// Upstream attempts this replica proxied since it started.
+    pub requests: u64,
     /// Route name -> hash of its config.
     pub routes: BTreeMap<String, String>,
 }
@@ -53,6 +55,16 @@ fn hash_route(spec: &crate::config::RouteSpec) -> String {
 pub(super) const REPORT_EVERY: Duration = Duration::from_millis(250);
 
 impl Replica {
+    /// Upstream attempts this replica proxied since it started.
+    pub(super) fn requests(&self) -> u64 {
+        self.data
+            .telemetry
+            .all()
+            .iter()
+            .map(|s| s.snapshot().attempts)
+            .sum()
+    }
+
     /// A hash of each route's config as this replica has it now.
     pub(super) fn hashes(&self) -> BTreeMap<String, String> {
         let config = self.data.routing.load().config.clone();

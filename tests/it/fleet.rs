@@ -278,9 +278,22 @@ async fn converge(n: usize, changes: u64) -> Vec<Duration> {
         .await;
         took.push(start.elapsed());
     }
-    // Clients of every replica are served.
+    // Clients of every replica are served, and the fleet counts them.
     let seen = outcomes(&all[n - 1].url, 100, &[]).await;
     assert!(seen.keys().all(|(_, s)| *s == 200), "{seen:?}");
+    let last = all[n - 1].id.clone();
+    until(
+        Duration::from_secs(10),
+        "request counts per replica",
+        || async {
+            let c = all[0].status().await["cluster"].clone();
+            let replicas = c["replicas"].as_array().unwrap().clone();
+            replicas
+                .iter()
+                .any(|r| r["id"] == last.as_str() && r["requests"].as_u64() >= Some(100))
+        },
+    )
+    .await;
     took.sort();
     took
 }
@@ -343,8 +356,26 @@ async fn a_new_leader_continues_the_rollout_at_the_same_step() {
             .all(|g| *g == 20)
     })
     .await;
-    // kill -9 the leader.
+    // kill -9 the leader, under load on the others.
     let dead = replicas.iter().position(|r| r.id == leader).unwrap();
+    let urls: Vec<String> = replicas
+        .iter()
+        .filter(|r| r.id != leader)
+        .map(|r| r.url.clone())
+        .collect();
+    let load = tokio::spawn(async move {
+        let client = crate::support::client();
+        let mut failed = 0;
+        for i in 0..400usize {
+            let req = http::Request::get(&urls[i % urls.len()])
+                .body(crate::support::empty())
+                .unwrap();
+            let (status, _, _) = crate::support::send(&client, req).await;
+            failed += usize::from(status != 200);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        failed
+    });
     drop(replicas.remove(dead));
     let killed = tokio::time::Instant::now();
     let rest: Vec<&Replica> = replicas.iter().collect();
@@ -363,6 +394,11 @@ async fn a_new_leader_continues_the_rollout_at_the_same_step() {
             r.id
         );
     }
+    assert_eq!(
+        load.await.unwrap(),
+        0,
+        "requests failed across the failover"
+    );
     // The new leader carries out calls: promote from the other replica.
     let (code, json) = rest[1]
         .call(Method::POST, "/api/v1/routes/app/promote", None)
@@ -763,4 +799,60 @@ async fn sticky_users_land_on_the_same_pool_on_every_replica() {
         (25..=75).contains(&greens_seen),
         "{greens_seen} of 100 on green"
     );
+}
+
+/// etcd stopped mid-rollout: every replica serves the last weights with
+/// no failed request and nothing advances; etcd back: the rollout resumes.
+#[tokio::test]
+async fn a_rollout_holds_while_etcd_is_down_and_resumes_after() {
+    let _one = one_at_a_time().await;
+    let mut etcd = Etcd::start().await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let rollout = "[route.rollout]\nstrategy = \"canary\"\nsteps = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]\ninterval = \"1s\"\n\
+                   [route.rollout.analysis]\nmin_requests = 0\n";
+    let r1 = Replica::start(&etcd, "r1", blue.addr, green.addr, rollout).await;
+    let r2 = Replica::start(&etcd, "r2", blue.addr, green.addr, rollout).await;
+    agreed_leader(&[&r1, &r2]).await;
+    let (code, json) = r2
+        .call(
+            Method::POST,
+            "/api/v1/routes/app/rollout",
+            Some(r#"{"pool":"green"}"#),
+        )
+        .await;
+    assert_eq!(code, 200, "{json}");
+    until(Duration::from_secs(15), "step 2", || async {
+        greens(&[&r1]).await[0] >= 20
+    })
+    .await;
+    etcd.stop();
+    until(Duration::from_secs(15), "disconnected", || async {
+        r1.status().await["cluster"]["connected"] == false
+            && r2.status().await["cluster"]["connected"] == false
+    })
+    .await;
+    // Each serves the last state it applied: the same, or (when etcd went
+    // as the leader advanced) the leader one step ahead.
+    let held = greens(&[&r1, &r2]).await;
+    assert!(held[0].abs_diff(held[1]) <= 10, "{held:?}");
+    for r in [&r1, &r2] {
+        let seen = outcomes(&r.url, 100, &[]).await;
+        assert!(seen.keys().all(|(_, s)| *s == 200), "{}: {seen:?}", r.id);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        greens(&[&r1, &r2]).await,
+        held,
+        "no rollout advances without etcd"
+    );
+    etcd.restart().await;
+    until(
+        Duration::from_secs(30),
+        "the rollout resumes and promotes",
+        || async { greens(&[&r1, &r2]).await == [100, 100] },
+    )
+    .await;
 }

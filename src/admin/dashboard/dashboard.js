@@ -134,7 +134,9 @@
     if (!box) return;
     box.hidden = !cluster;
     if (!cluster) return;
-    const replicas = (cluster.replicas || []).map((r) => r.id + "@" + r.generation).join(" ");
+    const replicas = (cluster.replicas || [])
+      .map((r) => r.id + "@" + r.generation + " (" + (r.requests || 0) + " req)")
+      .join(" ");
     box.textContent = "fleet: replica " + cluster.replica + ", leader " + (cluster.leader || "none") +
       ", " + (cluster.connected ? "connected" : "disconnected") + "; replicas " + replicas;
   }

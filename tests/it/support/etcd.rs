@@ -1,5 +1,6 @@
 //! A real etcd (Debian's `etcd-server`) on 127.0.0.1 with random ports and
-//! a temporary data directory, killed when dropped.
+//! a temporary data directory, killed when dropped; it can be stopped and
+//! started again on the same ports and data.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -8,49 +9,64 @@ use super::admin::{free_port, TempDir};
 
 pub struct Etcd {
     pub url: String,
-    child: Child,
-    _dir: TempDir,
+    peer_url: String,
+    child: Option<Child>,
+    dir: TempDir,
 }
 
 impl Etcd {
     /// Starts etcd and waits until it answers.
     pub async fn start() -> Etcd {
-        let dir = TempDir::new("etcd");
         let (client, peer) = (free_port(), free_port());
-        let url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
+        let mut etcd = Etcd {
+            url: format!("http://127.0.0.1:{client}"),
+            peer_url: format!("http://127.0.0.1:{peer}"),
+            child: None,
+            dir: TempDir::new("etcd"),
+        };
+        etcd.restart().await;
+        etcd
+    }
+
+    /// Kills etcd (SIGKILL); its data stays.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts etcd on the same ports and data, and waits until it answers.
+    pub async fn restart(&mut self) {
+        self.stop();
         let child = Command::new("etcd")
             .args(["--name", "test", "--data-dir"])
-            .arg(dir.path().join("data"))
+            .arg(self.dir.path().join("data"))
             .args([
                 "--listen-client-urls",
-                &url,
+                &self.url,
                 "--advertise-client-urls",
-                &url,
+                &self.url,
             ])
-            .args(["--listen-peer-urls", &peer_url])
-            .args(["--initial-advertise-peer-urls", &peer_url])
-            .args(["--initial-cluster", &format!("test={peer_url}")])
+            .args(["--listen-peer-urls", &self.peer_url])
+            .args(["--initial-advertise-peer-urls", &self.peer_url])
+            .args(["--initial-cluster", &format!("test={}", self.peer_url)])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("etcd runs (apt-get install etcd-server)");
-        let etcd = Etcd {
-            url,
-            child,
-            _dir: dir,
-        };
+        self.child = Some(child);
         let start = tokio::time::Instant::now();
         loop {
-            if let Ok(mut c) = etcd.client().await {
+            if let Ok(mut c) = self.client().await {
                 if c.get("ping", None).await.is_ok() {
-                    return etcd;
+                    return;
                 }
             }
             assert!(
                 start.elapsed() < Duration::from_secs(30),
                 "etcd did not answer on {}",
-                etcd.url
+                self.url
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -66,7 +82,6 @@ impl Etcd {
 
 impl Drop for Etcd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
