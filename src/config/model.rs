@@ -35,6 +35,17 @@ pub struct ClusterSpec {
     /// This replica's id; `None`: hostname and first listener address.
     pub replica: Option<String>,
     pub lease_ttl: Duration,
+    /// TLS to etcd (`https://` endpoints).
+    pub tls: Option<ClusterTls>,
+}
+
+/// `[cluster] ca`, `cert`, `key`: PEM files, read at each connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterTls {
+    /// The CA etcd's certificate must chain to.
+    pub ca: PathBuf,
+    /// A client certificate and its key, for etcd's `--client-cert-auth`.
+    pub identity: Option<(PathBuf, PathBuf)>,
 }
 
 /// `[proxy]`: process-wide behaviour.

@@ -102,4 +102,6 @@ pub enum FleetError {
     /// The session must start again with a full read.
     #[error("resync: {0}")]
     Resync(String),
+    #[error("TLS to etcd: {0}")]
+    Tls(String),
 }

@@ -68,9 +68,12 @@ impl Replica {
     }
 
     async fn session(&mut self) -> Result<(), FleetError> {
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(2))
             .with_timeout(self.spec.lease_ttl);
+        if let Some(tls) = &self.spec.tls {
+            options = options.with_tls(tls_options(tls)?);
+        }
         let mut client = Client::connect(&self.spec.etcd, Some(options)).await?;
         let ttl = self.spec.lease_ttl;
         let member = client
@@ -329,4 +332,18 @@ async fn write(
         view.lock().unwrap().written.insert(route.clone(), revision);
     }
     Ok(())
+}
+
+/// TLS to etcd from the PEM files, read now (so rotated files are used on
+/// the next connection).
+fn tls_options(tls: &crate::config::ClusterTls) -> Result<etcd_client::TlsOptions, FleetError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| FleetError::Tls(format!("{}: {e}", path.display())))
+    };
+    let mut options = etcd_client::TlsOptions::new()
+        .ca_certificate(etcd_client::Certificate::from_pem(read(&tls.ca)?));
+    if let Some((cert, key)) = &tls.identity {
+        options = options.identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
+    }
+    Ok(options)
 }

@@ -152,12 +152,24 @@ impl Replica {
         green: SocketAddr,
         extra: &str,
     ) -> Replica {
+        Replica::start_with(etcd, id, blue, green, extra, "").await
+    }
+
+    /// With `cluster_extra` appended to `[cluster]` (TLS files).
+    async fn start_with(
+        etcd: &Etcd,
+        id: &str,
+        blue: SocketAddr,
+        green: SocketAddr,
+        extra: &str,
+        cluster_extra: &str,
+    ) -> Replica {
         let dir = TempDir::new(id);
         let (port, admin) = (free_port(), free_port());
         let toml = two_pools(blue, green, "blue", extra)
             .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
             + &format!(
-                "\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n[cluster]\netcd = [\"{}\"]\nprefix = \"/veer/it\"\nreplica = \"{id}\"\nlease_ttl = \"2s\"\n",
+                "\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n[cluster]\netcd = [\"{}\"]\nprefix = \"/veer/it\"\nreplica = \"{id}\"\nlease_ttl = \"2s\"\n{cluster_extra}",
                 etcd.url
             );
         let path = dir.path().join("veer.toml");
@@ -573,7 +585,15 @@ fn cluster_config_is_checked() {
         ("etcd = []", "at least one etcd endpoint"),
         (
             "etcd = [\"https://10.0.0.1:2379\"]",
-            "TLS to etcd is not supported yet",
+            "https:// endpoints need ca",
+        ),
+        (
+            "etcd = [\"http://10.0.0.1:2379\"]\nca = \"ca.pem\"",
+            "for https:// endpoints",
+        ),
+        (
+            "etcd = [\"https://10.0.0.1:2379\"]\nca = \"ca.pem\"\ncert = \"c.pem\"",
+            "cert and key go together",
         ),
         ("etcd = [\"127.0.0.1:2379\"]", "expected http://host:port"),
         (
@@ -854,5 +874,46 @@ async fn a_rollout_holds_while_etcd_is_down_and_resumes_after() {
         "the rollout resumes and promotes",
         || async { greens(&[&r1, &r2]).await == [100, 100] },
     )
+    .await;
+}
+
+/// TLS to etcd with client certificates: replicas connect, elect and
+/// apply as over plain HTTP.
+#[tokio::test]
+async fn replicas_reach_etcd_over_tls_with_client_certificates() {
+    let _one = one_at_a_time().await;
+    let dir = TempDir::new("etcd-pki");
+    let pki = crate::support::tls::Pki::new(dir.path(), "etcd");
+    let server = pki.issue(
+        "server",
+        &["127.0.0.1", "localhost"],
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+    );
+    let client = pki.issue("client", &["veer"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let etcd = Etcd::start_tls(&server.cert, &server.key, &pki.ca_path("etcd")).await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let files = format!(
+        "ca = {:?}\ncert = {:?}\nkey = {:?}\n",
+        pki.ca_path("etcd").display().to_string(),
+        client.cert.display().to_string(),
+        client.key.display().to_string()
+    );
+    let r1 = Replica::start_with(&etcd, "r1", blue.addr, green.addr, "", &files).await;
+    let r2 = Replica::start_with(&etcd, "r2", blue.addr, green.addr, "", &files).await;
+    agreed_leader(&[&r1, &r2]).await;
+    let (code, json) = r2
+        .call(
+            Method::PUT,
+            "/api/v1/routes/app/weights",
+            Some(r#"{"blue":70,"green":30}"#),
+        )
+        .await;
+    assert_eq!(code, 200, "{json}");
+    until(Duration::from_secs(10), "applied over TLS", || async {
+        greens(&[&r1, &r2]).await == [30, 30]
+    })
     .await;
 }

@@ -7,7 +7,7 @@ use toml::Spanned;
 
 use super::Check;
 use crate::config::file::ClusterFile;
-use crate::config::model::ClusterSpec;
+use crate::config::model::{ClusterSpec, ClusterTls};
 
 impl Check<'_> {
     pub(super) fn cluster(&mut self, c: &Spanned<ClusterFile>) -> ClusterSpec {
@@ -19,33 +19,71 @@ impl Check<'_> {
                 "at least one etcd endpoint, e.g. \"http://127.0.0.1:2379\"",
             );
         }
+        let tls_wanted = file
+            .etcd
+            .iter()
+            .any(|u| u.get_ref().starts_with("https://"));
         let etcd = file
             .etcd
             .iter()
             .filter_map(|url| {
                 let text = url.get_ref();
-                let rest = text.strip_prefix("http://");
-                if text.starts_with("https://") {
-                    let msg = "TLS to etcd is not supported yet; use http:// on a private network";
+                let rest = text
+                    .strip_prefix("http://")
+                    .or(text.strip_prefix("https://"));
+                if text.starts_with("https://") != tls_wanted {
+                    let msg = "all endpoints http:// or all https://";
                     self.err(url.span(), "cluster.etcd", msg);
-                    return None;
                 }
                 match rest.map(|r| r.parse::<std::net::SocketAddr>().is_ok() || r.contains(':')) {
                     Some(true) => Some(text.clone()),
                     _ => {
-                        let msg = format!("{text:?}: expected http://host:port");
+                        let msg =
+                            format!("{text:?}: expected http://host:port or https://host:port");
                         self.err(url.span(), "cluster.etcd", msg);
                         None
                     }
                 }
             })
             .collect();
-        for (value, key) in [(&file.ca, "ca"), (&file.cert, "cert"), (&file.key, "key")] {
-            if let Some(value) = value {
-                let msg = "TLS to etcd is not supported yet";
-                self.err(value.span(), format!("cluster.{key}"), msg);
-            }
+        let ca = file.ca.as_ref().map(|p| self.file_path(p, "cluster.ca"));
+        let cert = file
+            .cert
+            .as_ref()
+            .map(|p| self.file_path(p, "cluster.cert"));
+        let key = file.key.as_ref().map(|p| self.file_path(p, "cluster.key"));
+        if cert.is_some() != key.is_some() {
+            let at = file
+                .cert
+                .as_ref()
+                .or(file.key.as_ref())
+                .expect("one is set");
+            self.err(at.span(), "cluster.cert", "cert and key go together");
         }
+        let tls = match (tls_wanted, ca) {
+            (true, Some(ca)) => Some(ClusterTls {
+                ca,
+                identity: cert.zip(key),
+            }),
+            (true, None) => {
+                self.err(
+                    c.span(),
+                    "cluster.ca",
+                    "https:// endpoints need ca (the CA etcd's certificate chains to)",
+                );
+                None
+            }
+            (false, _) => {
+                if let Some(at) = file.ca.as_ref().or(file.cert.as_ref()) {
+                    self.err(
+                        at.span(),
+                        "cluster.ca",
+                        "ca, cert and key are for https:// endpoints",
+                    );
+                }
+                None
+            }
+        };
         let prefix = match &file.prefix {
             Some(p) if !p.get_ref().starts_with('/') || p.get_ref().len() < 2 => {
                 self.err(
@@ -89,6 +127,7 @@ impl Check<'_> {
             prefix,
             replica,
             lease_ttl,
+            tls,
         }
     }
 }

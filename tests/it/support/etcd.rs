@@ -12,17 +12,37 @@ pub struct Etcd {
     peer_url: String,
     child: Option<Child>,
     dir: TempDir,
+    /// Server certificate, key and the CA clients must chain to (TLS with
+    /// client certificates).
+    tls: Option<[std::path::PathBuf; 3]>,
 }
 
 impl Etcd {
     /// Starts etcd and waits until it answers.
     pub async fn start() -> Etcd {
+        Etcd::start_with(None).await
+    }
+
+    /// Starts etcd serving TLS with `cert` and `key`, requiring client
+    /// certificates that chain to `ca`. Clients in these tests use the
+    /// replicas' config, not [`Etcd::client`].
+    pub async fn start_tls(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: &std::path::Path,
+    ) -> Etcd {
+        Etcd::start_with(Some([cert.into(), key.into(), ca.into()])).await
+    }
+
+    async fn start_with(tls: Option<[std::path::PathBuf; 3]>) -> Etcd {
         let (client, peer) = (free_port(), free_port());
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut etcd = Etcd {
-            url: format!("http://127.0.0.1:{client}"),
+            url: format!("{scheme}://127.0.0.1:{client}"),
             peer_url: format!("http://127.0.0.1:{peer}"),
             child: None,
             dir: TempDir::new("etcd"),
+            tls,
         };
         etcd.restart().await;
         etcd
@@ -39,7 +59,18 @@ impl Etcd {
     /// Starts etcd on the same ports and data, and waits until it answers.
     pub async fn restart(&mut self) {
         self.stop();
-        let child = Command::new("etcd")
+        let mut command = Command::new("etcd");
+        if let Some([cert, key, ca]) = &self.tls {
+            command
+                .arg("--cert-file")
+                .arg(cert)
+                .arg("--key-file")
+                .arg(key)
+                .arg("--trusted-ca-file")
+                .arg(ca)
+                .arg("--client-cert-auth");
+        }
+        let child = command
             .args(["--name", "test", "--data-dir"])
             .arg(self.dir.path().join("data"))
             .args([
@@ -56,6 +87,19 @@ impl Etcd {
             .spawn()
             .expect("etcd runs (apt-get install etcd-server)");
         self.child = Some(child);
+        if self.tls.is_some() {
+            // Ready once it accepts TCP; the test's replicas do the TLS.
+            let addr = self.url.trim_start_matches("https://").to_string();
+            let start = tokio::time::Instant::now();
+            while tokio::net::TcpStream::connect(&addr).await.is_err() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "etcd did not listen on {addr}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            return;
+        }
         let start = tokio::time::Instant::now();
         loop {
             if let Ok(mut c) = self.client().await {
