@@ -471,6 +471,20 @@ async fn without_etcd_replicas_serve_the_last_state_and_refuse_calls() {
 /// rollout advances one step at a time, once per interval.
 #[tokio::test]
 async fn a_paused_leader_resumes_as_a_follower_and_nothing_advances_twice() {
+    leader_loss(false).await;
+}
+
+/// kill -9 of the leader mid-canary: the next leader goes on at the same
+/// step, one advance per interval, and clients of the others see no error.
+#[tokio::test]
+async fn a_killed_leader_mid_canary_costs_no_step_and_no_request() {
+    leader_loss(true).await;
+}
+
+/// Loses the leader mid-canary (SIGKILL, or SIGSTOP past its lease then
+/// SIGCONT) and checks every write of the route's state in etcd: one step
+/// at a time, at least most of an interval apart.
+async fn leader_loss(kill: bool) {
     let _one = one_at_a_time().await;
     let etcd = Etcd::start().await;
     let (blue, green) = (
@@ -528,11 +542,27 @@ async fn a_paused_leader_resumes_as_a_follower_and_nothing_advances_twice() {
             .status()
             .unwrap()
     };
-    assert!(signal("-STOP").success());
     let rest: Vec<&Replica> = all.iter().copied().filter(|r| r.id != leader).collect();
+    let urls: Vec<String> = rest.iter().map(|r| r.url.clone()).collect();
+    let load = tokio::spawn(async move {
+        let client = crate::support::client();
+        let mut failed = 0;
+        for i in 0..300usize {
+            let req = http::Request::get(&urls[i % urls.len()])
+                .body(crate::support::empty())
+                .unwrap();
+            let (status, _, _) = crate::support::send(&client, req).await;
+            failed += usize::from(status != 200);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        failed
+    });
+    assert!(signal(if kill { "-KILL" } else { "-STOP" }).success());
     let next = agreed_leader(&rest).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(signal("-CONT").success());
+    if !kill {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(signal("-CONT").success());
+    }
     let seen = tokio::time::timeout(Duration::from_secs(40), writes)
         .await
         .expect("promoted")
@@ -556,6 +586,14 @@ async fn a_paused_leader_resumes_as_a_follower_and_nothing_advances_twice() {
             gap >= Duration::from_millis(700),
             "two advances {gap:?} apart: {weights:?}"
         );
+    }
+    assert_eq!(
+        load.await.unwrap(),
+        0,
+        "requests failed while the leader was lost"
+    );
+    if kill {
+        return;
     }
     until(
         Duration::from_secs(15),
