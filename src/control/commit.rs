@@ -86,12 +86,7 @@ impl<E: Effects, S: Sensor> Task<E, S> {
             self.live.remove(route);
         }
         let mut views = self.views.lock().unwrap();
-        let fresh = before.generation != after.generation;
-        let kept = views
-            .get(route)
-            .and_then(|v| v.verdict.clone())
-            .filter(|_| !fresh);
-        let verdict = verdict.or(kept);
+        let verdict = after.verdict.clone();
         views.insert(
             route.into(),
             View {

@@ -117,6 +117,9 @@ impl<E: Effects, S: Sensor> Task<E, S> {
         };
         let mut after = before.clone();
         after.rollout = Some(next);
+        if verdict.is_some() {
+            after.verdict.clone_from(&verdict);
+        }
         self.settle(&mut after, now);
         if after == before && verdict.is_none() {
             return;

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{RolloutSpec, RouteSpec};
-use crate::rollout::{route_traffic, Phase, Rollout};
+use crate::rollout::{route_traffic, Phase, Rollout, Verdict};
 use crate::routing::{RouteTraffic, Weights};
 
 /// The file's values for the fields run-time state shadows: an override
@@ -50,6 +50,9 @@ pub struct Record {
     pub paused: bool,
     /// Rollouts started on this route; each rollout carries its number.
     pub generation: u64,
+    /// The latest verdict of the rollout in progress (or the last one);
+    /// a new rollout starts without one. In a fleet, every replica shows it.
+    pub verdict: Option<Verdict>,
 }
 
 impl Record {

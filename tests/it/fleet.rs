@@ -713,6 +713,11 @@ async fn a_canary_promotes_on_the_fleets_merged_figures() {
     assert_eq!(verdict["outcome"], "pass", "{verdict}");
     let merged = verdict["candidate"]["requests"].as_u64().unwrap();
     assert!(merged >= 20, "{verdict}");
+    // The verdict is part of the route's desired state: every replica shows it.
+    for r in &all {
+        let theirs = r.status().await["routes"][0]["verdict"].clone();
+        assert_eq!(theirs["outcome"], "pass", "{}: {theirs}", r.id);
+    }
     println!("leader {leader} promoted on {merged} candidate requests in its last interval");
 }
 
