@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use veer::admin::client::{AdminClient, ClientError};
+use veer::config::LogFormat;
 use veer::workers::Workers;
 
 #[derive(Parser)]
@@ -66,6 +67,10 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Prints completions for a shell: `veer completions bash > /etc/bash_completion.d/veer`.
+    Completions { shell: clap_complete::Shell },
+    /// Prints the man page (roff): `veer man > veer.1`.
+    Man,
     #[command(flatten)]
     Admin(veer::admin::cli::AdminCommand),
 }
@@ -73,17 +78,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own story; its logs would only interleave.
-    let default_level = match cli.command {
-        Command::Demo { .. } => "warn",
-        _ => "info",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VEER_LOG")
-                .unwrap_or_else(|_| default_level.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // `veer run` sets logging up once it has read `[proxy] log_format`.
+    match cli.command {
+        Command::Run { .. } => {}
+        Command::Demo { .. } => init_logging("warn", LogFormat::Text),
+        _ => init_logging("info", LogFormat::Text),
+    }
     let admin = cli.admin;
     let token = cli.token;
     let result = match cli.command {
@@ -106,6 +106,20 @@ fn main() -> ExitCode {
             },
             keep,
         ),
+        Command::Completions { shell } => {
+            let mut cli = <Cli as clap::CommandFactory>::command();
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut cli, "veer", &mut text);
+            print_bytes(&text)
+        }
+        Command::Man => {
+            let cli = <Cli as clap::CommandFactory>::command();
+            let mut text = Vec::new();
+            clap_mangen::Man::new(cli)
+                .render(&mut text)
+                .context("rendering the man page")
+                .and_then(|()| print_bytes(&text))
+        }
         Command::Admin(command) => client(&admin, token, command),
     };
     match result {
@@ -163,8 +177,35 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes `bytes` to stdout; a reader that went away (`| head`) is fine.
+fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().write_all(bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Logs to stderr, filtered by `VEER_LOG`: text (colour only on a
+/// terminal, so a file or journald gets no escape codes) or JSON lines.
+fn init_logging(default_level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VEER_LOG")
+        .unwrap_or_else(|_| default_level.into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
 fn run(path: PathBuf, watch: bool) -> anyhow::Result<()> {
-    let config = Arc::new(veer::config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let config = veer::config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    init_logging("info", config.proxy.log_format);
+    let config = Arc::new(config);
     veer::tls::preflight(&config)?;
     let token = match &config.admin.token_env {
         None => None,

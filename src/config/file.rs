@@ -65,6 +65,7 @@ pub struct ProxyFile {
     pub max_header_bytes: Option<Spanned<usize>>,
     pub access_log: Option<bool>,
     pub metrics: Option<bool>,
+    pub log_format: Option<Str>,
 }
 
 /// `[admin]`.

@@ -73,6 +73,18 @@ pub struct ProxySettings {
     /// Record per route×pool metrics (on by default; off only to measure
     /// what recording costs).
     pub metrics: bool,
+    /// How `veer run` writes its log (takes effect on restart).
+    pub log_format: LogFormat,
+}
+
+/// `[proxy] log_format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line per event for people (colour only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// `[admin]`: the control-plane listener.

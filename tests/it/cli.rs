@@ -260,3 +260,68 @@ async fn drain_wait_exit_statuses() {
     assert!(out.stderr.contains("has no endpoint"), "{out:?}");
     veer.stop().await;
 }
+
+/// Shell completions and the man page come from the CLI definition.
+#[tokio::test]
+async fn completions_and_man_page() {
+    for (shell, marker) in [
+        ("bash", "_veer()"),
+        ("zsh", "#compdef veer"),
+        ("fish", "complete -c veer"),
+    ] {
+        let (ok, out, err) = veer_cli("http://127.0.0.1:1", None, &["completions", shell]).await;
+        assert!(ok && out.contains(marker), "{shell}: {err}");
+        assert!(out.contains("rollout") && out.contains("drain"), "{shell}");
+    }
+    let (ok, out, err) = veer_cli("http://127.0.0.1:1", None, &["man"]).await;
+    assert!(
+        ok && out.contains(".TH veer 1") && out.contains("rollout"),
+        "{err}"
+    );
+}
+
+/// `[proxy] log_format`: JSON lines for shippers; text without colour
+/// codes when stderr is not a terminal.
+#[tokio::test]
+async fn logs_are_json_or_plain_text_off_a_terminal() {
+    let dir = TempDir::new("logs");
+    for format in ["json", "text"] {
+        let (port, admin) = (free_port(), free_port());
+        let toml = format!(
+            "[proxy]\nlog_format = \"{format}\"\nstate_dir = \"state\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+             [[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:{port}\"\n[[pool]]\nname = \"p\"\nendpoints = [\"127.0.0.1:1\"]\n\
+             [[route]]\nname = \"r\"\npool = \"p\"\n"
+        );
+        let path = dir.path().join(format!("{format}.toml"));
+        std::fs::write(&path, toml).unwrap();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_veer"))
+            .args(["run", "--no-watch", "-c"])
+            .arg(&path)
+            .env("VEER_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        until(Duration::from_secs(20), "ready", || async {
+            raw_get(&format!("http://127.0.0.1:{admin}/readyz"))
+                .await
+                .is_ok()
+        })
+        .await;
+        child.start_kill().unwrap();
+        let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        let first = log.lines().next().unwrap_or_default().to_string();
+        assert!(!log.contains('\x1b'), "{format}: colour codes in {log:?}");
+        match format {
+            "json" => {
+                let line: serde_json::Value = serde_json::from_str(&first).unwrap();
+                assert!(line["fields"]["message"].is_string(), "{first}");
+            }
+            _ => assert!(first.contains("INFO") && !first.starts_with('{'), "{first}"),
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Check, SECOND};
 use crate::config::file::{AdminFile, ProxyFile};
-use crate::config::model::{AdminSettings, ProxySettings};
+use crate::config::model::{AdminSettings, LogFormat, ProxySettings};
 
 /// hyper refuses HTTP/1 read buffers smaller than this.
 const MIN_HEADER_BYTES: usize = 8192;
@@ -76,6 +76,15 @@ impl Check<'_> {
             max_header_bytes,
             access_log: p.access_log.unwrap_or(false),
             metrics: p.metrics.unwrap_or(true),
+            log_format: match p.log_format.as_ref().map(|f| (f, f.get_ref().as_str())) {
+                None | Some((_, "text")) => LogFormat::Text,
+                Some((_, "json")) => LogFormat::Json,
+                Some((f, other)) => {
+                    let msg = format!("unknown log format {other:?}; expected text or json");
+                    self.err(f.span(), "proxy.log_format", msg);
+                    LogFormat::Text
+                }
+            },
         }
     }
 
