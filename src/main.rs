@@ -253,6 +253,16 @@ fn run(path: PathBuf, watch: bool) -> anyhow::Result<()> {
         options.token = token;
         options.bind = Some(Arc::new(bind));
         options.workers = workers;
+        // Under systemd (`Type=notify`): READY, RELOADING, STOPPING.
+        options.lifecycle = Some(Arc::new(|stage| {
+            use sd_notify::NotifyState;
+            let state = match stage {
+                veer::app::Stage::Ready => NotifyState::Ready,
+                veer::app::Stage::Reloading => NotifyState::Reloading,
+                veer::app::Stage::Stopping => NotifyState::Stopping,
+            };
+            let _ = sd_notify::notify(&[state]);
+        }));
         options.hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
             .map(|h| h.trim().to_string())

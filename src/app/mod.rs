@@ -55,7 +55,20 @@ pub struct Options {
     /// This machine's name: a fleet replica's default id is it and the
     /// first listener's address.
     pub hostname: Option<String>,
+    /// Told when veer is ready, reloading and stopping (systemd's
+    /// `sd_notify`, set by the binary).
+    pub lifecycle: Option<Lifecycle>,
 }
+
+/// What the service manager hears about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Ready,
+    Reloading,
+    Stopping,
+}
+
+pub type Lifecycle = Arc<dyn Fn(Stage) + Send + Sync>;
 
 impl Options {
     pub fn new(config: Arc<Config>, listeners: Vec<TcpListener>) -> Options {
@@ -68,6 +81,7 @@ impl Options {
             workers: Workers::default(),
             analysis_window: ANALYSIS_WINDOW,
             hostname: None,
+            lifecycle: None,
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::config::watch::{ConfigWatcher, DEBOUNCE};
 use crate::config::Config;
 use crate::control::Control;
 
-use super::Options;
+use super::{Options, Stage};
 
 /// Serves until `signal` resolves, then shuts down gracefully. `reload`
 /// is notified to reload the config (SIGHUP); `watch` also reloads when
@@ -23,7 +23,14 @@ pub async fn run(
     signal: impl Future<Output = ()>,
 ) {
     let config = options.config.clone();
+    let lifecycle = options.lifecycle.clone();
+    let tell = move |stage| {
+        if let Some(tell) = &lifecycle {
+            tell(stage);
+        }
+    };
     let app = super::start(options).await;
+    tell(Stage::Ready);
     let watcher = match watch {
         false => None,
         true => match ConfigWatcher::start(&config.source) {
@@ -42,8 +49,10 @@ pub async fn run(
         certs,
         reload,
         stopped.clone(),
+        tell.clone(),
     ));
     signal.await;
+    tell(Stage::Stopping);
     stopped.cancel();
     let _ = reloading.await;
     app.stop_as_configured().await;
@@ -58,6 +67,7 @@ async fn reloads(
     mut certs: Option<CertWatch>,
     requested: Arc<Notify>,
     stopped: CancellationToken,
+    tell: impl Fn(Stage),
 ) {
     loop {
         let changed = async {
@@ -75,7 +85,9 @@ async fn reloads(
         tokio::select! {
             () = stopped.cancelled() => return,
             () = requested.notified() => {
+                tell(Stage::Reloading);
                 let _ = control.reload().await;
+                tell(Stage::Ready);
             }
             seen = changed => match seen {
                 Some(()) => {
