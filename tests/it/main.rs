@@ -15,6 +15,7 @@ mod config_files;
 mod controller;
 mod dashboard;
 mod demo;
+mod docs;
 mod drain;
 mod drain_streams;
 mod errors;
