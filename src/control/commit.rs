@@ -86,14 +86,7 @@ impl<E: Effects, S: Sensor> Task<E, S> {
             self.live.remove(route);
         }
         let mut views = self.views.lock().unwrap();
-        let verdict = after.verdict.clone();
-        views.insert(
-            route.into(),
-            View {
-                record: after,
-                verdict,
-            },
-        );
+        views.insert(route.into(), View { record: after });
     }
 
     /// Fire-and-forget webhooks of `kind` (and `event` for every change).

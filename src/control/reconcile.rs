@@ -96,8 +96,7 @@ impl<E: Effects, S: Sensor> Task<E, S> {
             views.retain(|name, _| config.routes.iter().any(|r| r.name == *name));
             for spec in &config.routes {
                 let record = self.records[&spec.name].clone();
-                let verdict = record.verdict.clone();
-                views.insert(spec.name.clone(), super::task::View { record, verdict });
+                views.insert(spec.name.clone(), super::task::View { record });
             }
             return;
         }

@@ -137,7 +137,7 @@ impl Control {
                     weights: w.percent.iter().cloned().collect(),
                     step: rollout.map(|r| r.step),
                     failed_checks: rollout.map_or(0, |r| r.failed_checks),
-                    verdict: view.and_then(|v| v.verdict.clone()),
+                    verdict: record.and_then(|r| r.verdict.clone()),
                     analysis: windows
                         .iter()
                         .filter(|s| s.route == route.name)

@@ -28,11 +28,10 @@ pub const TICK: Duration = Duration::from_millis(100);
 
 pub use super::msg::{Msg, Reply};
 
-/// What status shows of a route: its record and the latest verdict.
+/// What status shows of a route: its record (the latest verdict is in it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct View {
     pub record: Record,
-    pub verdict: Option<Verdict>,
 }
 
 pub type Views = Arc<Mutex<BTreeMap<String, View>>>;

@@ -79,6 +79,7 @@ pub fn join(
         client,
         data,
         epoch: crate::control::sense::unix_ms(),
+        hashed: Default::default(),
         stop,
     };
     let task = tokio::spawn(replica.run());

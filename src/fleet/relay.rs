@@ -25,41 +25,37 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// The kind travels with the error's own text, or, for unknown
+    /// names, the name itself, so the caller rebuilds the same error.
     pub fn of(result: &Result<(), ControlError>) -> Answer {
-        let error = result.as_ref().err().map(|e| {
-            let kind = match e {
-                ControlError::UnknownRoute(_) => "unknown-route",
-                ControlError::UnknownPool(_) => "unknown-pool",
-                ControlError::BadRequest(_)
-                | ControlError::Config(_)
-                | ControlError::Listener(_) => "bad-request",
-                ControlError::Conflict(_) => "conflict",
-                ControlError::State(_) | ControlError::Stopped | ControlError::NoLeader(_) => {
-                    "unavailable"
-                }
-            };
-            (kind.to_string(), e.to_string())
+        let error = result.as_ref().err().map(|e| match e {
+            ControlError::UnknownRoute(route) => ("unknown-route", route.clone()),
+            ControlError::UnknownPool(pool) => ("unknown-pool", pool.clone()),
+            ControlError::BadRequest(_) | ControlError::Config(_) | ControlError::Listener(_) => {
+                ("bad-request", e.to_string())
+            }
+            ControlError::Conflict(_) => ("conflict", e.to_string()),
+            ControlError::State(_) | ControlError::Stopped | ControlError::NoLeader(_) => {
+                ("unavailable", e.to_string())
+            }
         });
-        Answer { error }
+        Answer {
+            error: error.map(|(kind, text)| (kind.to_string(), text)),
+        }
     }
 
     pub fn into_result(self) -> Result<(), ControlError> {
-        let Some((kind, message)) = self.error else {
+        let Some((kind, text)) = self.error else {
             return Ok(());
         };
         Err(match kind.as_str() {
-            "unknown-route" => ControlError::UnknownRoute(quoted(&message)),
-            "unknown-pool" => ControlError::UnknownPool(quoted(&message)),
-            "bad-request" => ControlError::BadRequest(message),
-            "conflict" => ControlError::Conflict(message),
-            _ => ControlError::NoLeader(message),
+            "unknown-route" => ControlError::UnknownRoute(text),
+            "unknown-pool" => ControlError::UnknownPool(text),
+            "bad-request" => ControlError::BadRequest(text),
+            "conflict" => ControlError::Conflict(text),
+            _ => ControlError::NoLeader(text),
         })
     }
-}
-
-/// `unknown route "app"` -> `app`.
-fn quoted(message: &str) -> String {
-    message.split('"').nth(1).unwrap_or(message).to_string()
 }
 
 /// Submits calls through etcd.

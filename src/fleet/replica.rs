@@ -26,6 +26,9 @@ use super::relay::execute;
 use super::report::{drift, Member, REPORT_EVERY};
 use super::{FleetError, Leadership};
 
+/// Route name -> config hash, with the config it was worked out for.
+pub type Hashed = (Arc<crate::config::Config>, BTreeMap<String, String>);
+
 pub struct Replica {
     pub spec: ClusterSpec,
     pub id: String,
@@ -39,6 +42,8 @@ pub struct Replica {
     pub data: super::Data,
     /// When this process's counters started (Unix ms).
     pub epoch: u64,
+    /// Route hashes of the config they were worked out for.
+    pub hashed: Mutex<Option<Hashed>>,
     pub stop: CancellationToken,
 }
 

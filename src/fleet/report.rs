@@ -4,6 +4,7 @@
 //! to its own for analysis.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{Client, PutOptions};
@@ -66,13 +67,23 @@ impl Replica {
     }
 
     /// A hash of each route's config as this replica has it now.
+    /// Worked out once per config (asked every 250 ms and per membership
+    /// event).
     pub(super) fn hashes(&self) -> BTreeMap<String, String> {
         let config = self.data.routing.load().config.clone();
-        config
-            .routes
-            .iter()
-            .map(|r| (r.name.clone(), hash_route(r)))
-            .collect()
+        let mut cached = self.hashed.lock().unwrap();
+        match &*cached {
+            Some((seen, hashes)) if Arc::ptr_eq(seen, &config) => hashes.clone(),
+            _ => {
+                let hashes: BTreeMap<_, _> = config
+                    .routes
+                    .iter()
+                    .map(|r| (r.name.clone(), hash_route(r)))
+                    .collect();
+                *cached = Some((config, hashes.clone()));
+                hashes
+            }
+        }
     }
 
     /// Publishes this replica's cumulative counters of every route with a

@@ -141,7 +141,9 @@ async fn a_new_rollout_starts_with_a_clean_streak() {
     let controller = app.controller.clone();
     eventually(Duration::from_secs(10), || {
         controller.phase("app") == Phase::RolledBack
-            || controller.view("app").is_some_and(|v| v.verdict.is_some())
+            || controller
+                .view("app")
+                .is_some_and(|v| v.record.verdict.is_some())
     })
     .await;
     assert_eq!(controller.phase("app"), Phase::Progressing);

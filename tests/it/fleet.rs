@@ -228,6 +228,23 @@ impl Replica {
     }
 }
 
+/// `n` GETs spread over `urls`, 10 ms apart; counts the failed ones.
+fn failures_over(urls: Vec<String>, n: usize) -> tokio::task::JoinHandle<usize> {
+    tokio::spawn(async move {
+        let client = crate::support::client();
+        let mut failed = 0;
+        for i in 0..n {
+            let req = http::Request::get(&urls[i % urls.len()])
+                .body(crate::support::empty())
+                .unwrap();
+            let (status, _, _) = crate::support::send(&client, req).await;
+            failed += usize::from(status != 200);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        failed
+    })
+}
+
 /// The leader every replica agrees on (and that they are connected).
 async fn agreed_leader(replicas: &[&Replica]) -> String {
     let start = tokio::time::Instant::now();
@@ -402,19 +419,7 @@ async fn a_new_leader_continues_the_rollout_at_the_same_step() {
         .filter(|r| r.id != leader)
         .map(|r| r.url.clone())
         .collect();
-    let load = tokio::spawn(async move {
-        let client = crate::support::client();
-        let mut failed = 0;
-        for i in 0..400usize {
-            let req = http::Request::get(&urls[i % urls.len()])
-                .body(crate::support::empty())
-                .unwrap();
-            let (status, _, _) = crate::support::send(&client, req).await;
-            failed += usize::from(status != 200);
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        failed
-    });
+    let load = failures_over(urls, 400);
     drop(replicas.remove(dead));
     let killed = tokio::time::Instant::now();
     let rest: Vec<&Replica> = replicas.iter().collect();
@@ -580,19 +585,7 @@ async fn leader_loss(kill: bool) {
     };
     let rest: Vec<&Replica> = all.iter().copied().filter(|r| r.id != leader).collect();
     let urls: Vec<String> = rest.iter().map(|r| r.url.clone()).collect();
-    let load = tokio::spawn(async move {
-        let client = crate::support::client();
-        let mut failed = 0;
-        for i in 0..300usize {
-            let req = http::Request::get(&urls[i % urls.len()])
-                .body(crate::support::empty())
-                .unwrap();
-            let (status, _, _) = crate::support::send(&client, req).await;
-            failed += usize::from(status != 200);
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        failed
-    });
+    let load = failures_over(urls, 300);
     assert!(signal(if kill { "-KILL" } else { "-STOP" }).success());
     let next = agreed_leader(&rest).await;
     if !kill {

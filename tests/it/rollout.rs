@@ -164,7 +164,7 @@ async fn canary_rolls_back_a_failing_candidate() {
     );
     let last = controller.view("app").unwrap();
     assert!(
-        last.verdict.unwrap().reasons[0].contains("success rate"),
+        last.record.verdict.unwrap().reasons[0].contains("success rate"),
         "the failed bound is named"
     );
     // A rolled-back route does not retry by itself.
@@ -359,7 +359,7 @@ async fn prometheus_check_over_its_bound_rolls_back() {
     controller.start("app", "green", None).await.unwrap();
     wait_phase(&proxy, "app", &[Phase::RolledBack], Duration::from_secs(15)).await;
     load.finish().await;
-    let verdict = controller.view("app").unwrap().verdict.unwrap();
+    let verdict = controller.view("app").unwrap().record.verdict.unwrap();
     assert!(
         verdict
             .reasons
@@ -477,7 +477,7 @@ async fn slow_candidate_fails_the_p95_bound() {
     wait_phase(&proxy, "app", &[Phase::RolledBack], Duration::from_secs(15)).await;
     let seen = load.finish().await;
     assert_eq!(count(&seen, "green", 500), 0, "no request failed");
-    let verdict = controller.view("app").unwrap().verdict.unwrap();
+    let verdict = controller.view("app").unwrap().record.verdict.unwrap();
     assert!(
         verdict
             .reasons

@@ -158,11 +158,11 @@ async fn a_new_rollout_starts_without_the_previous_verdict() {
         .await
         .unwrap();
     run_for(SEC).await;
-    assert!(h.controller.view("app").unwrap().verdict.is_some());
+    assert!(h.controller.view("app").unwrap().record.verdict.is_some());
     h.controller.start("app", "green", None).await.unwrap();
     let view = h.controller.view("app").unwrap();
     assert_eq!(
-        (view.verdict, view.record.phase()),
+        (view.record.verdict.clone(), view.record.phase()),
         (None, Phase::Progressing)
     );
 }
