@@ -19,6 +19,8 @@
 //!   the deadline; `drained` events, webhooks and `GET .../drain`.
 //! - [`observe`]: [`observe::Telemetry`], everything veer measures: per
 //!   route×pool counters and histograms, analysis windows, error kinds.
+//! - [`mirror`]: copies of live requests to another pool (a dark launch
+//!   or a rollout's shadow stage), compared with the stable responses.
 //! - [`proxy`]: listeners, the per-request service, header rewriting,
 //!   errors mapped to statuses.
 //! - [`rollout`]: the pure core of a rollout: analysis verdicts, one
@@ -48,6 +50,7 @@ pub mod control;
 pub mod demo;
 pub mod drain;
 pub mod fleet;
+pub mod mirror;
 pub mod observe;
 pub mod proxy;
 pub mod rollout;

@@ -222,7 +222,38 @@ pub fn render(telemetry: &Telemetry, snapshot: &Snapshot, phase: impl Fn(&str) -
     let (ok, error) = telemetry.reloads();
     let _ = writeln!(out, "veer_config_reloads_total{{result=\"ok\"}} {ok}\nveer_config_reloads_total{{result=\"error\"}} {error}");
     telemetry.tls.render(&mut out, esc);
+    render_shadow(&mut out, telemetry);
     out
+}
+
+/// `veer_shadow_requests_total{route,pool,result}` (SPEC §12), for every
+/// route×pool that has mirrored.
+fn render_shadow(out: &mut String, telemetry: &Telemetry) {
+    let all = telemetry.shadow.all();
+    if all.is_empty() {
+        return;
+    }
+    header(
+        out,
+        "veer_shadow_requests_total",
+        "counter",
+        "Mirrored requests, by route, mirror pool and result (match, mismatch, dropped, error).",
+    );
+    for s in all {
+        let snap = s.snapshot();
+        let (r, p) = (esc(&s.route), esc(&s.pool));
+        for (result, n) in [
+            ("match", snap.matched),
+            ("mismatch", snap.mismatched),
+            ("dropped", snap.dropped),
+            ("error", snap.errors),
+        ] {
+            let _ = writeln!(
+                out,
+                "veer_shadow_requests_total{{route=\"{r}\",pool=\"{p}\",result=\"{result}\"}} {n}"
+            );
+        }
+    }
 }
 
 /// The drain metrics: `veer_drain_in_flight{pool}` for pools draining now

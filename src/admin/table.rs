@@ -42,9 +42,10 @@ pub fn render(status: &Status) -> String {
         }
     }
     format!(
-        "{}{}\n{}{}",
+        "{}{}{}\n{}{}",
         columns(&routes),
         verdicts(status),
+        shadows(status),
         columns(&pools),
         cluster(status)
     )
@@ -100,6 +101,35 @@ fn verdicts(status: &Status) -> String {
         ));
         for reason in &v.reasons {
             out.push_str(&format!("  - {reason}\n"));
+        }
+    }
+    out
+}
+
+/// Each route's mirror since start and its latest shadow-stage interval:
+/// counts, the differing fields, redacted samples.
+fn shadows(status: &Status) -> String {
+    let mut out = String::new();
+    for r in &status.routes {
+        let labelled = [("mirror", &r.mirror), ("shadow interval", &r.shadow)];
+        for (label, summary) in labelled {
+            let Some(s) = summary else { continue };
+            let ratio = s
+                .latency_ratio
+                .map_or("-".into(), |x| format!("x{x:.2}"));
+            out.push_str(&format!(
+                "{}: {label} to {}: {} compared, {} differ ({:.2}%), {} dropped, {} errors, latency {ratio}\n",
+                r.name, s.pool, s.compared, s.mismatched, s.mismatch_rate, s.dropped, s.errors
+            ));
+            for f in s.fields.iter().take(10) {
+                out.push_str(&format!("  - {} x{}\n", f.field, f.count));
+            }
+            if !s.noise.is_empty() {
+                out.push_str(&format!("  noise (left out): {}\n", s.noise.join(", ")));
+            }
+            for sample in &s.samples {
+                out.push_str(&format!("  e.g. {sample}\n"));
+            }
         }
     }
     out

@@ -44,6 +44,7 @@ impl RolloutSpec {
             max_duration: None,
             analysis: AnalysisSpec::defaults(),
             webhooks: Vec::new(),
+            shadow: None,
         }
     }
 }

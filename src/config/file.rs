@@ -206,6 +206,7 @@ pub struct RouteFile {
     pub rule: Vec<RuleFile>,
     pub sticky: Option<Spanned<StickyFile>>,
     pub rollout: Option<RolloutFile>,
+    pub mirror: Option<Spanned<MirrorFile>>,
 }
 
 /// `[[route.rule]]`.
@@ -251,6 +252,45 @@ pub struct RolloutFile {
     pub analysis: Option<AnalysisFile>,
     #[serde(default)]
     pub webhook: Vec<WebhookFile>,
+    pub shadow: Option<Spanned<ShadowFile>>,
+}
+
+/// `[route.mirror]`: a dark launch, copies of live requests to `pool`.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorFile {
+    pub pool: Str,
+    pub percent: Option<Spanned<i64>>,
+    pub methods: Option<Vec<Str>>,
+    pub max_body: Option<Spanned<i64>>,
+    pub queue: Option<Spanned<i64>>,
+    pub compare: Option<CompareFile>,
+}
+
+/// `[route.rollout.shadow]`: the mirror keys (the pool is the rollout's
+/// candidate) and how the stage is judged.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowFile {
+    pub percent: Option<Spanned<i64>>,
+    pub methods: Option<Vec<Str>>,
+    pub max_body: Option<Spanned<i64>>,
+    pub queue: Option<Spanned<i64>>,
+    pub compare: Option<CompareFile>,
+    pub iterations: Option<Spanned<u32>>,
+    pub max_mismatch_rate: Option<Spanned<f64>>,
+    pub min_compared: Option<u64>,
+}
+
+/// `[route.mirror.compare]`, `[route.rollout.shadow.compare]`.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareFile {
+    pub status: Option<Str>,
+    pub headers: Option<Vec<Str>>,
+    pub body: Option<Str>,
+    pub ignore: Option<Vec<Str>>,
+    pub noise: Option<bool>,
 }
 
 /// `[route.rollout] match = { ... }`: same form as a rule, without `pool`.

@@ -7,6 +7,7 @@
 mod defaults;
 mod error;
 pub mod file;
+pub mod mirror;
 pub mod model;
 mod validate;
 pub mod watch;

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use http::HeaderName;
 
+pub use super::mirror::{BodyCompare, CompareSpec, MirrorSpec, ShadowSpec, StatusCompare};
+
 /// A whole, valid configuration file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -228,6 +230,8 @@ pub struct RouteSpec {
     pub rules: Vec<RuleSpec>,
     pub sticky: Option<StickyKey>,
     pub rollout: Option<RolloutSpec>,
+    /// `[route.mirror]`: a dark launch (SPEC §12).
+    pub mirror: Option<MirrorSpec>,
 }
 
 /// `host = ...` of a route. Stored lowercase, without a port.
@@ -286,6 +290,9 @@ pub struct RolloutSpec {
     pub max_duration: Option<Duration>,
     pub analysis: AnalysisSpec,
     pub webhooks: Vec<WebhookSpec>,
+    /// `[route.rollout.shadow]`: mirrored and compared before any user
+    /// reaches the candidate (canary, blue_green, ab_test).
+    pub shadow: Option<ShadowSpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

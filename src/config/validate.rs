@@ -5,6 +5,7 @@
 
 mod address;
 mod cluster;
+mod mirror;
 mod outlier;
 mod rollout;
 mod route;

@@ -64,6 +64,7 @@ impl<E: Effects, S: Sensor> Task<E, S> {
             next = plan(&spec, sizes, gate, &next, Input::Ready(sensed.ready), now);
         }
         let mut verdict = None;
+        let mut shadow_summary = None;
         if !sensed.lagging.is_empty() {
             // A fleet's interval starts once every replica serves the step.
             (live.start, live.since) = (sensed.clone(), now);
@@ -73,14 +74,22 @@ impl<E: Effects, S: Sensor> Task<E, S> {
             let candidate = Window::between(&live.start.candidate, &sensed.candidate);
             let stable = Window::between(&live.start.stable, &sensed.stable);
             let stable = (stable.requests > 0).then_some(stable);
-            let mut v = judge(&spec.analysis, &candidate, stable.as_ref());
+            let mut v = match (&spec.shadow, next.shadow) {
+                (Some(shadow), true) => {
+                    let (v, summary) = super::shadow::judge(shadow, &next, &live.start, &sensed);
+                    shadow_summary = Some(summary);
+                    v
+                }
+                _ => judge(&spec.analysis, &candidate, stable.as_ref()),
+            };
             if let Some(why) = incomplete(&live.start, &sensed) {
                 // A fleet interval counts only when every replica's is in.
                 v.outcome = Outcome::Inconclusive;
                 v.reasons = vec![why];
             }
             (live.start, live.since) = (sensed, now);
-            if spec.analysis.queries.is_empty() || v.outcome == Outcome::Inconclusive {
+            let own = spec.analysis.queries.is_empty() || next.shadow;
+            if own || v.outcome == Outcome::Inconclusive {
                 next = plan(&spec, sizes, gate, &next, Input::Interval(&v), now);
                 verdict = Some(v);
             } else {
@@ -105,6 +114,9 @@ impl<E: Effects, S: Sensor> Task<E, S> {
         // phase (rolling-back included) is seen and recorded.
         if next == r {
             next = plan(&spec, sizes, gate, &next, Input::Tick, now);
+        }
+        if let (Some(summary), Some(rec)) = (shadow_summary, self.records.get_mut(route)) {
+            rec.shadow = Some(summary);
         }
         self.apply(route, next, verdict);
     }

@@ -28,6 +28,7 @@ mod reconcile;
 pub mod record;
 mod reload;
 mod restore;
+mod shadow;
 pub mod sense;
 pub mod status;
 pub mod store;

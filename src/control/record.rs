@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{RolloutSpec, RouteSpec};
+use crate::observe::ShadowSummary;
 use crate::rollout::{route_traffic, Phase, Rollout, Verdict};
 use crate::routing::{RouteTraffic, Weights};
 
@@ -53,6 +54,8 @@ pub struct Record {
     /// The latest verdict of the rollout in progress (or the last one);
     /// a new rollout starts without one. In a fleet, every replica shows it.
     pub verdict: Option<Verdict>,
+    /// The diff summary of the latest shadow-stage interval (SPEC §12).
+    pub shadow: Option<ShadowSummary>,
 }
 
 impl Record {

@@ -36,6 +36,8 @@ pub struct Sensed {
     pub lagging: Vec<String>,
     /// In a fleet: replicas whose config of this route differs.
     pub drift: Vec<String>,
+    /// The shadow stage's comparisons so far (this replica's own).
+    pub shadow: crate::observe::ShadowSnapshot,
 }
 
 /// One replica's counters as it publishes them to the fleet.
@@ -123,6 +125,9 @@ impl Sensor for RoutingSensor {
             },
             ..Sensed::default()
         };
+        if r.shadow {
+            sensed.shadow = self.telemetry.shadow.stats(&r.route, &r.candidate).snapshot();
+        }
         if let Some(peers) = &self.peers {
             add_peers(&mut sensed, &peers.lock().unwrap(), r);
         }

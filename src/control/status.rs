@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Strategy;
-use crate::observe::Window;
+use crate::observe::{ShadowSummary, Window};
 use crate::rollout::{Phase, Verdict};
 
 use super::Control;
@@ -80,6 +80,13 @@ pub struct RouteStatus {
     /// polling status can compute rates.
     #[serde(default)]
     pub totals: BTreeMap<String, PoolTotals>,
+    /// The route's mirror now (a dark launch or a shadow stage): its
+    /// comparisons since start (SPEC §12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<ShadowSummary>,
+    /// The diff summary of the latest shadow-stage interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowSummary>,
 }
 
 /// Cumulative counters of one route×pool.
@@ -150,6 +157,11 @@ impl Control {
                         .filter(|_| strategy == Some(Strategy::Canary))
                         .map_or_else(Vec::new, |r| r.steps.clone()),
                     totals: totals(&windows, &route.name),
+                    mirror: route.mirror.as_ref().map(|m| {
+                        let now = m.stats.snapshot();
+                        ShadowSummary::between(&m.pool.name, &Default::default(), &now)
+                    }),
+                    shadow: record.and_then(|r| r.shadow.clone()),
                 }
             })
             .collect();

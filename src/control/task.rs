@@ -287,6 +287,7 @@ impl<E: Effects, S: Sensor> Task<E, S> {
         let stable = rec.stable_pool().to_string();
         rec.generation += 1;
         rec.verdict = None;
+        rec.shadow = None;
         rec.manual = None;
         rec.paused = false;
         rec.stable = Some(stable.clone());

@@ -5,11 +5,13 @@
 
 pub mod histogram;
 mod kind;
+pub mod shadow;
 mod stats;
 mod tls;
 mod window;
 
 pub use kind::UpstreamErrorKind;
 pub use stats::{Outcome, RoutePoolStats, StatsSnapshot, Telemetry};
+pub use shadow::{Compared, ShadowRegistry, ShadowSnapshot, ShadowStats, ShadowSummary};
 pub use tls::TlsCounters;
 pub use window::Window;

@@ -176,6 +176,8 @@ pub struct Telemetry {
     reloads: [AtomicU64; 2],
     /// Failed TLS handshakes and certificate reloads.
     pub tls: super::TlsCounters,
+    /// Mirrored requests and their comparisons (SPEC §12).
+    pub shadow: super::ShadowRegistry,
 }
 
 impl Telemetry {

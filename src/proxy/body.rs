@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::mirror::Capture;
 use crate::upstream::{InFlight, Pooled};
 
 use super::conn::Activity;
@@ -27,6 +28,8 @@ pub struct ProxyBody {
     _activity: Option<Activity>,
     /// Counts the request when the body is done (dropped).
     recorder: Option<Recorder>,
+    /// The route's mirror keeps what went by; compared once it ended.
+    capture: Option<Box<Capture>>,
 }
 
 #[derive(Debug)]
@@ -44,6 +47,7 @@ impl ProxyBody {
             _in_flight: None,
             _activity: None,
             recorder: None,
+            capture: None,
         }
     }
 
@@ -60,6 +64,7 @@ impl ProxyBody {
             _in_flight: Some(in_flight),
             _activity: None,
             recorder: None,
+            capture: None,
         };
         this.release_if_done();
         this
@@ -71,6 +76,20 @@ impl ProxyBody {
 
     pub fn set_recorder(&mut self, recorder: Recorder) {
         self.recorder = Some(recorder);
+    }
+
+    /// Keeps the body for the mirror's comparison (SPEC §12); an empty
+    /// body has already ended.
+    pub fn set_capture(&mut self, capture: Capture) {
+        if self.is_end_stream() {
+            capture.finish();
+        } else {
+            self.capture = Some(Box::new(capture));
+        }
+    }
+
+    fn inner_ended(&self) -> bool {
+        matches!(&self.inner, Inner::Upstream(body) if body.is_end_stream())
     }
 
     fn release_if_done(&mut self) {
@@ -102,8 +121,21 @@ impl Body for ProxyBody {
                         if let Some(conn) = this.conn.take() {
                             conn.release();
                         }
+                        if let Some(capture) = this.capture.take() {
+                            capture.finish();
+                        }
                     }
                     Some(Ok(frame)) => {
+                        if let Some(capture) = &mut this.capture {
+                            if let Some(data) = frame.data_ref() {
+                                capture.data(data);
+                            }
+                            if this.inner_ended() {
+                                if let Some(capture) = this.capture.take() {
+                                    capture.finish();
+                                }
+                            }
+                        }
                         if let (Some(trailers), Some(rec)) =
                             (frame.trailers_ref(), &mut this.recorder)
                         {
@@ -113,6 +145,7 @@ impl Body for ProxyBody {
                     }
                     Some(Err(_)) => {
                         this.conn = None;
+                        this.capture = None;
                         if let Some(rec) = &mut this.recorder {
                             rec.body_error();
                         }

@@ -204,6 +204,14 @@ impl ProxyService {
         );
         parts.uri = origin_form(&parts.uri);
         parts.version = Version::HTTP_11;
+        // A copy for the route's mirror, if it takes this request.
+        let mut capture = match (&route.mirror, upgrade) {
+            (Some(mirror), false) => mirror.admit(&parts, &target.pool.name),
+            _ => None,
+        };
+        if let Some(capture) = &mut capture {
+            capture.request(&parts.uri, &parts.headers);
+        }
         let attempts = 1 + if is_idempotent(&parts.method) {
             route.retries
         } else {
@@ -244,7 +252,15 @@ impl ProxyService {
             return Ok(resp.map(|_| ProxyBody::empty()));
         }
         strip_hop_by_hop(resp.headers_mut(), false);
-        Ok(resp.map(|body| ProxyBody::upstream(body, Some(conn), in_flight)))
+        if let Some(capture) = &mut capture {
+            let endpoint = &in_flight.endpoint().spec.authority;
+            capture.response(resp.status(), resp.headers(), endpoint);
+        }
+        let mut resp = resp.map(|body| ProxyBody::upstream(body, Some(conn), in_flight));
+        if let Some(capture) = capture {
+            resp.body_mut().set_capture(capture);
+        }
+        Ok(resp)
     }
 }
 

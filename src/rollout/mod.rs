@@ -5,6 +5,7 @@
 pub mod analysis;
 mod phase;
 pub mod plan;
+pub mod shadow;
 pub mod strategy;
 mod traffic;
 

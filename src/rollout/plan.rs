@@ -69,6 +69,10 @@ pub struct Rollout {
     /// When the rollout began (`max_duration` counts from here).
     #[serde(default)]
     pub started_ms: u64,
+    /// In the shadow stage (`[route.rollout.shadow]`): the candidate
+    /// gets mirrored copies only, no user yet.
+    #[serde(default)]
+    pub shadow: bool,
 }
 
 /// Pool sizes a planner needs (rolling batch arithmetic).
@@ -163,6 +167,7 @@ impl Rollout {
             generation: 0,
             waiting: false,
             started_ms: now,
+            shadow: false,
         }
     }
 
@@ -178,6 +183,7 @@ impl Rollout {
         self.traffic = Traffic::default();
         self.paused_from = None;
         self.waiting = false;
+        self.shadow = false;
         self.with(Phase::RollingBack, reason, now)
     }
 
@@ -197,6 +203,7 @@ impl Rollout {
         };
         self.paused_from = None;
         self.waiting = false;
+        self.shadow = false;
         self.promoted_at_ms = Some(now);
         self.with(Phase::Promoted, reason, now)
     }
@@ -308,6 +315,10 @@ pub fn plan(
             format!("inconclusive, holding: {}", v.reasons.join("; ")),
             now,
         ),
+        (Phase::Progressing, Input::Interval(v)) if r.shadow => {
+            super::shadow::passed(spec, v, r, now)
+        }
+        (Phase::Progressing, _) if r.shadow => r,
         (Phase::Progressing, input) => strategy::progress(spec, sizes, gated, r, input, now),
     }
 }

@@ -2,7 +2,7 @@
 //! serves ([`RouteTraffic`]).
 
 use crate::config::{MatchSpec, RolloutSpec, Strategy};
-use crate::routing::{RouteTraffic, Weights};
+use crate::routing::{MirrorChoice, RouteTraffic, Weights};
 
 use super::plan::{Phase, Rollout};
 
@@ -59,10 +59,16 @@ pub fn route_traffic(spec: Option<&RolloutSpec>, rollout: &Rollout) -> RouteTraf
         }
         _ => std::time::Duration::ZERO,
     };
+    // The shadow stage: copies to the candidate, compared.
+    let mirror = match spec.and_then(|s| s.shadow.as_ref()) {
+        Some(shadow) if rollout.shadow => MirrorChoice::On(shadow.mirror_to(&rollout.candidate)),
+        _ => MirrorChoice::File,
+    };
     RouteTraffic {
         weights,
         rules,
         endpoint_limits,
         hold,
+        mirror,
     }
 }

@@ -8,11 +8,12 @@
 
 pub mod health;
 mod matching;
+mod mirror;
 mod snapshot;
 mod split;
 mod table;
 
 pub use matching::request_host;
-pub use snapshot::{Route, RouteTraffic, Routing, Snapshot, Target, Weights};
+pub use snapshot::{MirrorChoice, Route, RouteTraffic, Routing, Snapshot, Target, Weights};
 pub use split::Split;
 pub use table::RouteTable;

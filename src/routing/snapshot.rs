@@ -14,6 +14,7 @@ use crate::observe::{RoutePoolStats, Telemetry};
 use crate::upstream::{EndpointState, Pool};
 
 use super::matching::{cookie, matches};
+pub use super::mirror::MirrorChoice;
 use super::split::{bucket_of, Split};
 use super::table::RouteTable;
 
@@ -68,6 +69,9 @@ pub struct RouteTraffic {
     /// A request finding no healthy endpoint waits up to this long for
     /// one (recreate's `hold`); zero answers 503 at once.
     pub hold: Duration,
+    /// The route's mirror: the file's, none, or one set at run time (a
+    /// rollout's shadow stage, the admin API).
+    pub mirror: MirrorChoice,
 }
 
 impl From<Weights> for RouteTraffic {
@@ -104,6 +108,8 @@ pub struct Route {
     rules: Vec<(MatchSpec, Target)>,
     sticky: Option<StickyKey>,
     split: Split,
+    /// Copies of this route's requests go here (SPEC §12).
+    pub mirror: Option<Arc<crate::mirror::Mirror>>,
 }
 
 impl Route {
@@ -214,6 +220,8 @@ impl Snapshot {
                 .filter_map(|(m, pool)| target(pool).map(|t| (m.clone(), t)))
                 .collect();
             table.insert(spec.host.as_ref(), &spec.path_prefix, index);
+            let mirror =
+                super::mirror::resolve(spec, &weights.stable, &traffic.mirror, &by_name, telemetry);
             routes.push(Arc::new(Route {
                 name: spec.name.clone(),
                 timeout: spec.timeout,
@@ -224,6 +232,7 @@ impl Snapshot {
                 weights,
                 rules,
                 sticky: spec.sticky.clone(),
+                mirror,
             }));
         }
         Snapshot {

@@ -74,6 +74,10 @@ impl Check<'_> {
             .enumerate()
             .filter_map(|(i, w)| self.webhook(w, &k(&format!("webhook[{i}]"))))
             .collect();
+        let shadow = r
+            .shadow
+            .as_ref()
+            .and_then(|s| self.shadow(s, strategy, &k("shadow")));
         Some(RolloutSpec {
             strategy: strategy?,
             interval,
@@ -104,6 +108,7 @@ impl Check<'_> {
             },
             analysis,
             webhooks,
+            shadow,
         })
     }
 

@@ -85,6 +85,10 @@ impl Check<'_> {
             );
             let rollout = r.rollout.as_ref().and_then(|ro| self.rollout(ro, &label));
             let upgrades = self.upgrades(&r.upgrades, &label);
+            let mirror = r
+                .mirror
+                .as_ref()
+                .and_then(|m| self.mirror(m, r.pool.get_ref(), pools, &label));
             out.push(RouteSpec {
                 name: r.name.get_ref().clone(),
                 host,
@@ -97,6 +101,7 @@ impl Check<'_> {
                 rules,
                 sticky,
                 rollout,
+                mirror,
             });
         }
         out
@@ -131,7 +136,7 @@ impl Check<'_> {
         out
     }
 
-    fn pool_ref(&mut self, pool: &Str, key: &str, pools: &[&str]) {
+    pub(super) fn pool_ref(&mut self, pool: &Str, key: &str, pools: &[&str]) {
         if !pools.contains(&pool.get_ref().as_str()) {
             let msg = format!(
                 "unknown pool {:?}; pools are: {}",

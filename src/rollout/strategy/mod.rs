@@ -46,11 +46,12 @@ pub fn ready_wait(
     match input {
         Input::Ready(healthy) if healthy > 0 => {
             r.waiting = false;
-            match r.strategy {
-                Strategy::Canary => canary::start(spec, r, now),
-                Strategy::BlueGreen => blue_green::start(spec, r, now),
-                Strategy::AbTest => ab_test::start(r, now),
-                Strategy::Recreate | Strategy::Rolling => start(spec, sizes, r, now),
+            match (&spec.shadow, r.strategy) {
+                (Some(shadow), Strategy::Canary | Strategy::BlueGreen | Strategy::AbTest) => {
+                    super::shadow::start(shadow, r, now)
+                }
+                (_, Strategy::Recreate | Strategy::Rolling) => start(spec, sizes, r, now),
+                _ => first_step(spec, r, now),
             }
         }
         Input::Tick if r.ready_timed_out(spec, now) => {
@@ -62,6 +63,17 @@ pub fn ready_wait(
             r.roll_back(reason, now)
         }
         _ => r,
+    }
+}
+
+/// The first step that sends users to the candidate (canary, blue-green,
+/// A/B), once it is healthy and any shadow stage has passed.
+pub fn first_step(spec: &RolloutSpec, r: Rollout, now: u64) -> Rollout {
+    match r.strategy {
+        Strategy::Canary => canary::start(spec, r, now),
+        Strategy::BlueGreen => blue_green::start(spec, r, now),
+        Strategy::AbTest => ab_test::start(r, now),
+        Strategy::Recreate | Strategy::Rolling => r,
     }
 }
 
