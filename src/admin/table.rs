@@ -114,9 +114,7 @@ fn shadows(status: &Status) -> String {
         let labelled = [("mirror", &r.mirror), ("shadow interval", &r.shadow)];
         for (label, summary) in labelled {
             let Some(s) = summary else { continue };
-            let ratio = s
-                .latency_ratio
-                .map_or("-".into(), |x| format!("x{x:.2}"));
+            let ratio = s.latency_ratio.map_or("-".into(), |x| format!("x{x:.2}"));
             out.push_str(&format!(
                 "{}: {label} to {}: {} compared, {} differ ({:.2}%), {} dropped, {} errors, latency {ratio}\n",
                 r.name, s.pool, s.compared, s.mismatched, s.mismatch_rate, s.dropped, s.errors

@@ -132,7 +132,9 @@ pub enum PathSeg {
 
 /// Parses `$.a.b[0][*].*` into its steps.
 pub fn json_path(path: &str) -> Result<Vec<PathSeg>, String> {
-    let bad = |why: &str| format!("JSON path {path:?}: {why}; write e.g. \"$.timestamp\" or \"$.items[*].id\"");
+    let bad = |why: &str| {
+        format!("JSON path {path:?}: {why}; write e.g. \"$.timestamp\" or \"$.items[*].id\"")
+    };
     let Some(mut rest) = path.strip_prefix('$') else {
         return Err(bad("must start with '$'"));
     };

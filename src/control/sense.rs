@@ -126,7 +126,11 @@ impl Sensor for RoutingSensor {
             ..Sensed::default()
         };
         if r.shadow {
-            sensed.shadow = self.telemetry.shadow.stats(&r.route, &r.candidate).snapshot();
+            sensed.shadow = self
+                .telemetry
+                .shadow
+                .stats(&r.route, &r.candidate)
+                .snapshot();
         }
         if let Some(peers) = &self.peers {
             add_peers(&mut sensed, &peers.lock().unwrap(), r);

@@ -151,12 +151,15 @@ impl Comparison {
     fn ignored(&self, path: &[Step]) -> bool {
         self.ignore.iter().any(|ignore| {
             ignore.len() <= path.len()
-                && ignore.iter().zip(path).all(|(seg, step)| match (seg, step) {
-                    (PathSeg::Any, _) => true,
-                    (PathSeg::Key(k), Step::Key(s)) => k == s,
-                    (PathSeg::Index(i), Step::Index(j)) => i == j,
-                    _ => false,
-                })
+                && ignore
+                    .iter()
+                    .zip(path)
+                    .all(|(seg, step)| match (seg, step) {
+                        (PathSeg::Any, _) => true,
+                        (PathSeg::Key(k), Step::Key(s)) => k == s,
+                        (PathSeg::Index(i), Step::Index(j)) => i == j,
+                        _ => false,
+                    })
         })
     }
 }
@@ -180,7 +183,11 @@ fn field(path: &[Step]) -> String {
     let mut out = String::from("$");
     for step in path {
         match step {
-            Step::Key(k) if !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') => {
+            Step::Key(k)
+                if !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_alphanumeric() || c == '_' || c == '-') =>
+            {
                 out.push('.');
                 out.push_str(k);
             }
@@ -239,8 +246,14 @@ mod tests {
             ..CompareSpec::default()
         };
         let c = Comparison::new(&spec);
-        let a = answer(200, r#"{"price":10,"timestamp":1,"items":[{"id":1,"seen":1}],"name":"secret-a"}"#);
-        let b = answer(200, r#"{"price":"10","timestamp":2,"items":[{"id":2,"seen":2}],"name":"secret-b","new":true}"#);
+        let a = answer(
+            200,
+            r#"{"price":10,"timestamp":1,"items":[{"id":1,"seen":1}],"name":"secret-a"}"#,
+        );
+        let b = answer(
+            200,
+            r#"{"price":"10","timestamp":2,"items":[{"id":2,"seen":2}],"name":"secret-b","new":true}"#,
+        );
         let d = c.differences(&a, &b);
         assert_eq!(fields(&d), ["$.items[*].id", "$.name", "$.price", "$.new"]);
         assert_eq!(d[2].detail, "number -> string");

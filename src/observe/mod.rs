@@ -11,7 +11,7 @@ mod tls;
 mod window;
 
 pub use kind::UpstreamErrorKind;
-pub use stats::{Outcome, RoutePoolStats, StatsSnapshot, Telemetry};
 pub use shadow::{Compared, ShadowRegistry, ShadowSnapshot, ShadowStats, ShadowSummary};
+pub use stats::{Outcome, RoutePoolStats, StatsSnapshot, Telemetry};
 pub use tls::TlsCounters;
 pub use window::Window;

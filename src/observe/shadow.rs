@@ -326,7 +326,10 @@ mod tests {
         });
         stats.record(Compared::Error);
         let w = ShadowSummary::between("green", &start, &stats.snapshot());
-        assert_eq!((w.compared, w.mismatched, w.errors, w.dropped), (2, 1, 1, 0));
+        assert_eq!(
+            (w.compared, w.mismatched, w.errors, w.dropped),
+            (2, 1, 1, 0)
+        );
         assert_eq!(w.mismatch_rate, 50.0);
         assert_eq!(w.latency_ratio, Some(2.0));
         assert_eq!(w.fields[0].field, "$.price");

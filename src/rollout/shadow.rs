@@ -44,10 +44,7 @@ pub fn passed(spec: &RolloutSpec, verdict: &Verdict, mut r: Rollout, now: u64) -
     r.shadow = false;
     r.passes = 0;
     let next = strategy::first_step(spec, r, now);
-    let reason = format!(
-        "shadow passed ({iterations} intervals); {}",
-        next.reason
-    );
+    let reason = format!("shadow passed ({iterations} intervals); {}", next.reason);
     let phase = next.phase;
     next.with(phase, reason, now)
 }
@@ -162,11 +159,18 @@ mod tests {
             r = interval(&s, &r, window(5, 0), 1);
             assert_eq!((r.shadow, r.passes), (true, 0), "inconclusive holds");
             r = interval(&s, &r, window(50, 0), 2);
-            assert_eq!((r.shadow, r.passes, r.traffic.candidate_weight), (true, 1, 0));
+            assert_eq!(
+                (r.shadow, r.passes, r.traffic.candidate_weight),
+                (true, 1, 0)
+            );
             r = interval(&s, &r, window(50, 0), 3);
             assert!(!r.shadow, "{strategy}");
             let t = &r.traffic;
-            assert_eq!((t.candidate_weight, t.preview, t.ab_match), first, "{strategy}");
+            assert_eq!(
+                (t.candidate_weight, t.preview, t.ab_match),
+                first,
+                "{strategy}"
+            );
             assert!(r.reason.starts_with("shadow passed"), "{}", r.reason);
         }
     }

@@ -33,6 +33,7 @@ mod paths;
 mod reload;
 mod rollout;
 mod routing;
+mod shadow;
 mod shutdown;
 mod state;
 mod tls;

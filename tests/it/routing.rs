@@ -292,6 +292,7 @@ async fn run_time_rules_limits_and_hold() {
         rules: vec![(preview, "green".into())],
         endpoint_limits: vec![("blue".into(), 1)],
         hold: Duration::ZERO,
+        mirror: Default::default(),
     };
     proxy.routing().set_traffic("app", Some(traffic.clone()));
     assert_eq!(

@@ -6,7 +6,9 @@ use toml::Spanned;
 use super::Check;
 use crate::config::file::{CompareFile, MirrorFile, ShadowFile, Str};
 use crate::config::mirror::{defaults, json_path};
-use crate::config::model::{BodyCompare, CompareSpec, MirrorSpec, ShadowSpec, StatusCompare, Strategy};
+use crate::config::model::{
+    BodyCompare, CompareSpec, MirrorSpec, ShadowSpec, StatusCompare, Strategy,
+};
 
 /// The keys `[route.mirror]` and `[route.rollout.shadow]` share.
 struct Keys<'f> {
@@ -51,9 +53,9 @@ impl Check<'_> {
         key: &str,
     ) -> Option<ShadowSpec> {
         let f = s.get_ref();
-        if let Some(strategy) = strategy.filter(|s| {
-            !matches!(s, Strategy::Canary | Strategy::BlueGreen | Strategy::AbTest)
-        }) {
+        if let Some(strategy) = strategy
+            .filter(|s| !matches!(s, Strategy::Canary | Strategy::BlueGreen | Strategy::AbTest))
+        {
             let msg = format!(
                 "a shadow stage runs before the first traffic step of canary, blue_green or ab_test, not {strategy}"
             );
@@ -129,7 +131,8 @@ impl Check<'_> {
             }
             Some(*v.get_ref())
         };
-        let max_body = positive(f.max_body, "max_body", 0).map_or(defaults::max_body(), |v| v as u64);
+        let max_body =
+            positive(f.max_body, "max_body", 0).map_or(defaults::max_body(), |v| v as u64);
         let queue = positive(f.queue, "queue", 1).map_or(defaults::queue(), |v| v as usize);
         let compare = f
             .compare
@@ -153,7 +156,9 @@ impl Check<'_> {
                 "exact" => spec.status = StatusCompare::Exact,
                 "class" => spec.status = StatusCompare::Class,
                 other => {
-                    let msg = format!("unknown status comparison {other:?}; expected \"exact\" or \"class\"");
+                    let msg = format!(
+                        "unknown status comparison {other:?}; expected \"exact\" or \"class\""
+                    );
                     self.err(s.span(), k("status"), msg);
                 }
             }
