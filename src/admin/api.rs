@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::control::ControlError;
 use crate::rollout::Command;
+use crate::routing::MirrorChoice;
 
 use super::{auth, AdminApi};
 
@@ -143,6 +144,24 @@ async fn call(api: &AdminApi, req: Request<Incoming>) -> Result<Value, Refusal> 
                 weights.push((pool, w as u32));
             }
             control.controller.set_weights(route, weights).await?;
+            Ok(route_reply(api, route))
+        }
+        ["api", "v1", "routes", route, "mirror"] => {
+            let mirror = match method {
+                Method::DELETE => MirrorChoice::File,
+                _ => {
+                    allow(Method::PUT)?;
+                    let body: Value = body_json(req).await?;
+                    if body == json!({ "off": true }) {
+                        MirrorChoice::Off
+                    } else {
+                        MirrorChoice::On(serde_json::from_value(body).map_err(|e| {
+                            bad(format!("mirror body: {e}; write {{\"pool\": \"green\", ...}} or {{\"off\": true}}"))
+                        })?)
+                    }
+                }
+            };
+            control.controller.set_mirror(route, mirror).await?;
             Ok(route_reply(api, route))
         }
         ["api", "v1", "routes", route, "rollout"] => {

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Copies of live requests sent to `pool`; clients never see its answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MirrorSpec {
     /// The pool the copies go to (a rollout's shadow stage: its candidate).
@@ -30,7 +30,7 @@ pub struct MirrorSpec {
 }
 
 /// How a candidate response is compared with the stable one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CompareSpec {
     pub status: StatusCompare,
@@ -98,6 +98,51 @@ impl ShadowSpec {
             pool: candidate.to_string(),
             ..self.mirror.clone()
         }
+    }
+}
+
+impl MirrorSpec {
+    /// Checks a mirror set through the admin API the way the file's is
+    /// checked; `pools` are the config's pools, `stable` the route's.
+    pub fn check(&self, pools: &[&str], stable: &str) -> Result<(), String> {
+        if !pools.contains(&self.pool.as_str()) {
+            return Err(format!(
+                "unknown pool {:?}; pools are: {}",
+                self.pool,
+                pools.join(", ")
+            ));
+        }
+        if self.pool == stable {
+            return Err(format!(
+                "mirror pool {stable:?} is the pool the route serves"
+            ));
+        }
+        if self.percent > 100 {
+            return Err(format!("percent {} must be 0..=100", self.percent));
+        }
+        if self.queue == 0 {
+            return Err("queue must be at least 1".into());
+        }
+        for m in &self.methods {
+            if m.is_empty()
+                || http::Method::from_bytes(m.as_bytes()).is_err()
+                || *m != m.to_ascii_uppercase()
+            {
+                return Err(format!("{m:?} is not an HTTP method (uppercase)"));
+            }
+        }
+        for h in &self.compare.headers {
+            if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                return Err(format!("invalid header name {h:?}"));
+            }
+        }
+        for path in &self.compare.ignore {
+            json_path(path)?;
+        }
+        if !self.compare.ignore.is_empty() && self.compare.body != BodyCompare::Json {
+            return Err("ignore paths apply to body = \"json\" only".into());
+        }
+        Ok(())
     }
 }
 

@@ -13,7 +13,7 @@
 
 use crate::config::{Config, Strategy};
 use crate::rollout::{Command, Phase, Rollout};
-use crate::routing::Weights;
+use crate::routing::{MirrorChoice, Weights};
 
 use super::record::Record;
 use super::ControlError;
@@ -39,6 +39,35 @@ pub fn set_weights(
     }
     let message = format!("weights set to {} (route paused)", show(&percent));
     rec.manual = Some(Weights { stable, percent });
+    Ok(message)
+}
+
+/// `PUT`/`DELETE .../mirror`: a mirror checked like the file's, off, or
+/// back to the file's `[route.mirror]`.
+pub fn set_mirror(
+    rec: &mut Record,
+    config: &Config,
+    mirror: MirrorChoice,
+) -> Result<String, ControlError> {
+    let message = match &mirror {
+        MirrorChoice::On(spec) => {
+            let pools: Vec<&str> = config.pools.iter().map(|p| p.name.as_str()).collect();
+            spec.check(&pools, rec.stable_pool())
+                .map_err(ControlError::BadRequest)?;
+            format!(
+                "mirror to {:?} ({}% of {})",
+                spec.pool,
+                spec.percent,
+                spec.methods.join(", ")
+            )
+        }
+        MirrorChoice::Off => "mirror off".to_string(),
+        MirrorChoice::File => "mirror as the config file says".to_string(),
+    };
+    rec.mirror = match mirror {
+        MirrorChoice::File => None,
+        other => Some(other),
+    };
     Ok(message)
 }
 

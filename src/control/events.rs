@@ -46,6 +46,8 @@ pub enum EventKind {
     Drained,
     CertsReloaded,
     CertReloadError,
+    /// The route's mirror set or cleared (`PUT`/`DELETE .../mirror`).
+    Mirror,
 }
 
 impl EventKind {
@@ -70,6 +72,7 @@ impl EventKind {
             EventKind::Drained => "drained",
             EventKind::CertsReloaded => "certs-reloaded",
             EventKind::CertReloadError => "cert-reload-error",
+            EventKind::Mirror => "mirror",
         }
     }
 }

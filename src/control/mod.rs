@@ -83,6 +83,10 @@ pub enum Call {
         route: String,
         command: Command,
     },
+    Mirror {
+        route: String,
+        mirror: crate::routing::MirrorChoice,
+    },
 }
 
 /// Where operator calls go in a fleet (written to etcd, carried out by
@@ -233,6 +237,11 @@ impl Controller {
                 command,
                 reply,
             },
+            Call::Mirror { route, mirror } => Msg::Mirror {
+                route,
+                mirror,
+                reply,
+            },
         };
         self.tx.send(msg).map_err(|_| ControlError::Stopped)?;
         rx.await.map_err(|_| ControlError::Stopped)?
@@ -264,6 +273,17 @@ impl Controller {
     ) -> Result<(), ControlError> {
         let route = route.to_string();
         self.call(Call::Weights { route, percent }).await
+    }
+
+    /// `PUT .../mirror` (a mirror, or off) and `DELETE .../mirror` (the
+    /// file's `[route.mirror]` again).
+    pub async fn set_mirror(
+        &self,
+        route: &str,
+        mirror: crate::routing::MirrorChoice,
+    ) -> Result<(), ControlError> {
+        let route = route.to_string();
+        self.call(Call::Mirror { route, mirror }).await
     }
 
     /// promote / abort / pause / resume / rollback.

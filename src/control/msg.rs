@@ -8,6 +8,7 @@ use tokio::sync::oneshot;
 
 use crate::config::{Config, Strategy, WebhookKind};
 use crate::rollout::Command;
+use crate::routing::MirrorChoice;
 
 use super::effects::Ticket;
 use super::record::Record;
@@ -32,6 +33,12 @@ pub enum Msg {
     Command {
         route: String,
         command: Command,
+        reply: Reply,
+    },
+    /// `PUT`/`DELETE .../mirror`.
+    Mirror {
+        route: String,
+        mirror: MirrorChoice,
         reply: Reply,
     },
     /// A validated config: the task publishes it with every route's

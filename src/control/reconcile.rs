@@ -257,6 +257,11 @@ fn reconcile(config: &Config, spec: &RouteSpec, rec: &mut Record, now: u64) -> O
             rec.finished = None;
         }
     }
+    if file.mirror != rec.basis.mirror && rec.mirror.take().is_some() {
+        let message = "mirror set by the admin API dropped: config file changed [route.mirror]";
+        out.notes
+            .push((EventKind::OverrideDropped, message.to_string()));
+    }
     rec.basis = file;
     out
 }

@@ -5,10 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{RolloutSpec, RouteSpec};
+use crate::config::{MirrorSpec, RolloutSpec, RouteSpec};
 use crate::observe::ShadowSummary;
 use crate::rollout::{route_traffic, Phase, Rollout, Verdict};
-use crate::routing::{RouteTraffic, Weights};
+use crate::routing::{MirrorChoice, RouteTraffic, Weights};
 
 /// The file's values for the fields run-time state shadows: an override
 /// holds until the file changes that same field.
@@ -16,6 +16,10 @@ use crate::routing::{RouteTraffic, Weights};
 pub struct Basis {
     pub pool: String,
     pub weights: Option<Vec<(String, u32)>>,
+    /// `[route.mirror]`: a mirror set by the admin API holds until the
+    /// file changes it.
+    #[serde(default)]
+    pub mirror: Option<MirrorSpec>,
 }
 
 impl Basis {
@@ -23,6 +27,7 @@ impl Basis {
         Basis {
             pool: spec.pool.clone(),
             weights: spec.weights.clone(),
+            mirror: spec.mirror.clone(),
         }
     }
 }
@@ -56,6 +61,9 @@ pub struct Record {
     pub verdict: Option<Verdict>,
     /// The diff summary of the latest shadow-stage interval (SPEC §12).
     pub shadow: Option<ShadowSummary>,
+    /// The operator's mirror (`PUT`/`DELETE .../mirror`); a rollout's
+    /// shadow stage takes precedence while it runs.
+    pub mirror: Option<MirrorChoice>,
 }
 
 impl Record {
@@ -70,6 +78,27 @@ impl Record {
     /// What the route serves now: the manual split, else the rollout's
     /// traffic, else all to the stable pool, else (`None`) the file's.
     pub fn traffic(&self, spec: Option<&RolloutSpec>) -> Option<RouteTraffic> {
+        let traffic = self.split(spec);
+        let Some(mirror) = &self.mirror else {
+            return traffic;
+        };
+        // The operator's mirror over the file's split when nothing else
+        // is set (the basis is what the file says).
+        let mut traffic = traffic.unwrap_or_else(|| {
+            let pool = self.basis.pool.clone();
+            let percent = self.basis.weights.clone();
+            RouteTraffic::from(Weights {
+                percent: percent.unwrap_or_else(|| vec![(pool.clone(), 100)]),
+                stable: pool,
+            })
+        });
+        if traffic.mirror == MirrorChoice::File {
+            traffic.mirror = mirror.clone();
+        }
+        Some(traffic)
+    }
+
+    fn split(&self, spec: Option<&RolloutSpec>) -> Option<RouteTraffic> {
         if let Some(manual) = &self.manual {
             return Some(manual.clone().into());
         }

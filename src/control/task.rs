@@ -136,14 +136,15 @@ impl<E: Effects, S: Sensor> Task<E, S> {
     pub(super) fn handle(&mut self, msg: Msg) {
         let operator = matches!(
             msg,
-            Msg::Start { .. } | Msg::Weights { .. } | Msg::Command { .. }
+            Msg::Start { .. } | Msg::Weights { .. } | Msg::Command { .. } | Msg::Mirror { .. }
         );
         if operator && !self.deciding_now() {
             let refused = || ControlError::NoLeader("this replica does not lead the fleet".into());
             match msg {
                 Msg::Start { reply, .. }
                 | Msg::Weights { reply, .. }
-                | Msg::Command { reply, .. } => {
+                | Msg::Command { reply, .. }
+                | Msg::Mirror { reply, .. } => {
                     let _ = reply.send(Err(refused()));
                 }
                 _ => unreachable!("operator messages only"),
@@ -177,6 +178,16 @@ impl<E: Effects, S: Sensor> Task<E, S> {
                 let name = route.clone();
                 let result = self.change(&route, command.into(), |rec, config, now| {
                     commands::command(rec, config, &name, command, now)
+                });
+                let _ = reply.send(result);
+            }
+            Msg::Mirror {
+                route,
+                mirror,
+                reply,
+            } => {
+                let result = self.change(&route, EventKind::Mirror, |rec, config, _| {
+                    commands::set_mirror(rec, config, mirror)
                 });
                 let _ = reply.send(result);
             }

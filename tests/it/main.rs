@@ -34,6 +34,7 @@ mod reload;
 mod rollout;
 mod routing;
 mod shadow;
+mod shadow_admin;
 mod shutdown;
 mod state;
 mod tls;
