@@ -18,6 +18,7 @@ fn record() -> Record {
         basis: Basis {
             pool: "green".into(),
             weights: None,
+            ..Basis::default()
         },
         stable: Some("blue".into()),
         rollout: Some(rollout),

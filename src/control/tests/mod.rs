@@ -3,6 +3,7 @@
 
 mod harness;
 mod reloads;
+mod shadow;
 mod streak;
 
 use std::time::Duration;

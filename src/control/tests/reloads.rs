@@ -117,6 +117,7 @@ async fn a_lost_rollout_fails_closed_to_the_last_known_stable() {
         basis: Basis {
             pool: "green".into(),
             weights: None,
+            ..Basis::default()
         },
         stable: Some("blue".into()),
         ..Record::default()
