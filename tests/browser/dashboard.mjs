@@ -89,6 +89,18 @@ try {
     await until("the page shows blue 65% green 35%", async () => same(await shown(), { blue: 65, green: 35 }));
   });
 
+  await step("a mirror set through the API shows its comparisons", async () => {
+    await api("PUT", `/api/v1/routes/${ROUTE}/mirror`, { pool: "green", compare: { body: "hash" } });
+    // Blue and green answer their own names: every copy differs in the body.
+    await until("the page shows the mirror's differing bodies", async () => {
+      const text = await card.locator(".shadow").textContent();
+      return /mirror to green: [1-9]\d* compared/.test(text) && text.includes("body ×");
+    }, 15_000);
+    await api("DELETE", `/api/v1/routes/${ROUTE}/mirror`);
+    await until("the mirror line goes away", async () =>
+      (await card.locator(".shadow").textContent()).trim() === "");
+  });
+
   await step("promote sends all traffic to the candidate", async () => {
     await card.locator('button[data-action="promote"]').click();
     await until("the API reports green at 100%", async () => (await route()).weights.green === 100);

@@ -192,6 +192,7 @@
     renderSteps($(".steps", root), route);
     renderWeights($(".weights", root), route);
     renderVerdict($(".verdict", root), route);
+    renderShadow($(".shadow", root), route);
     const active = ["progressing", "paused", "awaiting-promotion"].includes(route.phase);
     for (const b of root.querySelectorAll("button[data-action]")) {
       const a = b.dataset.action;
@@ -273,6 +274,26 @@
       if (i) box.appendChild(document.createTextNode(" · "));
       box.appendChild(p);
     });
+  }
+
+  // Shadow traffic: the route's mirror since start and the last shadow
+  // interval of its rollout; fields and samples are redacted server-side.
+  function renderShadow(box, route) {
+    box.replaceChildren();
+    const rows = [["mirror", route.mirror], ["shadow interval", route.shadow]];
+    for (const [label, s] of rows) {
+      if (!s) continue;
+      const line = el("div", "");
+      const ratio = typeof s.latency_ratio === "number" ? " · latency ×" + s.latency_ratio.toFixed(2) : "";
+      line.appendChild(el("span", s.mismatched > 0 ? "fail" : "",
+        label + " to " + s.pool + ": " + s.compared + " compared, " + s.mismatched + " differ (" +
+        s.mismatch_rate.toFixed(1) + "%)"));
+      line.appendChild(document.createTextNode(" · " + s.dropped + " dropped · " + s.errors + " errors" + ratio));
+      const fields = (s.fields || []).slice(0, 5).map((f) => f.field + " ×" + f.count);
+      if (fields.length) line.appendChild(document.createTextNode(" · " + fields.join(", ")));
+      for (const sample of s.samples || []) line.appendChild(el("span", "sample", sample));
+      box.appendChild(line);
+    }
   }
 
   // ---- charts -----------------------------------------------------------
