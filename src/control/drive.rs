@@ -116,7 +116,9 @@ impl<E: Effects, S: Sensor> Task<E, S> {
             next = plan(&spec, sizes, gate, &next, Input::Tick, now);
         }
         if let (Some(summary), Some(rec)) = (shadow_summary, self.records.get_mut(route)) {
+            let line = summary.describe();
             rec.shadow = Some(summary);
+            self.effects.event(EventKind::Shadow, Some(route), line);
         }
         self.apply(route, next, verdict);
     }

@@ -48,6 +48,8 @@ pub enum EventKind {
     CertReloadError,
     /// The route's mirror set or cleared (`PUT`/`DELETE .../mirror`).
     Mirror,
+    /// A rollout's shadow interval judged: its diff summary.
+    Shadow,
 }
 
 impl EventKind {
@@ -73,6 +75,7 @@ impl EventKind {
             EventKind::CertsReloaded => "certs-reloaded",
             EventKind::CertReloadError => "cert-reload-error",
             EventKind::Mirror => "mirror",
+            EventKind::Shadow => "shadow",
         }
     }
 }

@@ -275,6 +275,37 @@ impl ShadowSummary {
     }
 }
 
+impl ShadowSummary {
+    /// One line for an event: counts, the differing fields, samples.
+    pub fn describe(&self) -> String {
+        let ratio = self
+            .latency_ratio
+            .map_or(String::new(), |r| format!(", latency x{r:.2}"));
+        let mut out = format!(
+            "shadow to {}: {} compared, {} differ ({:.2}%), {} dropped, {} errors{ratio}",
+            self.pool,
+            self.compared,
+            self.mismatched,
+            self.mismatch_rate,
+            self.dropped,
+            self.errors
+        );
+        if !self.fields.is_empty() {
+            let fields: Vec<String> = self
+                .fields
+                .iter()
+                .take(10)
+                .map(|f| format!("{} x{}", f.field, f.count))
+                .collect();
+            out.push_str(&format!("; fields: {}", fields.join(", ")));
+        }
+        if !self.samples.is_empty() {
+            out.push_str(&format!("; e.g. {}", self.samples.join(" | ")));
+        }
+        out
+    }
+}
+
 /// Every route×pool's shadow counters, kept across routing snapshots.
 #[derive(Debug, Default)]
 pub struct ShadowRegistry {

@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 
 use crate::metrics::promtool_check;
 use crate::support::*;
+use veer::control::EventKind;
 use veer::rollout::Phase;
 
 /// What a JSON upstream answers to its n-th request.
@@ -244,6 +245,24 @@ async fn shadow_catches_a_differing_field_before_any_user_reaches_the_candidate(
             .iter()
             .any(|e| e.message.contains("shadow mismatch rate")),
         "{events:#?}"
+    );
+    let recent = controller.events.recent();
+    assert!(
+        recent.iter().any(|e| e.kind == EventKind::Shadow
+            && e.message.contains("fields: $.price x")
+            && e.message
+                .contains("e.g. GET /item: $.price number -> string")),
+        "{recent:#?}"
+    );
+    // What `veer status` prints of it.
+    let control = proxy.server.as_ref().unwrap().control.clone();
+    let table = veer::admin::table::render(&control.status());
+    eprintln!("{table}");
+    assert!(table.contains("app: shadow interval to green: "), "{table}");
+    assert!(table.contains("  - $.price x"), "{table}");
+    assert!(
+        table.contains("  e.g. GET /item: $.price number -> string"),
+        "{table}"
     );
 }
 
