@@ -315,6 +315,9 @@ pub fn plan(
             format!("inconclusive, holding: {}", v.reasons.join("; ")),
             now,
         ),
+        (Phase::Progressing, _) if r.shadow && spec.shadow.is_none() => {
+            super::shadow::removed(spec, r, now)
+        }
         (Phase::Progressing, Input::Interval(v)) if r.shadow => {
             super::shadow::passed(spec, v, r, now)
         }

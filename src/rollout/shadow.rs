@@ -49,6 +49,17 @@ pub fn passed(spec: &RolloutSpec, verdict: &Verdict, mut r: Rollout, now: u64) -
     next.with(phase, reason, now)
 }
 
+/// `[route.rollout.shadow]` left the config while the stage ran (a
+/// reload): the stage is over, the strategy starts as it would have.
+pub fn removed(spec: &RolloutSpec, mut r: Rollout, now: u64) -> Rollout {
+    r.shadow = false;
+    r.passes = 0;
+    let next = strategy::first_step(spec, r, now);
+    let reason = format!("shadow stage removed from the config; {}", next.reason);
+    let phase = next.phase;
+    next.with(phase, reason, now)
+}
+
 /// Judges one shadow interval: at least `min_compared` pairs, at most
 /// `max_mismatch_rate` percent of them differing.
 pub fn judge(spec: &ShadowSpec, window: &ShadowSummary) -> Verdict {
@@ -173,6 +184,17 @@ mod tests {
             );
             assert!(r.reason.starts_with("shadow passed"), "{}", r.reason);
         }
+    }
+
+    #[test]
+    fn a_stage_removed_by_a_reload_ends() {
+        let s = shadowed(Strategy::Canary);
+        let r = begin(&s, Strategy::Canary);
+        let mut plain = s.clone();
+        plain.shadow = None;
+        let r = plan(&plain, Sizes::default(), false, &r, Input::Tick, 1);
+        assert_eq!((r.shadow, r.traffic.candidate_weight), (false, 5));
+        assert!(r.reason.starts_with("shadow stage removed"), "{}", r.reason);
     }
 
     #[test]
