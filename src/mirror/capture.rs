@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, Uri};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::observe::shadow::Slot;
@@ -30,10 +31,13 @@ pub struct Capture {
     endpoint: Option<String>,
     body: Vec<Bytes>,
     size: usize,
+    /// The request has a body: teed on its way to stable.
+    has_body: bool,
+    request_body: Option<oneshot::Receiver<Bytes>>,
 }
 
 impl Capture {
-    pub(super) fn new(mirror: Arc<Mirror>, slot: Slot, parts: &Parts) -> Capture {
+    pub(super) fn new(mirror: Arc<Mirror>, slot: Slot, parts: &Parts, has_body: bool) -> Capture {
         Capture {
             mirror,
             slot,
@@ -46,7 +50,24 @@ impl Capture {
             endpoint: None,
             body: Vec::new(),
             size: 0,
+            has_body,
+            request_body: None,
         }
+    }
+
+    /// The request carries a body to tee (see [`Capture::request_body`]).
+    pub fn has_body(&self) -> bool {
+        self.has_body
+    }
+
+    /// Bytes of request body a copy may carry (`max_body`).
+    pub fn max_body(&self) -> usize {
+        usize::try_from(self.mirror.spec.max_body).unwrap_or(usize::MAX)
+    }
+
+    /// Where the teed request body arrives once stable has read it.
+    pub fn request_body(&mut self, copy: oneshot::Receiver<Bytes>) {
+        self.request_body = Some(copy);
     }
 
     /// The request as forwarded to stable (rewritten headers, origin-form
@@ -97,6 +118,7 @@ impl Capture {
             stable,
             stable_endpoint: self.endpoint,
             slot: self.slot,
+            body: self.request_body,
         };
         tokio::spawn(job.run());
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Uri};
 use http_body_util::Full;
+use tokio::sync::oneshot;
 
 use crate::observe::shadow::Slot;
 use crate::observe::Compared;
@@ -29,10 +30,24 @@ pub(super) struct Job {
     pub stable_endpoint: Option<String>,
     /// Held to the end: the route's queue frees this place then.
     pub slot: Slot,
+    /// The request body, teed as stable read it; `None`: no body.
+    pub body: Option<oneshot::Receiver<Bytes>>,
 }
 
 impl Job {
-    pub async fn run(self) {
+    pub async fn run(mut self) {
+        let body = match self.body.take() {
+            None => Bytes::new(),
+            Some(copy) => match tokio::time::timeout(self.mirror.timeout, copy).await {
+                Ok(Ok(body)) => body,
+                // Over `max_body` (a chunked body), or it broke off: the
+                // request is not copied.
+                _ => {
+                    tracing::debug!(route = %self.slot.stats().route, "request body not kept; not mirrored");
+                    return;
+                }
+            },
+        };
         let m = &self.mirror;
         let Some(candidate) = m.pool.pick(0, usize::MAX).map(|(_, e)| e.clone()) else {
             tracing::debug!(pool = %m.pool.name, "no healthy endpoint to mirror to");
@@ -46,7 +61,7 @@ impl Job {
             .then(|| second(m.stable.as_deref()?, self.stable_endpoint.as_deref()))
             .flatten();
         let ask = |endpoint: Arc<EndpointState>| {
-            let req = self.request();
+            let req = self.request(body.clone());
             let timeout = m.timeout;
             async move {
                 let _in_flight = endpoint.start_request();
@@ -102,8 +117,8 @@ impl Job {
     }
 
     /// The copy, marked `x-veer-shadow: 1`.
-    fn request(&self) -> Request<Full<Bytes>> {
-        let mut req = Request::new(Full::new(Bytes::new()));
+    fn request(&self, body: Bytes) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(body));
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.uri.clone();
         *req.headers_mut() = self.headers.clone();

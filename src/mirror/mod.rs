@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::request::Parts;
-use http::{header, HeaderName};
+use http::HeaderName;
+use http_body::SizeHint;
 
 use crate::config::MirrorSpec;
 use crate::observe::ShadowStats;
@@ -68,10 +69,18 @@ impl Mirror {
     }
 
     /// A capture of this request when it is to be copied: its method is
-    /// listed, it has no body over `max_body`, it falls within `percent`,
+    /// listed, its body is not known to be over `max_body` (a chunked one
+    /// is teed up to it), it falls within `percent`,
     /// and the queue has room (else it is dropped and counted). `served_by`
     /// is the pool the request itself goes to: never mirrored to itself.
-    pub fn admit(self: &Arc<Self>, parts: &Parts, served_by: &str) -> Option<Capture> {
+    /// `has_body`/`body`: whether the request has a body and its size.
+    pub fn admit(
+        self: &Arc<Self>,
+        parts: &Parts,
+        served_by: &str,
+        has_body: bool,
+        body: SizeHint,
+    ) -> Option<Capture> {
         if served_by == self.pool.name {
             return None;
         }
@@ -79,14 +88,9 @@ impl Mirror {
         if !self.spec.methods.iter().any(|m| m == method) {
             return None;
         }
-        // Only body-less requests are copied (see docs/configuration.md):
-        // the request body streams to stable and is not kept.
-        let length = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
-        if chunked || length.unwrap_or(0) > 0 {
+        // A body of unknown length (chunked) is kept only up to `max_body`
+        // as it streams to stable; past it, the copy is abandoned.
+        if body.exact().is_some_and(|n| n > self.spec.max_body) {
             return None;
         }
         let percent = self.spec.percent;
@@ -94,6 +98,6 @@ impl Mirror {
             return None;
         }
         let slot = self.stats.try_enter(self.spec.queue)?;
-        Some(Capture::new(self.clone(), slot, parts))
+        Some(Capture::new(self.clone(), slot, parts, has_body))
     }
 }

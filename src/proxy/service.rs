@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::observe::{Outcome, RoutePoolStats, Telemetry, UpstreamErrorKind};
 use crate::routing::{request_host, Route, Routing, Target};
-use crate::upstream::{Attempt, InFlight, Pooled, SendError, TunnelGuard};
+use crate::upstream::{Attempt, InFlight, Pooled, RequestBody, SendError, TunnelGuard};
 
 use super::body::ProxyBody;
 use super::conn::ConnState;
@@ -206,7 +206,11 @@ impl ProxyService {
         parts.version = Version::HTTP_11;
         // A copy for the route's mirror, if it takes this request.
         let mut capture = match (&route.mirror, upgrade) {
-            (Some(mirror), false) => mirror.admit(&parts, &target.pool.name),
+            (Some(mirror), false) => {
+                use http_body::Body as _;
+                let has_body = !body.is_end_stream();
+                mirror.admit(&parts, &target.pool.name, has_body, body.size_hint())
+            }
             _ => None,
         };
         if let Some(capture) = &mut capture {
@@ -222,6 +226,15 @@ impl ProxyService {
             access.request_id = parts.headers.get(&X_REQUEST_ID).cloned();
         }
         let stats = recorder.as_ref().map(|r| r.stats().clone());
+        // A mirrored request's body is teed on its way to stable.
+        let body = match &mut capture {
+            Some(capture) if capture.has_body() => {
+                let (body, copy) = RequestBody::teed(body, capture.max_body());
+                capture.request_body(copy);
+                body
+            }
+            _ => RequestBody::from(body),
+        };
         let mut req = Request::from_parts(parts, body);
         let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
@@ -269,7 +282,7 @@ impl ProxyService {
 /// a retry hides from the client are still counted in `stats`.
 async fn send(
     target: &Target,
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
     attempts: u32,
     stats: Option<&RoutePoolStats>,
 ) -> Result<(Response<Incoming>, Pooled, InFlight), ProxyError> {

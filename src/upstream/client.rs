@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+
+use super::body::RequestBody;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -43,7 +45,7 @@ pub struct ConnPool {
     /// Set for `https://` endpoints.
     tls: Option<UpstreamConnector>,
     /// The shared connection to an upstream that speaks h2 (see [`h2`]).
-    h2: Mutex<Option<http2::SendRequest<Incoming>>>,
+    h2: Mutex<Option<http2::SendRequest<RequestBody>>>,
     /// What is in flight on the endpoint: each connection counts here
     /// from the start of connecting until its task ends, and closes when
     /// a drain cuts the endpoint.
@@ -52,7 +54,7 @@ pub struct ConnPool {
 
 #[derive(Debug)]
 struct Idle {
-    tx: http1::SendRequest<Incoming>,
+    tx: http1::SendRequest<RequestBody>,
     since: Instant,
     /// The worker the connection's task runs on.
     home: usize,
@@ -64,7 +66,7 @@ struct Idle {
 #[derive(Debug)]
 pub struct Pooled {
     /// `None` for h2: the connection is shared and never leaves the pool.
-    tx: Option<http1::SendRequest<Incoming>>,
+    tx: Option<http1::SendRequest<RequestBody>>,
     idle: Arc<Mutex<Vec<Idle>>>,
     home: usize,
 }
@@ -126,7 +128,7 @@ impl ConnPool {
     }
 
     /// The newest idle connection, this worker's own first, and its home.
-    fn checkout(&self) -> Option<(http1::SendRequest<Incoming>, usize)> {
+    fn checkout(&self) -> Option<(http1::SendRequest<RequestBody>, usize)> {
         let mut idle = self.idle.lock().unwrap();
         let now = Instant::now();
         // Oldest at the bottom: drop those past the idle timeout.
@@ -151,7 +153,7 @@ impl ConnPool {
         &self,
         addr: Option<SocketAddr>,
         authority: &str,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Pooled), SendError> {
         if self.tls.as_ref().is_some_and(|t| t.h2) {
             return self.send_h2(addr, authority, req).await;
@@ -163,7 +165,7 @@ impl ConnPool {
         &self,
         addr: Option<SocketAddr>,
         authority: &str,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Pooled), SendError> {
         loop {
             let (mut tx, home, reused) = match self.checkout() {
@@ -263,8 +265,8 @@ impl ConnPool {
 
 /// A new upstream connection.
 pub(super) enum Conn {
-    H1(http1::SendRequest<Incoming>),
-    H2(http2::SendRequest<Incoming>),
+    H1(http1::SendRequest<RequestBody>),
+    H2(http2::SendRequest<RequestBody>),
 }
 
 /// HTTP/1.1 over `io`; the connection runs in its own task, counted by
@@ -273,7 +275,7 @@ pub(super) enum Conn {
 async fn handshake_h1<T>(
     io: T,
     open: ConnGuard,
-) -> Result<http1::SendRequest<Incoming>, UpstreamError>
+) -> Result<http1::SendRequest<RequestBody>, UpstreamError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use http::Request;
-use hyper::body::Incoming;
 
 use crate::observe::UpstreamErrorKind;
 
@@ -106,5 +105,5 @@ fn client_fault(e: &hyper::Error) -> Option<ClientFault> {
 #[derive(Debug)]
 pub struct SendError {
     pub error: UpstreamError,
-    pub request: Option<Request<Incoming>>,
+    pub request: Option<Request<super::body::RequestBody>>,
 }

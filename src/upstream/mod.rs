@@ -4,6 +4,7 @@
 //! checks, passive outlier detection), and what is in flight on each
 //! ([`Flight`]: what a drain waits for and cuts).
 
+mod body;
 mod client;
 mod endpoint;
 mod error;
@@ -12,6 +13,7 @@ pub mod health;
 mod outlier;
 mod pool;
 
+pub use body::RequestBody;
 pub use client::{ConnPool, Pooled};
 pub use endpoint::{EndpointState, InFlight};
 pub use error::{ClientFault, SendError, UpstreamError};

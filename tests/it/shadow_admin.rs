@@ -111,3 +111,80 @@ async fn mirror_set_by_the_admin_api_and_by_a_reload() {
     assert!((40..=160).contains(&n), "about half of 200 mirrored: {n}");
     veer.stop().await;
 }
+
+/// A body sent as `chunks` (chunked: no length known ahead).
+fn chunked(chunks: &[&'static str]) -> BoxBody {
+    use http_body_util::{BodyExt, StreamBody};
+    let frames: Vec<Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>> = chunks
+        .iter()
+        .map(|c| {
+            Ok(hyper::body::Frame::data(bytes::Bytes::from_static(
+                c.as_bytes(),
+            )))
+        })
+        .collect();
+    BodyExt::boxed(StreamBody::new(futures_util::stream::iter(frames)))
+}
+
+fn sized(text: &'static str) -> BoxBody {
+    use http_body_util::{BodyExt, Full};
+    Full::new(bytes::Bytes::from_static(text.as_bytes())).boxed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listed_post_is_copied_with_its_body_up_to_max_body() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    // Both echo the body: a copy matches only if it carried the same body.
+    let mirror = "[route.mirror]\npool = \"green\"\nmethods = [\"POST\"]\nmax_body = 16\n\
+                  [route.mirror.compare]\nbody = \"hash\"\n";
+    let proxy = Proxy::start(&config(
+        &[("blue", &[blue.addr]), ("green", &[green.addr])],
+        &format!("[[route]]\nname = \"app\"\npool = \"blue\"\n{mirror}"),
+    ))
+    .await;
+    let stats = proxy
+        .server
+        .as_ref()
+        .unwrap()
+        .telemetry
+        .shadow
+        .stats("app", "green");
+    let client = client();
+    let post = |body: BoxBody| http::Request::post(proxy.url("/echo")).body(body).unwrap();
+    let cases: [(BoxBody, &str, bool); 4] = [
+        (sized("hello, green"), "hello, green", true),
+        (sized("seventeen bytes!!"), "seventeen bytes!!", false),
+        (chunked(&["one ", "two ", "three"]), "one two three", true),
+        (
+            chunked(&["sixteen ", "bytes and ", "more"]),
+            "sixteen bytes and more",
+            false,
+        ),
+    ];
+    let mut copied = 0;
+    for (body, echoed, mirrored) in cases {
+        let (status, _, text) = send(&client, post(body)).await;
+        assert_eq!((status.as_u16(), text.as_str()), (200, echoed));
+        copied += usize::from(mirrored);
+        // Each copy lands (or not) before the next request: wait for
+        // the count, then for nothing else to arrive.
+        let start = tokio::time::Instant::now();
+        while stats.snapshot().matched as usize != copied || stats.outstanding() != 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{echoed:?}: {:?}, outstanding {}",
+                stats.snapshot(),
+                stats.outstanding()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let snap = stats.snapshot();
+    assert_eq!((snap.matched, snap.mismatched, snap.errors), (2, 0, 0));
+    let at_green = green.requests();
+    assert_eq!(at_green, ["POST /echo", "POST /echo"], "{at_green:?}");
+    assert_eq!(blue.requests().len(), 4);
+}

@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
+
+use crate::upstream::body::RequestBody;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -21,7 +23,7 @@ impl ConnPool {
         &self,
         addr: Option<SocketAddr>,
         authority: &str,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Pooled), SendError> {
         loop {
             let shared = self.h2.lock().unwrap().clone().filter(|tx| !tx.is_closed());
@@ -95,7 +97,7 @@ impl ConnPool {
 pub(super) async fn handshake<T>(
     io: T,
     open: ConnGuard,
-) -> Result<http2::SendRequest<Incoming>, UpstreamError>
+) -> Result<http2::SendRequest<RequestBody>, UpstreamError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -119,7 +121,7 @@ where
 
 /// Rewrites an origin-form HTTP/1.1 request for h2: absolute URI whose
 /// authority is the client's `Host`, `te: trailers` for gRPC.
-fn to_h2(req: &mut Request<Incoming>, endpoint: &str) {
+fn to_h2(req: &mut Request<RequestBody>, endpoint: &str) {
     let host = req.headers_mut().remove(header::HOST);
     let authority = match (req.uri().authority(), &host) {
         (Some(a), _) => a.as_str().to_owned(),
@@ -148,7 +150,7 @@ fn to_h2(req: &mut Request<Incoming>, endpoint: &str) {
 
 /// Undoes [`to_h2`] for a request handed back unsent (it may be retried
 /// on an HTTP/1.1 endpoint).
-fn to_h1(req: &mut Request<Incoming>) {
+fn to_h1(req: &mut Request<RequestBody>) {
     if let Some(authority) = req.uri().authority() {
         if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
             req.headers_mut().insert(header::HOST, host);
