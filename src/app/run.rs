@@ -128,6 +128,10 @@ async fn upgrade_requests(
         };
         match offered {
             Ok(taker) => return taker,
+            // A connection that says nothing (a probe) is not worth a warning.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                tracing::debug!(error = %e, "upgrade socket: connection closed without a request")
+            }
             Err(e) => tracing::warn!(error = %e, "upgrade abandoned; still serving"),
         }
     }

@@ -23,6 +23,7 @@ mod fleet;
 mod forwarding;
 mod framing;
 mod grpc_errors;
+mod handover;
 mod health;
 mod hosts;
 mod limits;
