@@ -266,7 +266,9 @@ fn run(path: PathBuf, watch: bool, upgrade: bool) -> anyhow::Result<()> {
         }
     };
     let upgrades = upgrades
-        .inspect_err(|e| tracing::warn!(error = %e, "binary upgrades cannot take over from this process"))
+        .inspect_err(
+            |e| tracing::warn!(error = %e, "binary upgrades cannot take over from this process"),
+        )
         .ok();
     runtime.block_on(async move {
         let listeners = listeners
@@ -274,7 +276,8 @@ fn run(path: PathBuf, watch: bool, upgrade: bool) -> anyhow::Result<()> {
             .map(tokio::net::TcpListener::from_std)
             .collect::<std::io::Result<Vec<_>>>()
             .context("registering the listeners")?;
-        let admin = tokio::net::TcpListener::from_std(admin).context("registering [admin] listen")?;
+        let admin =
+            tokio::net::TcpListener::from_std(admin).context("registering [admin] listen")?;
         let reload = Arc::new(tokio::sync::Notify::new());
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .context("installing the SIGHUP handler")?;
@@ -332,9 +335,43 @@ fn client(
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    if let veer::admin::cli::AdminCommand::Status {
+        watch: true, every, ..
+    } = command
+    {
+        runtime.block_on(watch(&client, admin, every));
+        return Ok(());
+    }
     let out = runtime.block_on(veer::admin::cli::execute(&client, command))?;
     print!("{out}");
     Ok(())
+}
+
+/// `veer status --watch` until Ctrl-C: on a terminal the table is
+/// redrawn in place under a header with the time; elsewhere each table
+/// that differs from the last is printed.
+async fn watch(client: &AdminClient, admin: &str, every: std::time::Duration) {
+    use std::io::Write;
+    let live = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut last = String::new();
+    let show = |table: String| {
+        let mut out = std::io::stdout().lock();
+        let _ = match live {
+            true => {
+                let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+                let header = format!("veer status · {admin} · every {every:?} · {now}");
+                write!(out, "\x1b[H\x1b[2J{header}\n\n{table}")
+            }
+            false if table != last => writeln!(out, "{table}"),
+            false => Ok(()),
+        };
+        let _ = out.flush();
+        last = table;
+    };
+    tokio::select! {
+        () = veer::admin::cli::watch(client, every, show) => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one exits at once,

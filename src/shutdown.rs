@@ -7,7 +7,6 @@
 //! upstreams (requests, streaming bodies, tunnels) is drained by
 //! `drain::Drains::shutdown` up to `shutdown_grace`, then cut.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,12 +46,10 @@ impl HandOver {
 
     /// Resolves when a connection that is idle (or not yet talking)
     /// should close: at shutdown, unless the sockets were handed over.
-    pub fn closing<'a>(&'a self, token: &'a CancellationToken) -> impl Future<Output = ()> + 'a {
-        async move {
-            token.cancelled().await;
-            if self.started() {
-                std::future::pending::<()>().await;
-            }
+    pub async fn closing(&self, token: &CancellationToken) {
+        token.cancelled().await;
+        if self.started() {
+            std::future::pending::<()>().await;
         }
     }
 }

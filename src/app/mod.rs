@@ -251,6 +251,7 @@ pub async fn start(options: Options) -> App {
             listener,
             Arc::new(api),
             stop_admin.clone(),
+            shutdown.handover.clone(),
         ))
     });
     shutdown.set_ready(true);

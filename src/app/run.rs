@@ -86,7 +86,9 @@ pub async fn run(
         // pid): this one does not say STOPPING.
         Some(taker) => {
             drop(upgrades);
-            tracing::info!("upgrade: a new process took the listening sockets; draining and exiting");
+            tracing::info!(
+                "upgrade: a new process took the listening sockets; draining and exiting"
+            );
             let done = app
                 .hand_over(move || {
                     if let Err(e) = taker.released() {

@@ -60,10 +60,7 @@ pub fn acquire(
     let admin = match source.admin(listen) {
         Some(listener) => listener,
         None => TcpListener::bind(listen).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("[admin] listen: binding {listen}: {e}"),
-            )
+            io::Error::new(e.kind(), format!("[admin] listen: binding {listen}: {e}"))
         })?,
     };
     admin.set_nonblocking(true)?;
@@ -77,8 +74,8 @@ pub fn acquire(
 
 /// Sockets systemd passed (`LISTEN_FDS`, `LISTEN_PID`), each with its
 /// `FileDescriptorName=` from `LISTEN_FDNAMES`. A listener takes the one
-/// named like it (`admin` for the admin listener), else one bound to its
-/// configured address.
+/// named like it (`admin` for the admin listener), else the one bound to
+/// exactly its configured address.
 pub struct Activated(Vec<(Option<String>, SocketAddr, TcpListener)>);
 
 impl Activated {
@@ -90,12 +87,14 @@ impl Activated {
         if fds.len() == 0 {
             return Ok(None);
         }
-        let names: Vec<&str> = names.as_deref().map_or(Vec::new(), |n| n.split(':').collect());
+        let names: Vec<&str> = names
+            .as_deref()
+            .map_or(Vec::new(), |n| n.split(':').collect());
         let mut sockets = Vec::new();
         for i in 0..fds.len() {
-            let listener = fds.take_tcp_listener(i).map_err(|e| {
-                io::Error::new(e.kind(), format!("LISTEN_FDS socket {i}: {e}"))
-            })?;
+            let listener = fds
+                .take_tcp_listener(i)
+                .map_err(|e| io::Error::new(e.kind(), format!("LISTEN_FDS socket {i}: {e}")))?;
             if let Some(listener) = listener {
                 let name = names.get(i).filter(|n| !n.is_empty() && **n != "unknown");
                 let addr = listener.local_addr()?;
@@ -111,11 +110,7 @@ impl Activated {
             .0
             .iter()
             .position(|(n, _, _)| n.as_deref() == Some(name))
-            .or_else(|| {
-                self.0
-                    .iter()
-                    .position(|(n, addr, _)| n.is_none() && *addr == listen)
-            })?;
+            .or_else(|| self.0.iter().position(|(_, addr, _)| *addr == listen))?;
         Some(self.0.remove(at).2)
     }
 }

@@ -283,7 +283,8 @@ impl Taking {
     /// The admin socket, if the old one listened at `listen` too.
     pub fn admin(&mut self, listen: SocketAddr) -> Option<std::net::TcpListener> {
         let at = self.sockets.iter().position(|h| {
-            h.described.kind == "admin" && (h.described.listen == listen || h.described.addr == listen)
+            h.described.kind == "admin"
+                && (h.described.listen == listen || h.described.addr == listen)
         })?;
         Some(self.sockets.remove(at).fd.into())
     }

@@ -57,10 +57,7 @@ impl Setup {
                 "listen = \"127.0.0.1:0\"",
                 &format!("listen = \"127.0.0.1:{port}\""),
             )
-            .replace(
-                "[proxy]\n",
-                "[proxy]\nshutdown_grace = \"60s\"\n",
-            )
+            .replace("[proxy]\n", "[proxy]\nshutdown_grace = \"60s\"\n")
             + &format!("\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n");
         let config = dir.path().join("veer.toml");
         std::fs::write(&config, toml).unwrap();
@@ -74,6 +71,18 @@ impl Setup {
 
     fn upgrade_socket(&self) -> PathBuf {
         self.dir.path().join("state").join("veer.sock")
+    }
+
+    /// Waits until the veer with `pid` answers on the admin API and
+    /// serves upgrades.
+    async fn serving_as(&self, pid: u32) {
+        until(WAIT, "the new process answering", || async {
+            let url = format!("{}/api/v1/status", self.admin);
+            let (code, json) = api_call(&url, Method::GET, None, None).await;
+            code == 200 && json["process"]["pid"] == pid
+        })
+        .await;
+        self.serving().await;
     }
 
     /// Waits until a veer serves on the upgrade socket and the admin API.
@@ -109,10 +118,22 @@ struct Tally {
     /// Connections the server closed after a response (`Connection:
     /// close`), so the next request went on a new one.
     reconnects: AtomicUsize,
+    /// The slowest answer, in microseconds (connect included).
+    slowest_us: std::sync::atomic::AtomicU64,
     errors: std::sync::Mutex<Vec<String>>,
 }
 
 impl Tally {
+    fn answered(&self, since: tokio::time::Instant) {
+        self.ok.fetch_add(1, Ordering::SeqCst);
+        let took = since.elapsed().as_micros() as u64;
+        self.slowest_us.fetch_max(took, Ordering::SeqCst);
+    }
+
+    fn slowest(&self) -> Duration {
+        Duration::from_micros(self.slowest_us.load(Ordering::SeqCst))
+    }
+
     fn fail(&self, why: String) {
         self.failed.fetch_add(1, Ordering::SeqCst);
         let mut errors = self.errors.lock().unwrap();
@@ -128,7 +149,10 @@ async fn read_response(stream: &mut TcpStream) -> Result<(u16, bool), String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        let n = stream.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
         if n == 0 {
             return Err(format!("closed after {} bytes", buf.len()));
         }
@@ -162,6 +186,7 @@ async fn keep_alive_load(addr: SocketAddr, stop: Arc<AtomicBool>, tally: Arc<Tal
         if stop.load(Ordering::SeqCst) {
             return;
         }
+        let since = tokio::time::Instant::now();
         let mut stream = match conn.take() {
             Some(stream) => stream,
             None => match TcpStream::connect(addr).await {
@@ -177,7 +202,7 @@ async fn keep_alive_load(addr: SocketAddr, stop: Arc<AtomicBool>, tally: Arc<Tal
             .await;
         match (sent, read_response(&mut stream).await) {
             (Ok(()), Ok((200, close))) => {
-                tally.ok.fetch_add(1, Ordering::SeqCst);
+                tally.answered(since);
                 match close {
                     true => {
                         tally.reconnects.fetch_add(1, Ordering::SeqCst);
@@ -204,6 +229,7 @@ async fn new_connection_load(
         if stop.load(Ordering::SeqCst) {
             return;
         }
+        let since = tokio::time::Instant::now();
         let outcome = async {
             let mut stream = TcpStream::connect(addr)
                 .await
@@ -215,9 +241,7 @@ async fn new_connection_load(
             read_response(&mut stream).await
         };
         match outcome.await {
-            Ok((200, _)) => {
-                tally.ok.fetch_add(1, Ordering::SeqCst);
-            }
+            Ok((200, _)) => tally.answered(since),
             Ok((status, _)) => tally.fail(format!("new connection status {status}")),
             Err(e) => tally.fail(format!("new connection {e}")),
         }
@@ -235,7 +259,10 @@ async fn exit_code(child: &mut Child) -> Option<i32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_upgrades_under_load_drop_nothing_and_a_canary_carries_on() {
-    let (blue, green) = (Upstream::start("blue").await, Upstream::start("green").await);
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
     let canary = "retries = 0\n[route.rollout]\nstrategy = \"canary\"\n\
                   steps = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]\ninterval = \"3s\"\n\
                   [route.rollout.analysis]\nmin_requests = 5\nsuccess_rate = 99.0\n";
@@ -245,14 +272,27 @@ async fn ten_upgrades_under_load_drop_nothing_and_a_canary_carries_on() {
 
     // One long streaming response, held open across every upgrade.
     let stream = stream_get(format!("http://{}/drip/5/hold", setup.addr), WAIT * 4);
-    eventually(WAIT, || (0..blue.drips.len()).any(|i| blue.drips.get(i).sent >= 4)).await;
+    eventually(WAIT, || {
+        (0..blue.drips.len()).any(|i| blue.drips.get(i).sent >= 4)
+    })
+    .await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let (kept, fresh) = (Arc::new(Tally::default()), Arc::new(Tally::default()));
     let mut load = Vec::new();
     for _ in 0..2 {
-        load.push(tokio::spawn(keep_alive_load(setup.addr, stop.clone(), kept.clone(), 200_000)));
-        load.push(tokio::spawn(new_connection_load(setup.addr, stop.clone(), fresh.clone(), 200_000)));
+        load.push(tokio::spawn(keep_alive_load(
+            setup.addr,
+            stop.clone(),
+            kept.clone(),
+            200_000,
+        )));
+        load.push(tokio::spawn(new_connection_load(
+            setup.addr,
+            stop.clone(),
+            fresh.clone(),
+            200_000,
+        )));
     }
     let url = format!("{}/api/v1/routes/app/rollout", setup.admin);
     let (code, json) = api_call(&url, Method::POST, Some(r#"{"pool":"green"}"#), None).await;
@@ -265,9 +305,9 @@ async fn ten_upgrades_under_load_drop_nothing_and_a_canary_carries_on() {
         let before = kept.ok.load(Ordering::SeqCst) + fresh.ok.load(Ordering::SeqCst);
         let started = tokio::time::Instant::now();
         let child = spawn_veer(&setup.config, true);
-        children.push(child);
-        setup.serving().await;
+        setup.serving_as(child.id().unwrap()).await;
         took.push(started.elapsed());
+        children.push(child);
         // Both kinds of client got answers since this upgrade started.
         eventually(WAIT, || {
             kept.ok.load(Ordering::SeqCst) + fresh.ok.load(Ordering::SeqCst) > before + 20
@@ -277,7 +317,10 @@ async fn ten_upgrades_under_load_drop_nothing_and_a_canary_carries_on() {
         assert_eq!(route["phase"], "progressing", "upgrade {round}: {route}");
         assert_eq!(route["candidate"], "green", "upgrade {round}: {route}");
         let now = route["step"].as_u64().unwrap();
-        assert!(now >= step, "upgrade {round}: step went back from {step}: {route}");
+        assert!(
+            now >= step,
+            "upgrade {round}: step went back from {step}: {route}"
+        );
         step = now;
     }
 
@@ -295,24 +338,39 @@ async fn ten_upgrades_under_load_drop_nothing_and_a_canary_carries_on() {
     for task in load {
         task.await.unwrap();
     }
-    let (ok, reconnects) = (kept.ok.load(Ordering::SeqCst), kept.reconnects.load(Ordering::SeqCst));
-    let errors = [kept.errors.lock().unwrap().clone(), fresh.errors.lock().unwrap().clone()];
+    let (ok, reconnects) = (
+        kept.ok.load(Ordering::SeqCst),
+        kept.reconnects.load(Ordering::SeqCst),
+    );
+    let errors = [
+        kept.errors.lock().unwrap().clone(),
+        fresh.errors.lock().unwrap().clone(),
+    ];
     assert_eq!(
-        (kept.failed.load(Ordering::SeqCst), fresh.failed.load(Ordering::SeqCst)),
+        (
+            kept.failed.load(Ordering::SeqCst),
+            fresh.failed.load(Ordering::SeqCst)
+        ),
         (0, 0),
         "failed requests: {errors:?}"
     );
     took.sort();
     eprintln!(
-        "upgrades: keep-alive {ok} ok, {reconnects} reconnects; new connections {} ok; \
+        "upgrades: keep-alive {ok} ok, {reconnects} reconnects, slowest {:?}; \
+         new connections {} ok, slowest {:?}; \
          upgrade to serving: min {:?}, median {:?}, max {:?}",
+        kept.slowest(),
         fresh.ok.load(Ordering::SeqCst),
+        fresh.slowest(),
         took[0],
         took[took.len() / 2],
         took[took.len() - 1]
     );
     // Each upgrade closed the keep-alive connections after a response.
-    assert!(reconnects >= 10, "keep-alive reconnects {reconnects} of {ok}");
+    assert!(
+        reconnects >= 10,
+        "keep-alive reconnects {reconnects} of {ok}"
+    );
     assert!(fresh.ok.load(Ordering::SeqCst) > 100);
 
     // Every old process drained and exited 0; the last one serves on.
@@ -327,7 +385,10 @@ async fn ten_upgrades_under_load_drop_nothing_and_a_canary_carries_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
-    let (blue, green) = (Upstream::start("blue").await, Upstream::start("green").await);
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
     let setup = Setup::new(blue.addr, green.addr, "");
     let mut old = spawn_veer(&setup.config, false);
     setup.serving().await;
@@ -355,16 +416,19 @@ async fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
     let route = setup.route().await;
     assert_eq!(route["pool"], "blue", "{route}");
     // A good one still takes over afterwards.
-    let _new = spawn_veer(&setup.config, true);
+    let new = spawn_veer(&setup.config, true);
     assert_eq!(exit_code(&mut old).await, Some(0));
-    setup.serving().await;
+    setup.serving_as(new.id().unwrap()).await;
     assert_eq!(get(&format!("http://{}/", setup.addr), &[]).await.0, 200);
 }
 
 /// A second `veer run` on the same state_dir is refused with the reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_veer_on_the_same_state_dir_is_refused() {
-    let (blue, green) = (Upstream::start("blue").await, Upstream::start("green").await);
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
     let setup = Setup::new(blue.addr, green.addr, "");
     let _old = spawn_veer(&setup.config, false);
     setup.serving().await;
@@ -376,7 +440,10 @@ async fn a_second_veer_on_the_same_state_dir_is_refused() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("another veer is running on this state_dir"), "{stderr}");
+    assert!(
+        stderr.contains("another veer is running on this state_dir"),
+        "{stderr}"
+    );
 }
 
 /// systemd socket activation: veer serves on the sockets it was given
@@ -384,7 +451,10 @@ async fn a_second_veer_on_the_same_state_dir_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_on_sockets_passed_by_systemd() {
     use command_fds::{CommandFdExt, FdMapping};
-    let (blue, green) = (Upstream::start("blue").await, Upstream::start("green").await);
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
     let setup = Setup::new(blue.addr, green.addr, "");
     let public = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
