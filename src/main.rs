@@ -270,7 +270,7 @@ fn run(path: PathBuf, watch: bool, upgrade: bool) -> anyhow::Result<()> {
             |e| tracing::warn!(error = %e, "binary upgrades cannot take over from this process"),
         )
         .ok();
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listeners = listeners
             .into_iter()
             .map(tokio::net::TcpListener::from_std)
@@ -315,7 +315,11 @@ fn run(path: PathBuf, watch: bool, upgrade: bool) -> anyhow::Result<()> {
             .filter(|h| !h.is_empty());
         veer::app::run(options, reload, watch, shutdown_signal()).await;
         Ok(())
-    })
+    });
+    // An upgrade request still waiting for its `take` does not hold the
+    // exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
 }
 
 /// Binds a listener a reload added.
