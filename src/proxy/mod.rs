@@ -6,6 +6,7 @@ pub mod body;
 pub mod conn;
 pub mod error;
 mod framing;
+pub mod h1;
 pub mod headers;
 pub mod host;
 mod listener;

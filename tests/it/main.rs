@@ -23,6 +23,7 @@ mod fleet;
 mod forwarding;
 mod framing;
 mod grpc_errors;
+mod h1_differential;
 mod handover;
 mod health;
 mod hosts;
