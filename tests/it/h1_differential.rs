@@ -239,7 +239,7 @@ async fn veer_never_accepts_or_frames_what_hyper_would_not() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(3000);
-    let mut rng = SmallRng::seed_from_u64(0x5eed_0f_f4a3);
+    let mut rng = SmallRng::seed_from_u64(0x005e_ed0f_f4a3);
     let (mut both, mut stricter, mut refused_by_both) = (0, 0, 0);
     for case in 0..cases {
         let mut bytes = generate(&mut rng);
