@@ -20,6 +20,7 @@ use hyper_util::rt::TokioIo;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use veer::proxy::h1::response::{parse_response, ResponseBody};
 use veer::proxy::h1::{chunked::Decoder, parse_head, BodyFraming};
 
 /// One request as a server saw it: method, target, body (or `None` when
@@ -266,6 +267,182 @@ async fn veer_never_accepts_or_frames_what_hyper_would_not() {
     );
     assert!(
         both > cases / 10 && refused_by_both > cases / 10,
+        "generator too one-sided"
+    );
+}
+
+/// What veer's response framing makes of `bytes` answering `method`:
+/// the status and body, or `None` if it refuses them.
+fn veer_response(bytes: &[u8], method: &str) -> Option<(u16, Vec<u8>)> {
+    let mut at = 0;
+    let head = loop {
+        let head = parse_response(&bytes[at..], 64 * 1024, method, false).ok()??;
+        at += head.len;
+        // Interim responses come before the final one.
+        if !(100..200).contains(&head.status) {
+            break head;
+        }
+    };
+    let rest = &bytes[at..];
+    let body = match head.body {
+        ResponseBody::None => Vec::new(),
+        ResponseBody::Length(n) => rest.get(..usize::try_from(n).ok()?)?.to_vec(),
+        ResponseBody::UntilClose => rest.to_vec(),
+        ResponseBody::Chunked => {
+            let mut body = Vec::new();
+            let mut decoder = Decoder::default();
+            match decoder.decode(rest, |d| body.extend_from_slice(d)) {
+                Ok((_, true)) => body,
+                _ => return None,
+            }
+        }
+        ResponseBody::Tunnel => return None,
+    };
+    Some((head.status, body))
+}
+
+/// What hyper's HTTP/1 client makes of `bytes` sent by a server (which
+/// then closes) in answer to `method /`.
+async fn hyper_response(bytes: Vec<u8>, method: &str) -> Option<(u16, Vec<u8>)> {
+    let (client, mut server) = tokio::io::duplex(1 << 20);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(client))
+        .await
+        .ok()?;
+    let driver = tokio::spawn(conn);
+    let serve = tokio::spawn(async move {
+        let mut request = [0u8; 1024];
+        let _ = server.read(&mut request).await;
+        let _ = server.write_all(&bytes).await;
+        let _ = server.shutdown().await;
+        // Hold the other half until the client is done.
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), server.read_to_end(&mut sink)).await;
+    });
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri("/")
+        .header("host", "h")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let outcome = async {
+        let resp = sender.send_request(req).await.ok()?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.ok()?.to_bytes().to_vec();
+        Some((status, body))
+    };
+    let outcome = tokio::time::timeout(Duration::from_secs(5), outcome)
+        .await
+        .ok()?;
+    drop(sender);
+    let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
+    serve.abort();
+    outcome
+}
+
+/// A generated upstream response, valid or not.
+fn generate_response(rng: &mut SmallRng) -> Vec<u8> {
+    let eol = if rng.random_bool(0.1) { "\n" } else { "\r\n" };
+    let line = pick(
+        rng,
+        &[
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 200 OK",
+            "HTTP/1.0 200 OK",
+            "HTTP/1.1 204 No Content",
+            "HTTP/1.1 304 Not Modified",
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK",
+            "HTTP/1.1 200",
+            "HTTP/1.1 599 Odd",
+            "HTTP/1.1 20 OK",
+            "HTTP/1.2 200 OK",
+            "http/1.1 200 OK",
+            "HTTP/1.1  200 OK",
+        ],
+    );
+    let mut text = format!("{line}{eol}");
+    let n = rng.random_range(0..12usize);
+    for _ in 0..rng.random_range(0..4) {
+        let header = match rng.random_range(0..4) {
+            0 => pick(
+                rng,
+                &[
+                    "content-length: N",
+                    "content-length: N, N",
+                    "content-length: +N",
+                    "content-length: 1N",
+                    "content-length: -1",
+                    "content-length: N ",
+                ],
+            )
+            .replace('N', &n.to_string()),
+            1 => pick(
+                rng,
+                &[
+                    "transfer-encoding: chunked",
+                    "Transfer-Encoding: CHUNKED",
+                    "transfer-encoding: gzip, chunked",
+                    "transfer-encoding: chunked, gzip",
+                    "transfer-encoding: gzip",
+                    "transfer-encoding: chunked ",
+                ],
+            )
+            .to_string(),
+            2 => pick(
+                rng,
+                &["connection: close", "connection: keep-alive", "x: y"],
+            )
+            .to_string(),
+            _ => pick(rng, &["bad header", "x : y", " folded: x", "x: \u{1}"]).to_string(),
+        };
+        text.push_str(&header);
+        text.push_str(eol);
+    }
+    text.push_str(eol);
+    let mut bytes = text.into_bytes();
+    match rng.random_range(0..3) {
+        0 => bytes.extend(chunked_body(rng)),
+        _ => bytes.extend(std::iter::repeat_n(b'r', rng.random_range(0..14))),
+    }
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn veer_never_accepts_a_response_hyper_would_not() {
+    let cases: usize = std::env::var("VEER_DIFF_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000);
+    let mut rng = SmallRng::seed_from_u64(0x0007_e570_0a5e);
+    let (mut both, mut stricter, mut neither) = (0, 0, 0);
+    for case in 0..cases {
+        let bytes = generate_response(&mut rng);
+        let method = if rng.random_bool(0.2) { "HEAD" } else { "GET" };
+        let ours = veer_response(&bytes, method);
+        let theirs = hyper_response(bytes.clone(), method).await;
+        match (&ours, &theirs) {
+            (Some(a), Some(b)) => {
+                assert_eq!(
+                    a,
+                    b,
+                    "case {case}: {method} response framed differently: {:?}",
+                    String::from_utf8_lossy(&bytes)
+                );
+                both += 1;
+            }
+            (Some(_), None) => panic!(
+                "case {case}: veer accepts a response to {method} hyper refuses: {:?} as {ours:?}",
+                String::from_utf8_lossy(&bytes)
+            ),
+            (None, Some(_)) => stricter += 1,
+            (None, None) => neither += 1,
+        }
+    }
+    eprintln!(
+        "h1 response differential: {cases} cases; same {both}, refused by both {neither}, \
+         refused by veer only {stricter}"
+    );
+    assert!(
+        both > cases / 10 && neither > cases / 10,
         "generator too one-sided"
     );
 }

@@ -1,10 +1,11 @@
-//! veer's own HTTP/1.1 request framing (issue 20, in progress): the
-//! request head parsed once with `httparse`, the body's framing decided
-//! from it (RFC 9112 §6), and chunked bodies decoded incrementally
-//! ([`chunked`]). It is at least as strict as hyper's server: a
+//! veer's own HTTP/1.1 framing (issue 20, in progress): the request
+//! head parsed once with `httparse`, the body's framing decided from it
+//! (RFC 9112 §6), chunked bodies decoded incrementally ([`chunked`]), and
+//! upstream response heads ([`response`]). It is at least as strict as hyper's server: a
 //! differential test (`tests/it/h1_differential.rs`) feeds generated
-//! heads and bodies to both and fails on any message this accepts and
-//! hyper rejects, or frames differently. Not yet on the hot path.
+//! heads and bodies to both (requests to hyper's server, responses to its
+//! client) and fails on any message this accepts and hyper rejects, or
+//! frames differently. Not yet on the hot path.
 //!
 //! Stricter than hyper, like nginx: `Content-Length` together with
 //! `Transfer-Encoding` is refused (hyper lets chunked win); a
@@ -13,6 +14,7 @@
 //! same in every copy of the header.
 
 pub mod chunked;
+pub mod response;
 
 /// How the body of a request is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -108,3 +108,39 @@ fn refuses_malformed_chunks() {
         );
     }
 }
+
+#[test]
+fn response_body_framing() {
+    use super::response::{parse_response, ResponseBody};
+    let framing = |text: &str, method: &str| {
+        parse_response(text.as_bytes(), 8192, method, false)
+            .unwrap()
+            .map(|h| (h.body, h.reusable))
+    };
+    let ok = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n";
+    assert_eq!(framing(ok, "GET"), Some((ResponseBody::Length(5), true)));
+    assert_eq!(framing(ok, "HEAD"), Some((ResponseBody::None, true)));
+    let chunked = "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n";
+    assert_eq!(framing(chunked, "GET"), Some((ResponseBody::Chunked, true)));
+    let gzip = "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n";
+    assert_eq!(
+        framing(gzip, "GET"),
+        Some((ResponseBody::UntilClose, false))
+    );
+    let old = "HTTP/1.0 200 OK\r\n\r\n";
+    assert_eq!(framing(old, "GET"), Some((ResponseBody::UntilClose, false)));
+    let none = "HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n";
+    assert_eq!(framing(none, "GET"), Some((ResponseBody::None, true)));
+    assert_eq!(framing("HTTP/1.1 200 OK\r\n", "GET"), None);
+    let both = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n";
+    assert!(parse_response(both.as_bytes(), 8192, "GET", false).is_err());
+    let switch = "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n";
+    assert!(parse_response(switch.as_bytes(), 8192, "GET", false).is_err());
+    let tunnel = parse_response(switch.as_bytes(), 8192, "GET", true)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (tunnel.body, tunnel.reusable),
+        (ResponseBody::Tunnel, false)
+    );
+}
