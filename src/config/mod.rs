@@ -4,9 +4,11 @@
 //! [`load`] and [`parse`] are the entry points; both return every problem
 //! in the file at once, each as `FILE:LINE: KEY: MESSAGE`.
 
+mod analysis;
 mod defaults;
 mod error;
 pub mod file;
+pub mod freeze;
 pub mod model;
 mod validate;
 pub mod watch;

@@ -104,7 +104,7 @@ mod tests {
             p95: Some(Duration::from_millis(500)),
             p99: None,
             max_success_rate_drop: Some(0.5),
-            queries: vec![],
+            ..AnalysisSpec::defaults()
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod analysis;
 mod phase;
 pub mod plan;
+pub mod sequential;
 pub mod strategy;
 mod traffic;
 
