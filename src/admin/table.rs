@@ -83,11 +83,7 @@ fn verdicts(status: &Status) -> String {
         let ms = |d: Option<std::time::Duration>| {
             d.map_or("-".into(), |d| format!("{:.1}ms", d.as_secs_f64() * 1000.0))
         };
-        let outcome = match v.outcome {
-            Outcome::Pass => "pass",
-            Outcome::Fail => "fail",
-            Outcome::Inconclusive => "inconclusive",
-        };
+        let outcome = outcome_name(v.outcome);
         out.push_str(&format!(
             "{}: last analysis {outcome} (failed checks {}): candidate {} req, {:.2}% ok, p50 {} p95 {} p99 {}\n",
             r.name,
@@ -98,11 +94,36 @@ fn verdicts(status: &Status) -> String {
             ms(c.p95),
             ms(c.p99),
         ));
+        if let Some(s) = &v.sequential {
+            out.push_str(&format!(
+                "  sequential {} at {}% confidence over {} candidate and {} stable requests\n",
+                outcome_name(s.outcome),
+                s.confidence,
+                s.candidate_requests,
+                s.stable_requests
+            ));
+        }
         for reason in &v.reasons {
             out.push_str(&format!("  - {reason}\n"));
         }
     }
+    for r in &status.routes {
+        if let Some(f) = &r.freeze {
+            out.push_str(&format!(
+                "{}: deployment freeze ({}): next allowed {}\n",
+                r.name, f.window, f.until
+            ));
+        }
+    }
     out
+}
+
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "pass",
+        Outcome::Fail => "fail",
+        Outcome::Inconclusive => "inconclusive",
+    }
 }
 
 /// `blue=90 green=10`, stable last, with `(manual)` for admin overrides.

@@ -21,6 +21,7 @@ mod drive;
 pub mod effects;
 mod error;
 pub mod events;
+pub mod freeze;
 mod listeners;
 mod msg;
 mod query;
@@ -28,10 +29,12 @@ mod reconcile;
 pub mod record;
 mod reload;
 mod restore;
+mod sequential;
 pub mod sense;
 pub mod status;
 pub mod store;
 pub mod task;
+mod verify;
 pub mod webhook;
 
 #[cfg(test)]
