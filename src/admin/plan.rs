@@ -25,7 +25,10 @@ pub struct PlanAnswer {
 impl PlanAnswer {
     /// What `veer plan` prints.
     pub fn text(&self) -> String {
-        let title = format!("plan for {}: {} -> {}", self.route, self.stable, self.candidate);
+        let title = format!(
+            "plan for {}: {} -> {}",
+            self.route, self.stable, self.candidate
+        );
         let mut out = render(&self.preview, &title, self.start_ms, rfc3339);
         if let Some(f) = &self.freeze {
             out.push_str(&format!(

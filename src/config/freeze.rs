@@ -47,7 +47,9 @@ impl std::str::FromStr for FreezeWindow {
         };
         let rest = words.join(" ");
         // The separator is the first '-' after the first time of day.
-        let colon = rest.find(':').ok_or_else(|| format!("no time in {text:?}; {example}"))?;
+        let colon = rest
+            .find(':')
+            .ok_or_else(|| format!("no time in {text:?}; {example}"))?;
         let dash = rest[colon..]
             .find('-')
             .map(|i| colon + i)
@@ -63,7 +65,11 @@ impl std::str::FromStr for FreezeWindow {
             }
             (None, _) => return Err(bad(start)),
             (_, None) => return Err(bad(end)),
-            _ => return Err(format!("start and end of {text:?} must have the same form; {example}")),
+            _ => {
+                return Err(format!(
+                    "start and end of {text:?} must have the same form; {example}"
+                ))
+            }
         };
         if let Span::Daily(s, e) | Span::Weekly(s, e) = span {
             if s == e {

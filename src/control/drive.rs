@@ -76,9 +76,8 @@ impl<E: Effects, S: Sensor> Task<E, S> {
         }
         sequential::keep_origin(live, &sensed, now);
         let due = now.saturating_sub(live.since) >= spec.interval.as_millis() as u64;
-        let early = !due
-            && next.judged()
-            && sequential::fails_early(&spec.analysis, live, &sensed, now);
+        let early =
+            !due && next.judged() && sequential::fails_early(&spec.analysis, live, &sensed, now);
         if next.judged() && live.checks.is_none() && (due || early) {
             let candidate = Window::between(&live.start.candidate, &sensed.candidate);
             let stable = Window::between(&live.start.stable, &sensed.stable);

@@ -38,7 +38,7 @@ impl<E: Effects, S: Sensor> Task<E, S> {
         let sensed = self.sensor.sense(r);
         let baseline = self.live.get(route).and_then(|live| {
             let w = Window::between(&live.origin.stable, &sensed.stable);
-            (w.requests > 0).then(|| 100.0 - w.success_rate)
+            (w.requests > 0).then_some(100.0 - w.success_rate)
         });
         let watch = Watch {
             rollout: r.clone(),

@@ -105,8 +105,9 @@ pub fn preview(spec: &RolloutSpec, traffic: Traffic) -> Preview {
         }
     };
     if traffic.rate <= 0.0 {
-        out.warnings
-            .push("no traffic on the route now: no step can be judged, nothing would promote".into());
+        out.warnings.push(
+            "no traffic on the route now: no step can be judged, nothing would promote".into(),
+        );
     }
     let first = weights.first().copied().unwrap_or(100).max(1);
     let needed = sequential
@@ -242,12 +243,28 @@ mod tests {
 
     #[test]
     fn fixed_analysis_warns_about_steps_below_min_requests() {
-        let p = preview(&canary(), Traffic { rate: 5.0, stable_failures: 0.0 });
+        let p = preview(
+            &canary(),
+            Traffic {
+                rate: 5.0,
+                stable_failures: 0.0,
+            },
+        );
         // 5% of 5 req/s for 60 s = 15 requests < 50.
         assert_eq!(p.steps[0].candidate_requests, 15.0);
-        assert!(p.warnings[0].starts_with("step 1 (5%) gets about 15"), "{:?}", p.warnings);
+        assert!(
+            p.warnings[0].starts_with("step 1 (5%) gets about 15"),
+            "{:?}",
+            p.warnings
+        );
         assert_eq!(p.earliest_promotion_secs, None);
-        let busy = preview(&canary(), Traffic { rate: 100.0, stable_failures: 0.0 });
+        let busy = preview(
+            &canary(),
+            Traffic {
+                rate: 100.0,
+                stable_failures: 0.0,
+            },
+        );
         assert_eq!(busy.earliest_promotion_secs, Some(180.0));
         assert!(busy.warnings.is_empty(), "{:?}", busy.warnings);
     }
@@ -257,14 +274,27 @@ mod tests {
         let mut spec = canary();
         spec.analysis.compare = Compare::Sequential;
         spec.max_duration = Some(Duration::from_secs(3600));
-        let p = preview(&spec, Traffic { rate: 5.0, stable_failures: 0.0 });
+        let p = preview(
+            &spec,
+            Traffic {
+                rate: 5.0,
+                stable_failures: 0.0,
+            },
+        );
         let first = p.steps[0].intervals.unwrap();
         assert!(first > 1, "{p:?}");
-        assert_eq!(p.steps[1].intervals, Some(1), "later steps need one interval");
+        assert_eq!(
+            p.steps[1].intervals,
+            Some(1),
+            "later steps need one interval"
+        );
         let t = p.earliest_promotion_secs.unwrap();
         assert_eq!(t, 60.0 * (first + 2) as f64);
         if t > 3600.0 {
-            assert!(p.warnings.iter().any(|w| w.contains("max_duration")), "{p:?}");
+            assert!(
+                p.warnings.iter().any(|w| w.contains("max_duration")),
+                "{p:?}"
+            );
         }
     }
 }

@@ -164,7 +164,9 @@ fn failure_rate(c: Sample, s: Sample, tolerance: f64, alpha: f64) -> TestResult 
             let ratio = ns / nc;
             let gap = (estimate - tolerance).abs().max(tolerance / 4.0);
             if estimate < tolerance {
-                let width = |n: f64| half_width(vc_pass / n + vs / (ratio * n), tolerance * tolerance, alpha);
+                let width = |n: f64| {
+                    half_width(vc_pass / n + vs / (ratio * n), tolerance * tolerance, alpha)
+                };
                 requests_for(c.requests, gap, width)
             } else {
                 let width = |n: f64| fail_width(vc / n + vs / (ratio * n), tolerance, alpha);
@@ -277,9 +279,10 @@ pub fn compare(spec: &AnalysisSpec, candidate: Sample, stable: Sample) -> Sequen
             .iter()
             .filter(|t| t.outcome == Outcome::Inconclusive)
             .map(|t| t.needs_requests)
-            .try_fold(spec.min_requests.saturating_sub(candidate.requests), |most, n| {
-                Some(most.max(n?))
-            }),
+            .try_fold(
+                spec.min_requests.saturating_sub(candidate.requests),
+                |most, n| Some(most.max(n?)),
+            ),
         _ => None,
     };
     Sequential {
@@ -315,8 +318,7 @@ impl Sequential {
     /// "needs about 1200 more candidate requests (about 4m at the current rate)".
     pub fn estimate(&self) -> String {
         let Some(n) = self.needs_requests else {
-            return "inconclusive: the difference is too close to the tolerance to settle"
-                .into();
+            return "inconclusive: the difference is too close to the tolerance to settle".into();
         };
         let time = match self.needs_seconds {
             Some(s) => format!(
@@ -352,7 +354,11 @@ fn describe(t: &TestResult) -> String {
 /// a candidate exactly as good as stable (failing `p_stable` of
 /// requests), with stable serving `stable_per_candidate` requests for
 /// each candidate one; `None` above ten billion.
-pub fn requests_to_pass(spec: &AnalysisSpec, p_stable: f64, stable_per_candidate: f64) -> Option<u64> {
+pub fn requests_to_pass(
+    spec: &AnalysisSpec,
+    p_stable: f64,
+    stable_per_candidate: f64,
+) -> Option<u64> {
     let empty = HistogramSnapshot::default();
     let passes = |n: u64| {
         let ns = (n as f64 * stable_per_candidate).round() as u64;

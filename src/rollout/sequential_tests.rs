@@ -185,7 +185,10 @@ fn inconclusive_says_how_many_more_requests_and_how_long() {
     assert!((1_000..50_000).contains(&n), "{n}");
     assert_eq!(seq.needs_seconds, Some(n as f64 / 0.5));
     let reasons = seq.reasons();
-    assert!(reasons.last().unwrap().starts_with("needs about"), "{reasons:?}");
+    assert!(
+        reasons.last().unwrap().starts_with("needs about"),
+        "{reasons:?}"
+    );
     // With that many more at the same rates, it does pass.
     let (c, st) = (100 + n, 900 + 9 * n);
     let later = compare(&spec(), s(c, c / 100), s(st, st / 100));
@@ -208,11 +211,13 @@ fn latency_quantiles_compare_from_the_histograms() {
         slow.record(ms * 2);
     }
     let mut spec = spec();
-    spec.tolerance.latency.push(crate::config::LatencyTolerance {
-        name: "p95",
-        quantile: 0.95,
-        fraction: 0.10,
-    });
+    spec.tolerance
+        .latency
+        .push(crate::config::LatencyTolerance {
+            name: "p95",
+            quantile: 0.95,
+            fraction: 0.10,
+        });
     let (s, a, b) = (stable.snapshot(), same.snapshot(), slow.snapshot());
     fn sample(h: &HistogramSnapshot) -> Sample<'_> {
         Sample {
@@ -225,5 +230,9 @@ fn latency_quantiles_compare_from_the_histograms() {
     assert_eq!(good.tests[1].outcome, Outcome::Pass, "{:?}", good.reasons());
     let bad = compare(&spec, sample(&b), sample(&s));
     assert_eq!(bad.outcome, Outcome::Fail, "{:?}", bad.reasons());
-    assert!(bad.reasons()[1].starts_with("p95 FAIL"), "{:?}", bad.reasons());
+    assert!(
+        bad.reasons()[1].starts_with("p95 FAIL"),
+        "{:?}",
+        bad.reasons()
+    );
 }

@@ -63,7 +63,11 @@ async fn inconclusive_holds_the_step_and_says_what_it_needs() {
     assert!(seq.needs_requests.unwrap() > 0, "{seq:?}");
     assert!(seq.needs_seconds.unwrap() > 0.0, "{seq:?}");
     let estimate = v.reasons.iter().find(|r| r.starts_with("needs about"));
-    assert!(estimate.is_some_and(|e| e.contains("at the current rate")), "{:?}", v.reasons);
+    assert!(
+        estimate.is_some_and(|e| e.contains("at the current rate")),
+        "{:?}",
+        v.reasons
+    );
     // The transition event carries the same verdict.
     let last = h.recorded(|r| r.transitions.last().cloned()).unwrap();
     assert!(last.1.unwrap().sequential.is_some());
@@ -75,7 +79,11 @@ async fn on_timeout_hold_pauses_instead_of_rolling_back() {
     script.set(|s| s.rate = 1);
     let extra = "max_duration = \"30s\"\non_timeout = \"hold\"\n";
     let h = start(
-        config(&sequential("10, 100", extra, "tolerance = { failure_rate = 0.05 }\n")),
+        config(&sequential(
+            "10, 100",
+            extra,
+            "tolerance = { failure_rate = 0.05 }\n",
+        )),
         script,
         Loaded::default(),
     );
@@ -89,7 +97,10 @@ async fn on_timeout_hold_pauses_instead_of_rolling_back() {
 /// A daily window in UTC from `from` to `to` seconds after the minute
 /// that holds now, and the Unix ms of its start.
 fn window(from: u64, to: u64) -> (String, u64) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let minute = now - now % 60;
     let hhmm = |t: u64| format!("{:02}:{:02}", (t / 3600) % 24, (t / 60) % 60);
     let text = format!("{}-{} UTC", hhmm(minute + from), hhmm(minute + to));
@@ -97,7 +108,10 @@ fn window(from: u64, to: u64) -> (String, u64) {
 }
 
 fn wall_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 #[tokio::test(start_paused = true)]
@@ -108,14 +122,22 @@ async fn a_freeze_holds_a_step_and_lets_a_rollback_through() {
     let freeze = format!("freeze = [\"{text}\"]\n");
     let steps = "10, 20, 30, 40, 50, 60, 70, 80, 90, 100";
     let script = Script::healthy();
-    let h = start(config(&canary(steps, &freeze)), script.clone(), Loaded::default());
+    let h = start(
+        config(&canary(steps, &freeze)),
+        script.clone(),
+        Loaded::default(),
+    );
     let started = wall_ms();
     h.controller.start("app", "green", None).await.unwrap();
     run_for(Duration::from_millis(begins - started) + SEC).await;
     let held = h.green();
     assert!((10..100).contains(&held), "{held}");
     run_for(120 * SEC).await;
-    assert_eq!((h.phase(), h.green()), (Phase::Progressing, held), "the step holds");
+    assert_eq!(
+        (h.phase(), h.green()),
+        (Phase::Progressing, held),
+        "the step holds"
+    );
     let r = h.controller.latest("app").unwrap();
     assert!(r.reason.starts_with("deployment freeze"), "{}", r.reason);
     // A failing candidate still rolls back inside the freeze.
@@ -133,14 +155,21 @@ async fn a_freeze_holds_a_step_and_lets_a_rollback_through() {
 async fn a_rollout_asked_for_in_a_freeze_starts_when_it_ends() {
     let (text, _) = window(0, 120);
     let freeze = format!("freeze = [\"{text}\"]\n");
-    let h = start(config(&canary("10, 50, 100", &freeze)), Script::healthy(), Loaded::default());
+    let h = start(
+        config(&canary("10, 50, 100", &freeze)),
+        Script::healthy(),
+        Loaded::default(),
+    );
     h.controller.start("app", "green", None).await.unwrap();
     run_for(30 * SEC).await;
     assert_eq!((h.phase(), h.green()), (Phase::Idle, 0), "not started");
     let r = h.controller.latest("app").unwrap();
     assert!(r.reason.contains("the rollout starts then"), "{}", r.reason);
     run_for(120 * SEC).await;
-    assert!(h.green() > 0 || h.phase() == Phase::Promoted, "started after the freeze");
+    assert!(
+        h.green() > 0 || h.phase() == Phase::Promoted,
+        "started after the freeze"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -149,7 +178,11 @@ async fn after_a_rollback_stable_is_verified() {
         let script = Script::healthy();
         script.set(|s| s.failing = s.rate);
         let extra = "verify_window = \"30s\"\n[[route.rollout.webhook]]\non = \"rollback\"\nurl = \"http://127.0.0.1:1/hook\"\n";
-        let h = start(config(&canary("10, 100", extra)), script.clone(), Loaded::default());
+        let h = start(
+            config(&canary("10, 100", extra)),
+            script.clone(),
+            Loaded::default(),
+        );
         h.controller.start("app", "green", None).await.unwrap();
         run_for(21 * SEC).await;
         assert_eq!(h.phase(), Phase::RolledBack);
@@ -177,7 +210,11 @@ async fn after_a_rollback_stable_is_verified() {
         assert_eq!(seen[0].0, want, "{seen:?}");
         assert!(seen[0].1.starts_with("blue "), "{seen:?}");
         let hooks = h.recorded(|r| r.notified.clone());
-        let name = if stable_fails { "still-failing" } else { "recovered" };
+        let name = if stable_fails {
+            "still-failing"
+        } else {
+            "recovered"
+        };
         assert_eq!(hooks.last().map(|n| n.0), Some(name), "{hooks:?}");
     }
 }
