@@ -18,9 +18,9 @@ impl AnalysisSpec {
             p99: None,
             max_success_rate_drop: None,
             queries: Vec::new(),
-            compare: super::model::Compare::Fixed,
+            compare: super::Compare::Fixed,
             confidence: 95.0,
-            tolerance: super::model::Tolerance::default(),
+            tolerance: super::Tolerance::default(),
         }
     }
 }
@@ -45,7 +45,7 @@ impl RolloutSpec {
             ab_match: None,
             iterations: 10,
             max_duration: None,
-            on_timeout: super::model::OnTimeout::Rollback,
+            on_timeout: super::OnTimeout::Rollback,
             freeze: Vec::new(),
             verify_window: None,
             analysis: AnalysisSpec::defaults(),

@@ -15,7 +15,9 @@ pub mod watch;
 
 use std::path::Path;
 
+pub use analysis::{Compare, LatencyTolerance, OnTimeout, Tolerance};
 pub use error::{ConfigError, Problem};
+pub use freeze::FreezeWindow;
 pub use model::*;
 
 /// Reads and validates the config file at `path`.

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use http::HeaderName;
 
-pub use super::analysis::{Compare, LatencyTolerance, OnTimeout, Tolerance};
-pub use super::freeze::FreezeWindow;
+use super::{analysis::*, freeze::FreezeWindow};
 
 /// A whole, valid configuration file.
 #[derive(Debug, Clone, PartialEq)]
@@ -292,8 +291,7 @@ pub struct RolloutSpec {
     pub on_timeout: OnTimeout,
     /// Deployment windows of this route (besides `[proxy] freeze`).
     pub freeze: Vec<FreezeWindow>,
-    /// After a rollback, stable is watched this long (`recovered` or
-    /// `still-failing`); `None`: not watched.
+    /// After a rollback, stable is watched this long; `None`: not.
     pub verify_window: Option<Duration>,
     pub analysis: AnalysisSpec,
     pub webhooks: Vec<WebhookSpec>,
@@ -370,7 +368,7 @@ pub struct AnalysisSpec {
     pub max_success_rate_drop: Option<f64>,
     pub queries: Vec<QuerySpec>,
     pub compare: Compare,
-    /// Percent, 50..100 (exclusive): how sure a sequential verdict is.
+    /// Percent, 50 to below 100.
     pub confidence: f64,
     pub tolerance: Tolerance,
 }

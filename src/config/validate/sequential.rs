@@ -5,7 +5,7 @@ use toml::Spanned;
 
 use super::Check;
 use crate::config::file::{AnalysisFile, RolloutFile, Str, ToleranceFile};
-use crate::config::model::{
+use crate::config::{
     AnalysisSpec, Compare, FreezeWindow, LatencyTolerance, OnTimeout, RolloutSpec, Tolerance,
 };
 
