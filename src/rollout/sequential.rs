@@ -146,7 +146,13 @@ fn fail_width(v: f64, scale: f64, alpha: f64) -> f64 {
 /// The upper bound (a pass) uses the candidate's variance as if it were
 /// exactly at the tolerance whenever it looks better: a candidate that is
 /// lucky early does not also get a narrower interval.
-fn failure_rate(c: Sample, s: Sample, tolerance: f64, alpha: f64) -> TestResult {
+fn failure_rate(
+    c: Sample,
+    s: Sample,
+    tolerance: f64,
+    alpha: f64,
+    estimate_more: bool,
+) -> TestResult {
     let rate = |x: Sample| x.failures as f64 / x.requests.max(1) as f64;
     let (pc, ps) = (rate(c), rate(s));
     let estimate = pc - ps;
@@ -158,17 +164,21 @@ fn failure_rate(c: Sample, s: Sample, tolerance: f64, alpha: f64) -> TestResult 
     let lower = estimate - fail_width(vc / nc + vs / ns, tolerance, alpha);
     let upper = estimate + half_width(vc_pass / nc + vs / ns, tolerance * tolerance, alpha);
     let outcome = decide(lower, upper, tolerance);
-    let needs = (outcome == Outcome::Inconclusive)
+    let needs = (outcome == Outcome::Inconclusive && estimate_more)
         .then(|| {
-            // Stable keeps its share of traffic relative to the candidate.
+            // Projected at the rates seen so far (not the smoothed ones,
+            // which are pessimistic at a handful of requests), stable
+            // keeping its share of traffic relative to the candidate.
             let ratio = ns / nc;
+            let vs = per(ps.max(1e-4));
             let gap = (estimate - tolerance).abs().max(tolerance / 4.0);
             if estimate < tolerance {
-                let width = |n: f64| {
-                    half_width(vc_pass / n + vs / (ratio * n), tolerance * tolerance, alpha)
-                };
+                let vc = per((ps + tolerance).min(0.5).max(pc));
+                let width =
+                    |n: f64| half_width(vc / n + vs / (ratio * n), tolerance * tolerance, alpha);
                 requests_for(c.requests, gap, width)
             } else {
+                let vc = per(pc.max(1e-4));
                 let width = |n: f64| fail_width(vc / n + vs / (ratio * n), tolerance, alpha);
                 requests_for(c.requests, gap, width)
             }
@@ -181,8 +191,8 @@ fn failure_rate(c: Sample, s: Sample, tolerance: f64, alpha: f64) -> TestResult 
         candidate: 100.0 * pc,
         stable: 100.0 * ps,
         estimate: 100.0 * estimate,
-        lower: 100.0 * lower,
-        upper: 100.0 * upper,
+        lower: (100.0 * lower).max(-100.0),
+        upper: (100.0 * upper).min(100.0),
         limit: 100.0 * tolerance,
         needs_requests: needs,
     }
@@ -192,7 +202,13 @@ fn failure_rate(c: Sample, s: Sample, tolerance: f64, alpha: f64) -> TestResult 
 /// slower than stable's quantile times (1 + tolerance). Buckets that
 /// straddle that limit count as slow for a pass and as fast for a fail,
 /// so histogram resolution never decides in either direction.
-fn latency(c: Sample, s: Sample, t: &LatencyTolerance, alpha: f64) -> Option<TestResult> {
+fn latency(
+    c: Sample,
+    s: Sample,
+    t: &LatencyTolerance,
+    alpha: f64,
+    estimate_more: bool,
+) -> Option<TestResult> {
     let stable_q = s.latency.quantile(t.quantile)?;
     let candidate_q = c.latency.quantile(t.quantile);
     let threshold = stable_q.as_secs_f64() * 1e6 * (1.0 + t.fraction);
@@ -215,7 +231,7 @@ fn latency(c: Sample, s: Sample, t: &LatencyTolerance, alpha: f64) -> Option<Tes
     let lower = share(sure) - fail_width(variance(sure, n), limit, alpha);
     let upper = share(maybe) + half_width(pass_p * (1.0 - pass_p) / n.max(1) as f64, tau2, alpha);
     let outcome = decide(lower, upper, limit);
-    let needs = (outcome == Outcome::Inconclusive)
+    let needs = (outcome == Outcome::Inconclusive && estimate_more)
         .then(|| {
             if share(maybe) < limit {
                 let gap = (limit - share(maybe)).max(limit / 4.0);
@@ -236,8 +252,8 @@ fn latency(c: Sample, s: Sample, t: &LatencyTolerance, alpha: f64) -> Option<Tes
         candidate: candidate_q.map_or(0.0, |d| d.as_secs_f64() * 1000.0),
         stable: stable_q.as_secs_f64() * 1000.0,
         estimate: 100.0 * share(sure),
-        lower: 100.0 * lower,
-        upper: 100.0 * upper,
+        lower: (100.0 * lower).max(0.0),
+        upper: (100.0 * upper).min(100.0),
         limit: 100.0 * limit,
         needs_requests: needs,
     })
@@ -246,11 +262,27 @@ fn latency(c: Sample, s: Sample, t: &LatencyTolerance, alpha: f64) -> Option<Tes
 /// Runs every test of `spec` on what both pools served so far. A pass
 /// also needs `min_requests` candidate requests in all.
 pub fn compare(spec: &AnalysisSpec, candidate: Sample, stable: Sample) -> Sequential {
+    run(spec, candidate, stable, true)
+}
+
+/// [`compare`] without the estimate of what an inconclusive test needs
+/// (simulations and previews, which only want the outcome).
+pub fn outcome(spec: &AnalysisSpec, candidate: Sample, stable: Sample) -> Outcome {
+    run(spec, candidate, stable, false).outcome
+}
+
+fn run(spec: &AnalysisSpec, candidate: Sample, stable: Sample, estimate_more: bool) -> Sequential {
     let alpha = (1.0 - spec.confidence / 100.0).clamp(1e-9, 0.5);
     let tolerance = spec.tolerance.failure_rate / 100.0;
-    let mut tests = vec![failure_rate(candidate, stable, tolerance, alpha)];
+    let mut tests = vec![failure_rate(
+        candidate,
+        stable,
+        tolerance,
+        alpha,
+        estimate_more,
+    )];
     for t in &spec.tolerance.latency {
-        match latency(candidate, stable, t, alpha) {
+        match latency(candidate, stable, t, alpha, estimate_more) {
             Some(test) => tests.push(test),
             None => tests.push(TestResult {
                 metric: t.name.to_string(),
@@ -345,7 +377,7 @@ fn describe(t: &TestResult) -> String {
     } else {
         format!(
             "{} {verb}: candidate {:.1}ms vs stable {:.1}ms, {:.1}% of candidate requests above the tolerated {} in [{:.1}%, {:.1}%] against {:.1}%",
-            t.metric, t.candidate, t.stable, t.estimate, t.metric, t.lower.max(0.0), t.upper.min(100.0), t.limit
+            t.metric, t.candidate, t.stable, t.estimate, t.metric, t.lower, t.upper, t.limit
         )
     }
 }
@@ -369,7 +401,7 @@ pub fn requests_to_pass(
         };
         let mut only_failures = spec.clone();
         only_failures.tolerance.latency.clear();
-        compare(&only_failures, sample(n), sample(ns)).outcome == Outcome::Pass
+        outcome(&only_failures, sample(n), sample(ns)) == Outcome::Pass
     };
     let (mut lo, mut hi) = (1u64, 10_000_000_000u64);
     if !passes(hi) {

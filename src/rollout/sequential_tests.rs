@@ -67,8 +67,7 @@ fn run(seed: u64, p_stable: f64, p_candidate: f64, horizon: u64) -> Run {
             failures,
             latency: &empty,
         };
-        let seq = compare(&spec, sample(nc, fc), sample(ns, fs));
-        match seq.outcome {
+        match outcome(&spec, sample(nc, fc), sample(ns, fs)) {
             Outcome::Fail => {
                 out.first_fail.get_or_insert(nc);
             }
