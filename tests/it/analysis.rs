@@ -244,3 +244,54 @@ async fn veer_plan_warns_when_sequential_analysis_outlasts_max_duration() {
     );
     veer.stop().await;
 }
+
+/// A daily UTC window from an hour ago to two hours ahead.
+fn freeze_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let hhmm = |t: u64| format!("{:02}:{:02}", (t / 3600) % 24, (t / 60) % 60);
+    format!("{}-{} UTC", hhmm(now - 3600), hhmm(now + 7200))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_freeze_defers_a_rollout_and_status_says_until_when() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let window = freeze_now();
+    let extra = format!("[route.rollout]\nstrategy = \"canary\"\nfreeze = [\"{window}\"]\n");
+    let dir = TempDir::new("freeze");
+    let veer = Veer::start(
+        &dir,
+        &two_pools(blue.addr, green.addr, "blue", &extra),
+        None,
+    )
+    .await;
+    let admin = format!("http://{}", veer.admin);
+    let (ok, out, err) = veer_cli(&admin, &["rollout", "app", "green"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "app: green=0 blue=100 (phase idle)\n");
+    let status = veer.status().await;
+    let route = &status["routes"][0];
+    assert_eq!(route["freeze"]["window"], window.as_str());
+    let until = route["freeze"]["until_ms"].as_u64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        until > now + 3_600_000 && until <= now + 7_260_000,
+        "{route}"
+    );
+    let (ok, out, err) = veer_cli(&admin, &["status"]).await;
+    assert!(ok, "{err}");
+    let line = format!("app: deployment freeze ({window}): next allowed ");
+    assert!(out.contains(&line), "{out}");
+    // Nothing reaches green while frozen.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(who(&veer.url("/")).await, "blue");
+    veer.stop().await;
+}
