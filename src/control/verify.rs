@@ -31,7 +31,8 @@ pub(super) struct Watch {
 impl<E: Effects, S: Sensor> Task<E, S> {
     /// A rollout of `route` just rolled back: watch stable, if asked to.
     pub(super) fn watch_stable(&mut self, route: &str, r: &Rollout) {
-        if self.spec(route).and_then(|s| s.verify_window).is_none() {
+        // A fleet's followers replicate the rollback; the leader watches.
+        if !self.deciding || self.spec(route).and_then(|s| s.verify_window).is_none() {
             return;
         }
         let now = self.clock.now_ms();
