@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Compare, RolloutSpec, Strategy};
 
-use super::sequential::requests_to_pass;
+use super::analysis::Outcome;
+use super::sequential::{outcome, Sample};
+use crate::config::AnalysisSpec;
+use crate::observe::histogram::HistogramSnapshot;
 
 /// The traffic a preview assumes.
 #[derive(Debug, Clone, Copy)]
@@ -185,6 +188,38 @@ pub fn preview(spec: &RolloutSpec, traffic: Traffic) -> Preview {
         }
     }
     out
+}
+
+/// About how many candidate requests the failure-rate test needs to pass
+/// a candidate exactly as good as stable (failing `p_stable` of
+/// requests), with stable serving `stable_per_candidate` requests for
+/// each candidate one; `None` above ten billion.
+fn requests_to_pass(spec: &AnalysisSpec, p_stable: f64, stable_per_candidate: f64) -> Option<u64> {
+    let empty = HistogramSnapshot::default();
+    let passes = |n: u64| {
+        let ns = (n as f64 * stable_per_candidate).round() as u64;
+        let sample = |requests: u64| Sample {
+            requests,
+            failures: (requests as f64 * p_stable).round() as u64,
+            latency: &empty,
+        };
+        let mut only_failures = spec.clone();
+        only_failures.tolerance.latency.clear();
+        outcome(&only_failures, sample(n), sample(ns)) == Outcome::Pass
+    };
+    let (mut lo, mut hi) = (1u64, 10_000_000_000u64);
+    if !passes(hi) {
+        return None;
+    }
+    while hi - lo > (lo / 100).max(1) {
+        let mid = lo + (hi - lo) / 2;
+        if passes(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(hi)
 }
 
 /// The preview as `veer plan` prints it.
