@@ -207,6 +207,17 @@ async fn veer_plan_previews_a_rollout() {
     assert_eq!(answer["candidate"], "green");
     assert_eq!(answer["preview"]["steps"][1]["candidate_requests"], 75.0);
 
+    let (ok, out, err) = veer_cli(
+        &admin,
+        &["plan", "app", "green", "--strategy", "blue_green"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("note: blue_green: the candidate gets only requests with x-veer-preview"),
+        "{out}"
+    );
+
     let (ok, _, err) = veer_cli(&admin, &["plan", "nope", "green"]).await;
     assert!(!ok && err.contains("unknown route \"nope\""), "{err}");
     let (ok, _, err) = veer_cli(&admin, &["plan", "app"]).await;
