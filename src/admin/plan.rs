@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::control::freeze::{freeze_status, rfc3339, FreezeStatus};
 use crate::control::sense::unix_ms;
 use crate::control::Control;
-use crate::rollout::preview::{preview, render, Preview, Traffic};
+use crate::rollout::preview::{preview, render, with_freezes, Preview, Traffic};
 
 /// The answer, as `veer plan` reads it back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,12 +118,25 @@ pub fn plan(
     };
     let now = unix_ms();
     let freeze = freeze_status(config, route, now);
+    let start_ms = freeze.as_ref().map_or(now, |f| f.until_ms);
+    let mut preview = preview(&rollout, traffic);
+    with_freezes(&mut preview, start_ms, |at| {
+        freeze_status(config, route, at).map(|f| (f.until_ms, f.window))
+    });
+    let late = rollout
+        .max_duration
+        .zip(preview.earliest_promotion_secs)
+        .filter(|(max, t)| *t > max.as_secs_f64());
+    if late.is_some() && !preview.warnings.iter().any(|w| w.contains("max_duration")) {
+        let msg = "deployment freezes push promotion past max_duration: the rollout would time out while held";
+        preview.warnings.push(msg.into());
+    }
     Ok(PlanAnswer {
         route: route.to_string(),
         stable,
         candidate,
-        start_ms: freeze.as_ref().map_or(now, |f| f.until_ms),
+        start_ms,
         freeze,
-        preview: preview(&rollout, traffic),
+        preview,
     })
 }

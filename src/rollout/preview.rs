@@ -222,6 +222,33 @@ fn requests_to_pass(spec: &AnalysisSpec, p_stable: f64, stable_per_candidate: f6
     Some(hi)
 }
 
+/// Moves each step's pass past the deployment freezes it would fall in
+/// (`frozen(at_ms)`: when the freeze holding `at_ms` ends, and its
+/// window): a held step passes again at the first interval after.
+pub fn with_freezes(p: &mut Preview, start_ms: u64, frozen: impl Fn(u64) -> Option<(u64, String)>) {
+    let mut shift = 0.0;
+    for (i, step) in p.steps.iter_mut().enumerate() {
+        let Some(t) = step.passed_after_secs.as_mut() else {
+            return;
+        };
+        *t += shift;
+        let at = start_ms + (*t * 1000.0) as u64;
+        if let Some((end, window)) = frozen(at) {
+            let moved = (end - at) as f64 / 1000.0 + p.interval_secs;
+            *t += moved;
+            shift += moved;
+            p.notes.push(format!(
+                "step {} would pass inside the deployment freeze ({window}): held about {}",
+                i + 1,
+                human(moved)
+            ));
+        }
+    }
+    if let (Some(t), Some(last)) = (p.earliest_promotion_secs.as_mut(), p.steps.last()) {
+        *t = last.passed_after_secs.unwrap_or(*t);
+    }
+}
+
 /// The preview as `veer plan` prints it.
 pub fn render(p: &Preview, title: &str, start_ms: u64, fmt_time: impl Fn(u64) -> String) -> String {
     let mut out = format!(
@@ -302,6 +329,35 @@ mod tests {
         );
         assert_eq!(busy.earliest_promotion_secs, Some(180.0));
         assert!(busy.warnings.is_empty(), "{:?}", busy.warnings);
+    }
+
+    #[test]
+    fn a_freeze_pushes_the_steps_behind_it() {
+        let mut p = preview(
+            &canary(),
+            Traffic {
+                rate: 100.0,
+                stable_failures: 0.0,
+            },
+        );
+        // Frozen from 90 s to 10 min after the start: step 2 (at 120 s) waits.
+        with_freezes(&mut p, 0, |at| {
+            (90_000..600_000)
+                .contains(&at)
+                .then(|| (600_000, "w".to_string()))
+        });
+        let after: Vec<f64> = p
+            .steps
+            .iter()
+            .map(|s| s.passed_after_secs.unwrap())
+            .collect();
+        assert_eq!(after, [60.0, 660.0, 720.0]);
+        assert_eq!(p.earliest_promotion_secs, Some(720.0));
+        assert!(
+            p.notes[0].starts_with("step 2 would pass inside the deployment freeze (w)"),
+            "{:?}",
+            p.notes
+        );
     }
 
     #[test]
