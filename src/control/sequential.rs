@@ -32,13 +32,16 @@ fn tests(spec: &AnalysisSpec, live: &Live, sensed: &Sensed, now: u64) -> Sequent
         s1.failures.saturating_sub(s0.failures),
         &sl,
     );
-    // The rate of the current interval, else of the whole run.
-    let (from, since) = match now.saturating_sub(live.since) {
-        ms if ms >= 1_000 => (live.start.candidate.attempts, live.since),
-        _ => (c0.attempts, live.origin_at),
+    // The candidate's rate over the current interval; over the whole run
+    // when the interval is too short or saw no candidate request.
+    let per_second = |from: u64, since: u64| {
+        let seconds = now.saturating_sub(since) as f64 / 1000.0;
+        c1.attempts.saturating_sub(from) as f64 / seconds.max(0.001)
     };
-    let seconds = now.saturating_sub(since) as f64 / 1000.0;
-    let rate = c1.attempts.saturating_sub(from) as f64 / seconds.max(0.001);
+    let interval = (now.saturating_sub(live.since) >= 1_000)
+        .then(|| per_second(live.start.candidate.attempts, live.since))
+        .filter(|r| *r > 0.0);
+    let rate = interval.unwrap_or_else(|| per_second(c0.attempts, live.origin_at));
     compare(spec, candidate, stable).at_rate(rate)
 }
 

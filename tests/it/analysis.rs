@@ -91,8 +91,9 @@ async fn five_requests_a_second_never_promote_on_noise() {
     let seq = verdict.sequential.expect("sequential figures");
     assert_eq!(seq.outcome, Outcome::Inconclusive, "{:?}", verdict.reasons);
     let (n, secs) = (seq.needs_requests.unwrap(), seq.needs_seconds.unwrap());
-    // About one candidate request a second: the time follows the count.
-    assert!(n >= 50 && secs >= n as f64 / 3.0, "{n} requests, {secs} s");
+    // About one candidate request a second (at most 5 in any second):
+    // the time follows the count.
+    assert!(n >= 50 && secs >= n as f64 / 6.0, "{n} requests, {secs} s");
     println!("{}", verdict.reasons.join("\n"));
     assert!(
         verdict.reasons.iter().any(|r| r.starts_with("needs about")),
