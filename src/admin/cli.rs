@@ -6,6 +6,7 @@ use http::Method;
 use serde_json::{json, Value};
 
 use super::client::{AdminClient, ClientError};
+use super::plan::PlanAnswer;
 use super::table;
 use crate::control::RouteStatus;
 use crate::drain::{Cut, DrainReport, ReportState};
@@ -49,6 +50,25 @@ pub enum AdminCommand {
     Resume { route: String },
     /// Rolls the route back to its stable (or previous) pool.
     Rollback { route: String },
+    /// A dry run of a rollout of ROUTE (to POOL) at its current traffic:
+    /// each step's weight, the candidate requests per interval, the
+    /// earliest promotion, and warnings when analysis cannot conclude.
+    Plan {
+        route: String,
+        /// The pool to roll out to (default: the route's configured pool,
+        /// when it differs from what the route serves).
+        pool: Option<String>,
+        /// Plan with this strategy instead of the route's.
+        #[arg(long)]
+        strategy: Option<String>,
+        /// Assume this many requests per second on the route instead of
+        /// the measured traffic.
+        #[arg(long, value_name = "REQ/S")]
+        rate: Option<f64>,
+        /// The raw JSON answer, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reloads the running veer's config file.
     Reload,
     /// Drains: `veer drain wait POOL`.
@@ -83,6 +103,26 @@ pub async fn execute(client: &AdminClient, command: AdminCommand) -> Result<Stri
         }
         AdminCommand::Status { json: false, .. } => {
             return Ok(table::render(&client.status().await?));
+        }
+        AdminCommand::Plan {
+            route,
+            pool,
+            strategy,
+            rate,
+            json,
+        } => {
+            let mut query = Vec::new();
+            query.extend(pool.map(|p| format!("pool={p}")));
+            query.extend(strategy.map(|s| format!("strategy={s}")));
+            query.extend(rate.map(|r| format!("rate={r}")));
+            let path = format!("/api/v1/routes/{route}/plan?{}", query.join("&"));
+            let value = client.call(Method::GET, &path, None).await?;
+            if json {
+                return Ok(format!("{value:#}\n"));
+            }
+            let answer: PlanAnswer =
+                serde_json::from_value(value).map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+            return Ok(answer.text());
         }
         AdminCommand::Reload => {
             client.call(Method::POST, "/api/v1/reload", None).await?;

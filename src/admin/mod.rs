@@ -10,6 +10,7 @@ pub mod client;
 mod dashboard;
 mod guard;
 pub mod metrics;
+pub mod plan;
 pub mod table;
 
 use std::sync::Arc;
@@ -38,6 +39,9 @@ pub struct AdminApi {
     /// `/readyz` is 200 while true.
     pub ready: tokio::sync::watch::Receiver<bool>,
     pub metrics: MetricsRenderer,
+    /// How long the per-pool windows are (`veer plan` reads the route's
+    /// current traffic from them).
+    pub analysis_window: Duration,
     /// Host names answered besides IP literals and `localhost`.
     pub names: Vec<String>,
     /// `/metrics` needs the token too (`[admin] metrics_token`).

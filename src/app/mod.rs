@@ -245,6 +245,7 @@ pub async fn start(options: Options) -> App {
             metrics: metrics_renderer(&control, &drains),
             names: config.admin.names.clone(),
             metrics_token: config.admin.metrics_token,
+            analysis_window: every,
         };
         tracing::info!(addr = ?admin_addr, "admin API serving");
         tokio::spawn(crate::admin::serve(

@@ -4,16 +4,20 @@
 //! [`load`] and [`parse`] are the entry points; both return every problem
 //! in the file at once, each as `FILE:LINE: KEY: MESSAGE`.
 
+mod analysis;
 mod defaults;
 mod error;
 pub mod file;
+pub mod freeze;
 pub mod model;
 mod validate;
 pub mod watch;
 
 use std::path::Path;
 
+pub use analysis::{Compare, LatencyTolerance, OnTimeout, Tolerance};
 pub use error::{ConfigError, Problem};
+pub use freeze::FreezeWindow;
 pub use model::*;
 
 /// Reads and validates the config file at `path`.

@@ -8,6 +8,7 @@ mod cluster;
 mod outlier;
 mod rollout;
 mod route;
+mod sequential;
 mod settings;
 mod tls;
 mod webhook;

@@ -46,6 +46,10 @@ pub enum EventKind {
     Drained,
     CertsReloaded,
     CertReloadError,
+    /// `verify_window` after a rollback: stable is back to normal.
+    Recovered,
+    /// `verify_window` after a rollback: stable still fails.
+    StillFailing,
 }
 
 impl EventKind {
@@ -70,6 +74,8 @@ impl EventKind {
             EventKind::Drained => "drained",
             EventKind::CertsReloaded => "certs-reloaded",
             EventKind::CertReloadError => "cert-reload-error",
+            EventKind::Recovered => "recovered",
+            EventKind::StillFailing => "still-failing",
         }
     }
 }

@@ -21,6 +21,7 @@ mod drive;
 pub mod effects;
 mod error;
 pub mod events;
+pub mod freeze;
 mod listeners;
 mod msg;
 mod query;
@@ -29,9 +30,11 @@ pub mod record;
 mod reload;
 mod restore;
 pub mod sense;
+mod sequential;
 pub mod status;
 pub mod store;
 pub mod task;
+mod verify;
 pub mod webhook;
 
 #[cfg(test)]

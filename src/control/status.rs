@@ -100,6 +100,10 @@ pub struct RouteStatus {
     /// polling status can compute rates.
     #[serde(default)]
     pub totals: BTreeMap<String, PoolTotals>,
+    /// While a deployment freeze holds the route: its window and when
+    /// rollouts may move again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze: Option<super::freeze::FreezeStatus>,
 }
 
 /// Cumulative counters of one route×pool.
@@ -170,6 +174,11 @@ impl Control {
                         .filter(|_| strategy == Some(Strategy::Canary))
                         .map_or_else(Vec::new, |r| r.steps.clone()),
                     totals: totals(&windows, &route.name),
+                    freeze: super::freeze::freeze_status(
+                        &snapshot.config,
+                        &route.name,
+                        super::sense::unix_ms(),
+                    ),
                 }
             })
             .collect();

@@ -9,6 +9,7 @@ mod support;
 mod access_log;
 mod admin;
 mod admin_guard;
+mod analysis;
 mod cli;
 mod client_fault;
 mod config_files;

@@ -74,7 +74,7 @@ impl Check<'_> {
             .enumerate()
             .filter_map(|(i, w)| self.webhook(w, &k(&format!("webhook[{i}]"))))
             .collect();
-        Some(RolloutSpec {
+        let mut spec = RolloutSpec {
             strategy: strategy?,
             interval,
             threshold,
@@ -102,9 +102,14 @@ impl Check<'_> {
                 }
                 None => None,
             },
+            on_timeout: Default::default(),
+            freeze: Vec::new(),
+            verify_window: None,
             analysis,
             webhooks,
-        })
+        };
+        self.guards(r, &key, &mut spec);
+        Some(spec)
     }
 
     fn at_least_one(&mut self, value: Option<&Spanned<u32>>, key: &str) -> Option<u32> {
@@ -246,7 +251,7 @@ impl Check<'_> {
                 max: q.max,
             });
         }
-        AnalysisSpec {
+        let mut spec = AnalysisSpec {
             min_requests: a.min_requests.unwrap_or(50),
             success_rate,
             p50,
@@ -254,7 +259,10 @@ impl Check<'_> {
             p99,
             max_success_rate_drop,
             queries,
-        }
+            ..AnalysisSpec::defaults()
+        };
+        self.comparison(a, key, &mut spec);
+        spec
     }
 }
 
