@@ -23,8 +23,9 @@
 //!   or a rollout's shadow stage), compared with the stable responses.
 //! - [`proxy`]: listeners, the per-request service, header rewriting,
 //!   errors mapped to statuses.
-//! - [`rollout`]: the pure core of a rollout: analysis verdicts, one
-//!   planner per strategy, phases and commands.
+//! - [`rollout`]: the pure core of a rollout: analysis verdicts (fixed
+//!   bounds and [`rollout::sequential`] tests), one planner per strategy,
+//!   phases and commands, and [`rollout::preview`] (`veer plan`).
 //! - [`control`]: the controller, the one owner of every route's traffic:
 //!   manual weights, commands ([`control::commands`]), rollouts and
 //!   reloads go through it; it persists its records

@@ -185,6 +185,12 @@ async fn call(api: &AdminApi, req: Request<Incoming>) -> Result<Value, Refusal> 
                 .await?;
             Ok(route_reply(api, route))
         }
+        ["api", "v1", "routes", route, "plan"] => {
+            allow(Method::GET)?;
+            let answer = super::plan::plan(control, route, req.uri().query(), api.analysis_window)
+                .map_err(|(status, why)| Refusal(status, why))?;
+            Ok(serde_json::to_value(answer).expect("plan serialises"))
+        }
         ["api", "v1", "routes", route, action] => {
             let command: Command = action
                 .parse()

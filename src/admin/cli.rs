@@ -6,6 +6,7 @@ use http::Method;
 use serde_json::{json, Value};
 
 use super::client::{AdminClient, ClientError};
+use super::plan::PlanAnswer;
 use super::table;
 use crate::control::RouteStatus;
 use crate::drain::{Cut, DrainReport, ReportState};
@@ -15,8 +16,15 @@ pub enum AdminCommand {
     /// Routes, weights and phases, and pools with endpoint health.
     Status {
         /// The raw JSON of `GET /api/v1/status`, for scripts.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "watch")]
         json: bool,
+        /// Redraws the table and the last verdicts in place until
+        /// interrupted (not on a terminal: prints each change).
+        #[arg(long)]
+        watch: bool,
+        /// How often `--watch` asks.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        every: Duration,
     },
     /// Sets a route's weights by hand and pauses it: `veer weights app blue=90 green=10`.
     Weights {
@@ -42,6 +50,25 @@ pub enum AdminCommand {
     Resume { route: String },
     /// Rolls the route back to its stable (or previous) pool.
     Rollback { route: String },
+    /// A dry run of a rollout of ROUTE (to POOL) at its current traffic:
+    /// each step's weight, the candidate requests per interval, the
+    /// earliest promotion, and warnings when analysis cannot conclude.
+    Plan {
+        route: String,
+        /// The pool to roll out to (default: the route's configured pool,
+        /// when it differs from what the route serves).
+        pool: Option<String>,
+        /// Plan with this strategy instead of the route's.
+        #[arg(long)]
+        strategy: Option<String>,
+        /// Assume this many requests per second on the route instead of
+        /// the measured traffic.
+        #[arg(long, value_name = "REQ/S")]
+        rate: Option<f64>,
+        /// The raw JSON answer, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reloads the running veer's config file.
     Reload,
     /// Drains: `veer drain wait POOL`.
@@ -70,12 +97,32 @@ pub enum DrainCommand {
 /// Runs one command against the admin API; returns what to print.
 pub async fn execute(client: &AdminClient, command: AdminCommand) -> Result<String, ClientError> {
     let (route, call, body) = match command {
-        AdminCommand::Status { json: true } => {
+        AdminCommand::Status { json: true, .. } => {
             let value = client.call(Method::GET, "/api/v1/status", None).await?;
             return Ok(format!("{value:#}\n"));
         }
-        AdminCommand::Status { json: false } => {
+        AdminCommand::Status { json: false, .. } => {
             return Ok(table::render(&client.status().await?));
+        }
+        AdminCommand::Plan {
+            route,
+            pool,
+            strategy,
+            rate,
+            json,
+        } => {
+            let mut query = Vec::new();
+            query.extend(pool.map(|p| format!("pool={p}")));
+            query.extend(strategy.map(|s| format!("strategy={s}")));
+            query.extend(rate.map(|r| format!("rate={r}")));
+            let path = format!("/api/v1/routes/{route}/plan?{}", query.join("&"));
+            let value = client.call(Method::GET, &path, None).await?;
+            if json {
+                return Ok(format!("{value:#}\n"));
+            }
+            let answer: PlanAnswer =
+                serde_json::from_value(value).map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+            return Ok(answer.text());
         }
         AdminCommand::Reload => {
             client.call(Method::POST, "/api/v1/reload", None).await?;
@@ -115,6 +162,20 @@ pub async fn execute(client: &AdminClient, command: AdminCommand) -> Result<Stri
     };
     let status = client.route_call(Method::POST, &route, call, body).await?;
     Ok(describe(&status))
+}
+
+/// `veer status --watch`: hands `show` the table every `every`, or why
+/// it could not be had (the admin API restarting, say), until dropped.
+pub async fn watch(client: &AdminClient, every: Duration, mut show: impl FnMut(String)) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match client.status().await {
+            Ok(status) => show(table::render(&status)),
+            Err(e) => show(format!("{e}\n(asking again every {every:?})\n")),
+        }
+    }
 }
 
 /// The longest one drain query waits on the server; the client asks

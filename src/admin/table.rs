@@ -84,11 +84,7 @@ fn verdicts(status: &Status) -> String {
         let ms = |d: Option<std::time::Duration>| {
             d.map_or("-".into(), |d| format!("{:.1}ms", d.as_secs_f64() * 1000.0))
         };
-        let outcome = match v.outcome {
-            Outcome::Pass => "pass",
-            Outcome::Fail => "fail",
-            Outcome::Inconclusive => "inconclusive",
-        };
+        let outcome = outcome_name(v.outcome);
         out.push_str(&format!(
             "{}: last analysis {outcome} (failed checks {}): candidate {} req, {:.2}% ok, p50 {} p95 {} p99 {}\n",
             r.name,
@@ -99,8 +95,25 @@ fn verdicts(status: &Status) -> String {
             ms(c.p95),
             ms(c.p99),
         ));
+        if let Some(s) = &v.sequential {
+            out.push_str(&format!(
+                "  sequential {} at {}% confidence over {} candidate and {} stable requests\n",
+                outcome_name(s.outcome),
+                s.confidence,
+                s.candidate_requests,
+                s.stable_requests
+            ));
+        }
         for reason in &v.reasons {
             out.push_str(&format!("  - {reason}\n"));
+        }
+    }
+    for r in &status.routes {
+        if let Some(f) = &r.freeze {
+            out.push_str(&format!(
+                "{}: deployment freeze ({}): next allowed {}\n",
+                r.name, f.window, f.until
+            ));
         }
     }
     out
@@ -131,6 +144,14 @@ fn shadows(status: &Status) -> String {
         }
     }
     out
+}
+
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "pass",
+        Outcome::Fail => "fail",
+        Outcome::Inconclusive => "inconclusive",
+    }
 }
 
 /// `blue=90 green=10`, stable last, with `(manual)` for admin overrides.
@@ -174,4 +195,48 @@ fn columns(rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_show_the_sequential_tests_and_the_freeze() {
+        let status: Status = serde_json::from_value(serde_json::json!({
+            "routes": [{
+                "name": "app", "phase": "progressing", "pool": "green", "stable": "blue",
+                "candidate": "green", "weights": {"blue": 95, "green": 5}, "step": 0,
+                "failed_checks": 0, "analysis": {}, "manual": false, "paused": false,
+                "verdict": {
+                    "outcome": "inconclusive",
+                    "candidate": {"requests": 15, "failures": 0, "success_rate": 100.0, "p50": 1.0, "p95": 2.0, "p99": 3.0},
+                    "stable": null,
+                    "reasons": ["needs about 1837 more candidate requests (about 30m 43s at the current rate)"],
+                    "sequential": {
+                        "outcome": "inconclusive", "confidence": 95.0,
+                        "candidate_requests": 5, "stable_requests": 25, "tests": [],
+                        "needs_requests": 1837, "needs_seconds": 1843.0
+                    }
+                },
+                "freeze": {"window": "Fri 15:00-Mon 09:00 Europe/Berlin", "until_ms": 0, "until": "2026-12-07T08:00:00Z"}
+            }],
+            "pools": [],
+            "reloads": {"ok": 0, "error": 0}
+        }))
+        .unwrap();
+        let out = render(&status);
+        assert!(
+            out.contains("  sequential inconclusive at 95% confidence over 5 candidate and 25 stable requests\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("  - needs about 1837 more candidate requests"),
+            "{out}"
+        );
+        assert!(
+            out.contains("app: deployment freeze (Fri 15:00-Mon 09:00 Europe/Berlin): next allowed 2026-12-07T08:00:00Z\n"),
+            "{out}"
+        );
+    }
 }

@@ -18,6 +18,9 @@ impl AnalysisSpec {
             p99: None,
             max_success_rate_drop: None,
             queries: Vec::new(),
+            compare: super::Compare::Fixed,
+            confidence: 95.0,
+            tolerance: super::Tolerance::default(),
         }
     }
 }
@@ -42,6 +45,9 @@ impl RolloutSpec {
             ab_match: None,
             iterations: 10,
             max_duration: None,
+            on_timeout: super::OnTimeout::Rollback,
+            freeze: Vec::new(),
+            verify_window: None,
             analysis: AnalysisSpec::defaults(),
             webhooks: Vec::new(),
             shadow: None,

@@ -66,6 +66,7 @@ pub struct ProxyFile {
     pub access_log: Option<bool>,
     pub metrics: Option<bool>,
     pub log_format: Option<Str>,
+    pub freeze: Option<Vec<Str>>,
 }
 
 /// `[admin]`.
@@ -249,6 +250,9 @@ pub struct RolloutFile {
     pub ab_match: Option<Spanned<MatchFile>>,
     pub iterations: Option<Spanned<u32>>,
     pub max_duration: Option<Str>,
+    pub on_timeout: Option<Str>,
+    pub freeze: Option<Vec<Str>>,
+    pub verify_window: Option<Str>,
     pub analysis: Option<AnalysisFile>,
     #[serde(default)]
     pub webhook: Vec<WebhookFile>,
@@ -314,6 +318,19 @@ pub struct AnalysisFile {
     pub max_success_rate_drop: Option<Spanned<f64>>,
     #[serde(default)]
     pub query: Vec<QueryFile>,
+    pub compare: Option<Str>,
+    pub confidence: Option<Spanned<f64>>,
+    pub tolerance: Option<Spanned<ToleranceFile>>,
+}
+
+/// `[route.rollout.analysis] tolerance = { failure_rate = 0.5, p95 = "10%" }`.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToleranceFile {
+    pub failure_rate: Option<Spanned<f64>>,
+    pub p50: Option<Str>,
+    pub p95: Option<Str>,
+    pub p99: Option<Str>,
 }
 
 /// `[[route.rollout.analysis.query]]`.

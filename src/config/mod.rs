@@ -4,9 +4,11 @@
 //! [`load`] and [`parse`] are the entry points; both return every problem
 //! in the file at once, each as `FILE:LINE: KEY: MESSAGE`.
 
+mod analysis;
 mod defaults;
 mod error;
 pub mod file;
+pub mod freeze;
 pub mod mirror;
 pub mod model;
 mod validate;
@@ -14,7 +16,9 @@ pub mod watch;
 
 use std::path::Path;
 
+pub use analysis::{Compare, LatencyTolerance, OnTimeout, Tolerance};
 pub use error::{ConfigError, Problem};
+pub use freeze::FreezeWindow;
 pub use model::*;
 
 /// Reads and validates the config file at `path`.

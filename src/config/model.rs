@@ -10,6 +10,7 @@ use std::time::Duration;
 use http::HeaderName;
 
 pub use super::mirror::{BodyCompare, CompareSpec, MirrorSpec, ShadowSpec, StatusCompare};
+use super::{analysis::*, freeze::FreezeWindow};
 
 /// A whole, valid configuration file.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +78,8 @@ pub struct ProxySettings {
     pub metrics: bool,
     /// How `veer run` writes its log (takes effect on restart).
     pub log_format: LogFormat,
+    /// `[proxy] freeze`: deployment windows for every route.
+    pub freeze: Vec<FreezeWindow>,
 }
 
 /// `[proxy] log_format`.
@@ -288,6 +291,11 @@ pub struct RolloutSpec {
     /// A rollout not promoted within this is rolled back (ab_test
     /// default: `interval` x `iterations` x 3; other strategies: none).
     pub max_duration: Option<Duration>,
+    pub on_timeout: OnTimeout,
+    /// Deployment windows of this route (besides `[proxy] freeze`).
+    pub freeze: Vec<FreezeWindow>,
+    /// After a rollback, stable is watched this long; `None`: not.
+    pub verify_window: Option<Duration>,
     pub analysis: AnalysisSpec,
     pub webhooks: Vec<WebhookSpec>,
     /// `[route.rollout.shadow]`: mirrored and compared before any user
@@ -365,6 +373,10 @@ pub struct AnalysisSpec {
     /// Percentage points.
     pub max_success_rate_drop: Option<f64>,
     pub queries: Vec<QuerySpec>,
+    pub compare: Compare,
+    /// Percent, 50 to below 100.
+    pub confidence: f64,
+    pub tolerance: Tolerance,
 }
 
 /// `[[route.rollout.analysis.query]]`: a Prometheus instant query.

@@ -1,6 +1,7 @@
 //! Tests of `load`/`parse`: shipped configs, defaults, whole-file errors.
 //! One case per class of problem lives in `problems`.
 
+mod analysis;
 mod mirror;
 mod problems;
 mod tls;

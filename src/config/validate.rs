@@ -9,6 +9,7 @@ mod mirror;
 mod outlier;
 mod rollout;
 mod route;
+mod sequential;
 mod settings;
 mod tls;
 mod webhook;

@@ -80,6 +80,10 @@ impl<E: Effects, S: Sensor> Task<E, S> {
                     _ => WebhookKind::Rollout,
                 };
                 self.notify(r, kind, verdict.clone());
+                let back = |p: Phase| matches!(p, Phase::RollingBack | Phase::RolledBack);
+                if back(r.phase) && old.as_ref().is_some_and(|o| !back(o.phase)) {
+                    self.watch_stable(route, r);
+                }
             }
         }
         if after.rollout.is_none() {

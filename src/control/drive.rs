@@ -11,6 +11,7 @@ use crate::rollout::{judge, plan, Input, Outcome, Phase, Rollout, Verdict};
 use super::effects::{Effects, Ticket};
 use super::events::EventKind;
 use super::sense::Sensor;
+use super::sequential;
 use super::task::{gated, payload, start_now, ticket, Live, Task};
 use super::webhook::kind_name;
 
@@ -25,6 +26,7 @@ impl<E: Effects, S: Sensor> Task<E, S> {
         for route in active {
             self.drive(&route);
         }
+        self.verify_all();
     }
 
     fn drive(&mut self, route: &str) {
@@ -42,6 +44,10 @@ impl<E: Effects, S: Sensor> Task<E, S> {
         if live.gate == Some(WebhookKind::PreRollout) {
             // Not started: no user reaches the candidate yet.
             return;
+        }
+        if r.phase == Phase::Idle {
+            // Deferred by a deployment freeze.
+            return self.start_deferred(route, &spec, r);
         }
         let sizes = sensed.sizes;
         let mut next = r.clone();
@@ -69,8 +75,11 @@ impl<E: Effects, S: Sensor> Task<E, S> {
             // A fleet's interval starts once every replica serves the step.
             (live.start, live.since) = (sensed.clone(), now);
         }
+        sequential::keep_origin(live, &sensed, now);
         let due = now.saturating_sub(live.since) >= spec.interval.as_millis() as u64;
-        if next.judged() && live.checks.is_none() && due {
+        let early =
+            !due && next.judged() && sequential::fails_early(&spec.analysis, live, &sensed, now);
+        if next.judged() && live.checks.is_none() && (due || early) {
             let candidate = Window::between(&live.start.candidate, &sensed.candidate);
             let stable = Window::between(&live.start.stable, &sensed.stable);
             let stable = (stable.requests > 0).then_some(stable);
@@ -80,7 +89,10 @@ impl<E: Effects, S: Sensor> Task<E, S> {
                     shadow_summary = Some(summary);
                     v
                 }
-                _ => judge(&spec.analysis, &candidate, stable.as_ref()),
+                _ => {
+                    let fixed = judge(&spec.analysis, &candidate, stable.as_ref());
+                    sequential::verdict(&spec.analysis, live, &sensed, fixed, now)
+                }
             };
             if let Some(why) = incomplete(&live.start, &sensed) {
                 // A fleet interval counts only when every replica's is in.
@@ -129,6 +141,7 @@ impl<E: Effects, S: Sensor> Task<E, S> {
         let Some(before) = self.records.get(route).cloned() else {
             return;
         };
+        let next = self.hold_if_frozen(route, before.rollout.as_ref(), next, now);
         let mut after = before.clone();
         after.rollout = Some(next);
         if verdict.is_some() {

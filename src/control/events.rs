@@ -50,6 +50,10 @@ pub enum EventKind {
     Mirror,
     /// A rollout's shadow interval judged: its diff summary.
     Shadow,
+    /// `verify_window` after a rollback: stable is back to normal.
+    Recovered,
+    /// `verify_window` after a rollback: stable still fails.
+    StillFailing,
 }
 
 impl EventKind {
@@ -76,6 +80,8 @@ impl EventKind {
             EventKind::CertReloadError => "cert-reload-error",
             EventKind::Mirror => "mirror",
             EventKind::Shadow => "shadow",
+            EventKind::Recovered => "recovered",
+            EventKind::StillFailing => "still-failing",
         }
     }
 }

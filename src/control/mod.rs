@@ -21,6 +21,7 @@ mod drive;
 pub mod effects;
 mod error;
 pub mod events;
+pub mod freeze;
 mod listeners;
 mod msg;
 mod query;
@@ -29,10 +30,12 @@ pub mod record;
 mod reload;
 mod restore;
 pub mod sense;
+mod sequential;
 mod shadow;
 pub mod status;
 pub mod store;
 pub mod task;
+mod verify;
 pub mod webhook;
 
 #[cfg(test)]
@@ -53,7 +56,7 @@ use crate::routing::Routing;
 
 pub use error::ControlError;
 pub use events::{Event, EventKind, Events};
-pub use listeners::{Bind, ListenerSet};
+pub use listeners::{Bind, ListenerSet, Socket};
 pub use status::{
     ClusterStatus, EndpointStatus, PoolStatus, PoolTotals, ReplicaStatus, RouteStatus, Status,
 };
@@ -391,5 +394,15 @@ impl Control {
         spec: &crate::config::ListenerSpec,
     ) {
         self.inner.lock().await.listeners.serve(listener, spec);
+    }
+
+    /// The listening sockets, duplicated, for a new process.
+    pub async fn sockets(&self) -> std::io::Result<Vec<Socket>> {
+        self.inner.lock().await.listeners.sockets()
+    }
+
+    /// Lets go of the duplicated listening sockets (at shutdown).
+    pub async fn release_sockets(&self) {
+        self.inner.lock().await.listeners.release();
     }
 }

@@ -20,6 +20,26 @@ pub struct Status {
     /// The fleet, with `[cluster]` (SPEC §11).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterStatus>,
+    /// The process answering: which one serves after an upgrade.
+    #[serde(default)]
+    pub process: ProcessStatus,
+}
+
+/// `"process"` of `GET /api/v1/status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessStatus {
+    pub pid: u32,
+    /// veer's version.
+    pub version: String,
+}
+
+impl ProcessStatus {
+    pub fn this() -> ProcessStatus {
+        ProcessStatus {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
 }
 
 /// `"cluster"` of `GET /api/v1/status`.
@@ -87,6 +107,10 @@ pub struct RouteStatus {
     /// The diff summary of the latest shadow-stage interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<ShadowSummary>,
+    /// While a deployment freeze holds the route: its window and when
+    /// rollouts may move again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze: Option<super::freeze::FreezeStatus>,
 }
 
 /// Cumulative counters of one route×pool.
@@ -162,6 +186,11 @@ impl Control {
                         ShadowSummary::between(&m.pool.name, &Default::default(), &now)
                     }),
                     shadow: record.and_then(|r| r.shadow.clone()),
+                    freeze: super::freeze::freeze_status(
+                        &snapshot.config,
+                        &route.name,
+                        super::sense::unix_ms(),
+                    ),
                 }
             })
             .collect();
@@ -190,6 +219,7 @@ impl Control {
             pools,
             reloads: [("ok".to_string(), ok), ("error".to_string(), error)].into(),
             cluster: self.cluster.as_ref().map(|c| c.lock().unwrap().clone()),
+            process: ProcessStatus::this(),
         }
     }
 }

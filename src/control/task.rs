@@ -54,12 +54,18 @@ pub(super) struct Live {
     /// this process first drove it): the tripwire counts only failures
     /// after it, never a streak left over from before the rollout.
     pub failures_at_start: u64,
+    /// The reading the sequential tests count from (`compare =
+    /// "sequential"`), and when it was taken: every request since.
+    pub origin: Sensed,
+    pub origin_at: u64,
 }
 
 impl Live {
     pub fn new(start: Sensed, now: u64) -> Live {
         Live {
             failures_at_start: start.candidate.failures,
+            origin: start.clone(),
+            origin_at: now,
             start,
             since: now,
             gate: None,
@@ -82,6 +88,8 @@ pub struct Task<E, S> {
     pub(super) deciding: bool,
     /// A fleet leader decides only until this instant (its lease).
     pub(super) until: Option<Until>,
+    /// Stable pools watched after a rollback (`verify_window`).
+    pub(super) verify: HashMap<String, super::verify::Watch>,
 }
 
 /// The instant a fleet leader's right to decide runs out.
@@ -99,6 +107,7 @@ impl<E: Effects, S: Sensor> Task<E, S> {
             views,
             deciding: true,
             until: None,
+            verify: HashMap::new(),
         }
     }
 
@@ -313,7 +322,9 @@ impl<E: Effects, S: Sensor> Task<E, S> {
         r.generation = rec.generation;
         let sensed = self.sensor.sense(&r);
         let mut live = Live::new(sensed.clone(), now);
-        if spec
+        if self.defer_start(route, &mut r, now) {
+            // Starts when the freeze ends (`start_deferred`).
+        } else if spec
             .webhooks
             .iter()
             .any(|h| h.on == WebhookKind::PreRollout)

@@ -6,6 +6,7 @@ pub mod body;
 pub mod conn;
 pub mod error;
 mod framing;
+pub mod h1;
 pub mod headers;
 pub mod host;
 mod listener;
@@ -13,5 +14,5 @@ pub mod path;
 mod record;
 mod service;
 
-pub use listener::serve;
+pub use listener::{serve, Serving};
 pub use service::ProxyService;

@@ -27,6 +27,10 @@ pub struct Verdict {
     /// Every bound that failed (or why the interval was inconclusive),
     /// written for an operator: "success rate 93.1% < 99%".
     pub reasons: Vec<String>,
+    /// With `compare = "sequential"`: the running tests of candidate
+    /// versus stable, their bounds and the estimate of what is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<super::sequential::Sequential>,
 }
 
 fn ms(d: std::time::Duration) -> String {
@@ -47,6 +51,7 @@ pub fn judge(spec: &AnalysisSpec, candidate: &Window, stable: Option<&Window>) -
             candidate: candidate.clone(),
             stable: stable.cloned(),
             reasons,
+            sequential: None,
         };
     }
     if let Some(min) = spec.success_rate {
@@ -88,6 +93,7 @@ pub fn judge(spec: &AnalysisSpec, candidate: &Window, stable: Option<&Window>) -
         candidate: candidate.clone(),
         stable: stable.cloned(),
         reasons,
+        sequential: None,
     }
 }
 
@@ -104,7 +110,7 @@ mod tests {
             p95: Some(Duration::from_millis(500)),
             p99: None,
             max_success_rate_drop: Some(0.5),
-            queries: vec![],
+            ..AnalysisSpec::defaults()
         }
     }
 

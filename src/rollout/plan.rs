@@ -212,6 +212,11 @@ impl Rollout {
     pub(super) fn failed(mut self, spec: &RolloutSpec, verdict: &Verdict, now: u64) -> Rollout {
         self.failed_checks += 1;
         let why = verdict.reasons.join("; ");
+        if verdict.settled_fail() {
+            let confidence = spec.analysis.confidence;
+            let reason = format!("sequential analysis failed at {confidence}% confidence: {why}");
+            return self.roll_back(reason, now);
+        }
         if self.failed_checks >= spec.threshold {
             let reason = format!(
                 "{} failed analyses (threshold {}): {why}",
@@ -231,6 +236,18 @@ impl Rollout {
     pub(super) fn hold(self, reason: impl Into<String>, now: u64) -> Rollout {
         let phase = self.phase;
         self.with(phase, reason, now)
+    }
+
+    /// `on_timeout = "hold"`: paused where it is for an operator; a
+    /// resume gives it another `max_duration` from now.
+    fn hold_at_timeout(mut self, max: std::time::Duration, now: u64) -> Rollout {
+        self.paused_from = Some(self.phase);
+        self.started_ms = now;
+        let reason = format!(
+            "not promoted within max_duration {}; holding (on_timeout = hold): resume, promote or roll back",
+            humantime::format_duration(max)
+        );
+        self.with(Phase::Paused, reason, now)
     }
 
     /// Promotion, or a wait at the confirm-promotion gate first.
@@ -300,6 +317,9 @@ pub fn plan(
             if r.out_of_time(spec, now) =>
         {
             let max = spec.max_duration.unwrap_or_default();
+            if spec.on_timeout == crate::config::OnTimeout::Hold {
+                return r.hold_at_timeout(max, now);
+            }
             r.roll_back(
                 format!(
                     "not promoted within max_duration {}",

@@ -102,6 +102,7 @@ pub fn judge(spec: &ShadowSpec, window: &ShadowSummary) -> Verdict {
         candidate,
         stable: None,
         reasons,
+        sequential: None,
     }
 }
 

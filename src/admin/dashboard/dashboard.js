@@ -268,7 +268,15 @@
         const p95 = typeof c.p95 === "number" ? c.p95.toFixed(1) + "ms" : "-";
         parts.push(el("span", "", c.requests + " req, " + c.success_rate.toFixed(1) + "% ok, p95 " + p95));
       }
+      const seq = v.sequential;
+      if (seq) {
+        parts.push(el("span", cls, "sequential " + seq.outcome + " at " + seq.confidence + "% over " +
+          seq.candidate_requests + " candidate / " + seq.stable_requests + " stable req"));
+      }
       if ((v.reasons || []).length) parts.push(el("span", cls, v.reasons.join("; ")));
+    }
+    if (route.freeze) {
+      parts.push(el("span", "fail", "deployment freeze (" + route.freeze.window + ") until " + route.freeze.until));
     }
     parts.forEach((p, i) => {
       if (i) box.appendChild(document.createTextNode(" · "));

@@ -78,7 +78,7 @@ impl Check<'_> {
             .shadow
             .as_ref()
             .and_then(|s| self.shadow(s, strategy, &k("shadow")));
-        Some(RolloutSpec {
+        let mut spec = RolloutSpec {
             strategy: strategy?,
             interval,
             threshold,
@@ -106,10 +106,15 @@ impl Check<'_> {
                 }
                 None => None,
             },
+            on_timeout: Default::default(),
+            freeze: Vec::new(),
+            verify_window: None,
             analysis,
             webhooks,
             shadow,
-        })
+        };
+        self.guards(r, &key, &mut spec);
+        Some(spec)
     }
 
     fn at_least_one(&mut self, value: Option<&Spanned<u32>>, key: &str) -> Option<u32> {
@@ -251,7 +256,7 @@ impl Check<'_> {
                 max: q.max,
             });
         }
-        AnalysisSpec {
+        let mut spec = AnalysisSpec {
             min_requests: a.min_requests.unwrap_or(50),
             success_rate,
             p50,
@@ -259,7 +264,10 @@ impl Check<'_> {
             p99,
             max_success_rate_drop,
             queries,
-        }
+            ..AnalysisSpec::defaults()
+        };
+        self.comparison(a, key, &mut spec);
+        spec
     }
 }
 

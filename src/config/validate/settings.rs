@@ -76,6 +76,7 @@ impl Check<'_> {
             max_header_bytes,
             access_log: p.access_log.unwrap_or(false),
             metrics: p.metrics.unwrap_or(true),
+            freeze: self.freeze(p.freeze.as_deref(), "proxy.freeze"),
             log_format: match p.log_format.as_ref().map(|f| (f, f.get_ref().as_str())) {
                 None | Some((_, "text")) => LogFormat::Text,
                 Some((_, "json")) => LogFormat::Json,

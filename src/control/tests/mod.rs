@@ -1,6 +1,7 @@
 //! The controller on paused time, its effects recorded and its sensing
 //! scripted: no socket, no real interval waited out.
 
+mod analysis;
 mod harness;
 mod reloads;
 mod shadow;

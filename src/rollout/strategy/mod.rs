@@ -166,6 +166,7 @@ pub(crate) mod test_support {
             candidate,
             stable: None,
             reasons: vec![format!("{outcome:?}")],
+            sequential: None,
         }
     }
 }
