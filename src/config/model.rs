@@ -75,6 +75,9 @@ pub struct ProxySettings {
     pub metrics: bool,
     /// How `veer run` writes its log (takes effect on restart).
     pub log_format: LogFormat,
+    /// DNS servers for pools with `dns`/`srv`; empty: the system's
+    /// (`/etc/resolv.conf`).
+    pub resolvers: Vec<SocketAddr>,
 }
 
 /// `[proxy] log_format`.
@@ -148,8 +151,14 @@ pub struct UpstreamTls {
 pub struct PoolSpec {
     pub name: String,
     pub version: Option<String>,
-    /// Never empty.
+    /// The endpoints written in the file; may be empty when `dns` fills
+    /// the pool or the admin API does (`endpoints = []`).
     pub endpoints: Vec<Endpoint>,
+    /// The weight of each of `endpoints`, same order (1 unless written
+    /// `{ address = "...", weight = N }`).
+    pub weights: Vec<u32>,
+    /// `dns` or `srv`: endpoints that follow DNS (SPEC §13).
+    pub dns: Option<DnsSpec>,
     pub balance: Balance,
     pub connect_timeout: Duration,
     /// Pooled upstream connections idle longer than this are closed. Kept
@@ -173,6 +182,38 @@ pub struct Endpoint {
     pub port: u16,
     /// Written `https://`: connect with TLS (see [`UpstreamTls`]).
     pub tls: bool,
+}
+
+/// A pool's `dns` or `srv` and how often it is asked again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsSpec {
+    pub query: DnsQuery,
+    /// A record's TTL is clamped to `[min_ttl, max_ttl]` (then up to 10%
+    /// jitter is added) to decide when to ask again.
+    pub min_ttl: Duration,
+    pub max_ttl: Duration,
+    /// An empty answer or NXDOMAIN empties the pool only once it has
+    /// lasted this long (one bad answer must not take a version down).
+    pub hold_empty: Duration,
+}
+
+/// What a pool asks DNS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnsQuery {
+    /// `dns = "name:port"`: every A and AAAA record of `name`, at `port`.
+    Host { name: String, port: u16 },
+    /// `srv = "_service._proto.name"`: each target of the SRV records with
+    /// the lowest priority, at its port, with its weight.
+    Srv { name: String },
+}
+
+impl std::fmt::Display for DnsQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DnsQuery::Host { name, port } => write!(f, "{name}:{port} (A/AAAA)"),
+            DnsQuery::Srv { name } => write!(f, "{name} (SRV)"),
+        }
+    }
 }
 
 /// How a pool picks an endpoint per request.

@@ -8,11 +8,13 @@
 
 pub mod health;
 mod matching;
+pub mod members;
 mod snapshot;
 mod split;
 mod table;
 
 pub use matching::request_host;
+pub use members::{DnsReport, Dynamic, Members};
 pub use snapshot::{Route, RouteTraffic, Routing, Snapshot, Target, Weights};
 pub use split::Split;
 pub use table::RouteTable;

@@ -14,6 +14,7 @@ use crate::observe::{RoutePoolStats, Telemetry};
 use crate::upstream::{EndpointState, Pool};
 
 use super::matching::{cookie, matches};
+use super::members::{merge, DnsReport, Dynamic, Members};
 use super::split::{bucket_of, Split};
 use super::table::RouteTable;
 
@@ -160,6 +161,18 @@ impl Snapshot {
         previous: Option<&Snapshot>,
         telemetry: &Telemetry,
     ) -> Snapshot {
+        Snapshot::build_with(config, overrides, &Members::new(), previous, telemetry)
+    }
+
+    /// [`Snapshot::build`] with each pool's run-time endpoints (DNS, admin
+    /// API, maintenance) added to the file's.
+    pub fn build_with(
+        config: Arc<Config>,
+        overrides: &HashMap<String, RouteTraffic>,
+        members: &Members,
+        previous: Option<&Snapshot>,
+        telemetry: &Telemetry,
+    ) -> Snapshot {
         let pools: Vec<Arc<Pool>> = config
             .pools
             .iter()
@@ -170,7 +183,8 @@ impl Snapshot {
                 let same_settings = old_spec.is_some_and(|o| {
                     o.connect_timeout == spec.connect_timeout && o.idle_timeout == spec.idle_timeout
                 });
-                Arc::new(Pool::new(spec, |authority| {
+                let members = merge(spec, members.get(&spec.name));
+                Arc::new(Pool::new(spec, &members, |authority| {
                     old?.endpoint(authority).map(|e| (e.clone(), same_settings))
                 }))
             })
@@ -280,6 +294,15 @@ fn ordered(mut weights: Weights) -> Weights {
     weights
 }
 
+/// What a snapshot is built from besides the config.
+#[derive(Debug, Default)]
+struct Inputs {
+    /// Each route's run-time traffic (the controller's).
+    traffic: HashMap<String, RouteTraffic>,
+    /// Each pool's run-time endpoints (discovery, admin API).
+    members: Members,
+}
+
 /// The published routing state. Requests `load` it; writers build a new
 /// snapshot and `publish` it. Writers are serialised by `write`.
 #[derive(Debug)]
@@ -287,7 +310,9 @@ pub struct Routing {
     current: ArcSwap<Snapshot>,
     /// Held while a writer builds and stores a new snapshot, so two writers
     /// never overwrite each other's change.
-    write: Mutex<HashMap<String, RouteTraffic>>,
+    write: Mutex<Inputs>,
+    /// What each pool's DNS discovery last saw (status only).
+    dns: Mutex<HashMap<String, DnsReport>>,
     /// Counters outlive snapshots; each build resolves its handles here.
     telemetry: Arc<Telemetry>,
     /// Ticks after every publish, to wake background tasks (health
@@ -297,11 +322,12 @@ pub struct Routing {
 
 impl Routing {
     pub fn new(config: Arc<Config>, telemetry: Arc<Telemetry>) -> Routing {
-        let overrides = HashMap::new();
-        let snapshot = Snapshot::build(config, &overrides, None, &telemetry);
+        let inputs = Inputs::default();
+        let snapshot = Snapshot::build(config, &inputs.traffic, None, &telemetry);
         Routing {
             current: ArcSwap::from_pointee(snapshot),
-            write: Mutex::new(overrides),
+            write: Mutex::new(inputs),
+            dns: Mutex::default(),
             telemetry,
             published: watch::Sender::new(()),
         }
@@ -325,11 +351,18 @@ impl Routing {
     /// Replaces the config and every route's run-time traffic at once (a
     /// reload), so no snapshot pairs the new config with old overrides.
     pub fn replace(&self, config: Arc<Config>, traffic: HashMap<String, RouteTraffic>) {
-        let mut overrides = self.write.lock().unwrap();
-        *overrides = traffic;
-        let next = Snapshot::build(
+        let mut inputs = self.write.lock().unwrap();
+        inputs.traffic = traffic;
+        self.publish(config, &inputs);
+    }
+
+    /// Builds a snapshot of `config` and `inputs` and publishes it; the
+    /// caller holds the write lock.
+    fn publish(&self, config: Arc<Config>, inputs: &Inputs) {
+        let next = Snapshot::build_with(
             config,
-            &overrides,
+            &inputs.traffic,
+            &inputs.members,
             Some(&self.current.load()),
             &self.telemetry,
         );
@@ -338,11 +371,47 @@ impl Routing {
         self.published.send_replace(());
     }
 
+    /// Changes the run-time endpoints of `pool` (DNS answers, API
+    /// registrations, maintenance) and publishes the result when that
+    /// changed anything; true when it did.
+    pub fn update_members(&self, pool: &str, change: impl FnOnce(&mut Dynamic)) -> bool {
+        let mut inputs = self.write.lock().unwrap();
+        let entry = inputs.members.entry(pool.to_string()).or_default();
+        let before = entry.clone();
+        change(entry);
+        if *entry == before {
+            return false;
+        }
+        let config = self.current.load().config.clone();
+        self.publish(config, &inputs);
+        true
+    }
+
+    /// The run-time endpoints of `pool`.
+    pub fn members(&self, pool: &str) -> Dynamic {
+        let inputs = self.write.lock().unwrap();
+        inputs.members.get(pool).cloned().unwrap_or_default()
+    }
+
+    /// Records what `pool`'s DNS discovery saw (`None`: it has none).
+    pub fn set_dns_report(&self, pool: &str, report: Option<DnsReport>) {
+        let mut reports = self.dns.lock().unwrap();
+        match report {
+            Some(r) => reports.insert(pool.to_string(), r),
+            None => reports.remove(pool),
+        };
+    }
+
+    /// What `pool`'s DNS discovery last saw.
+    pub fn dns_report(&self, pool: &str) -> Option<DnsReport> {
+        self.dns.lock().unwrap().get(pool).cloned()
+    }
+
     /// Replaces the config, keeping the run-time traffic (data-plane tests;
     /// veer itself reloads through the controller, [`Routing::replace`]).
     pub fn set_config(&self, config: Arc<Config>) {
-        let traffic = self.write.lock().unwrap().clone();
-        self.replace(config, traffic);
+        let inputs = self.write.lock().unwrap();
+        self.publish(config, &inputs);
     }
 
     /// Sets (or with `None`, clears) a route's run-time weights.
@@ -353,20 +422,12 @@ impl Routing {
     /// Sets (or with `None`, clears) everything run-time state says about a
     /// route's traffic, and publishes the new snapshot.
     pub fn set_traffic(&self, route: &str, traffic: Option<RouteTraffic>) {
-        let mut overrides = self.write.lock().unwrap();
+        let mut inputs = self.write.lock().unwrap();
         match traffic {
-            Some(t) => overrides.insert(route.to_string(), t),
-            None => overrides.remove(route),
+            Some(t) => inputs.traffic.insert(route.to_string(), t),
+            None => inputs.traffic.remove(route),
         };
-        let current = self.current.load_full();
-        let next = Snapshot::build(
-            current.config.clone(),
-            &overrides,
-            Some(&current),
-            &self.telemetry,
-        );
-        next.readmit();
-        self.current.store(Arc::new(next));
-        self.published.send_replace(());
+        let config = self.current.load().config.clone();
+        self.publish(config, &inputs);
     }
 }
