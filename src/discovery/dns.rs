@@ -114,6 +114,8 @@ fn classify(name: &str, e: ResolveError) -> Outcome {
         match *response_code {
             ResponseCode::NXDomain => return Outcome::Empty(format!("{name}: NXDOMAIN")),
             ResponseCode::NoError => return Outcome::Empty(format!("{name}: no records")),
+            ResponseCode::ServFail => return Outcome::Failed(format!("{name}: SERVFAIL")),
+            ResponseCode::Refused => return Outcome::Failed(format!("{name}: REFUSED")),
             code => return Outcome::Failed(format!("{name}: {code}")),
         }
     }
