@@ -6,7 +6,9 @@
 //! ([`Routing::update_members`]); the next snapshot is built as a diff of
 //! the last: unchanged endpoints keep their state (health, outlier,
 //! connections), new ones of a pool with `[pool.health]` wait for a
-//! passing check, and the drain follower drains those that left. Route
+//! passing check, and the drain follower drains those that left. A DNS
+//! answer that swaps old endpoints for new ones is applied
+//! make-before-break: the old ones leave once the new ones pass a check. Route
 //! traffic stays the controller's: nothing here touches weights.
 //!
 //! - `hold`: the pure rules for each DNS outcome (hold_empty, back-off).
@@ -20,7 +22,7 @@ mod registrations;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +31,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::DnsSpec;
 use crate::routing::{DnsReport, Routing};
 
-pub use hold::{Hold, Outcome, Step};
+pub use hold::{Answer, Hold, Outcome, Step};
 pub use registrations::{EndpointError, EndpointView, Registrations};
 
 /// A pool's running discovery: what it was started with.
@@ -98,6 +100,67 @@ pub async fn run(routing: Arc<Routing>, shutdown: CancellationToken, tracker: Ta
     running.values().for_each(|r| r.stop.cancel());
 }
 
+/// How long endpoints DNS dropped stay at least while those it added
+/// wait for their first passing health check (`hold_empty` when longer).
+const MIN_JOIN_WAIT: Duration = Duration::from_secs(10);
+/// How often the new endpoints' health is looked at meanwhile.
+const JOIN_POLL: Duration = Duration::from_millis(50);
+
+/// Applies a new DNS set to `pool`, make-before-break: when the pool has
+/// `[pool.health]` and the set both adds and drops endpoints, the dropped
+/// ones stay until every added one has passed a check (or `bound` has
+/// passed), so a record that flips from old VMs to new ones at once never
+/// leaves the pool without an endpoint in rotation. False when stopped.
+async fn replace(
+    routing: &Routing,
+    pool: &str,
+    set: Answer,
+    bound: Duration,
+    stop: &CancellationToken,
+) -> bool {
+    let old = routing.members(pool).dns;
+    let checked = routing
+        .load()
+        .pool(pool)
+        .is_some_and(|p| p.health.is_some());
+    let joining: Vec<String> = set
+        .iter()
+        .filter(|(e, _)| !old.iter().any(|(o, _)| o == e))
+        .map(|(e, _)| e.authority.clone())
+        .collect();
+    let leaving = old.iter().any(|(o, _)| !set.iter().any(|(e, _)| e == o));
+    if checked && leaving && !joining.is_empty() {
+        let mut both = set.clone();
+        both.extend(
+            old.into_iter()
+                .filter(|(o, _)| !set.iter().any(|(e, _)| e == o)),
+        );
+        routing.update_members(pool, |d| d.dns = both);
+        let deadline = Instant::now() + bound;
+        let ready = || {
+            let snapshot = routing.load();
+            let Some(p) = snapshot.pool(pool) else {
+                return true;
+            };
+            let ready = joining
+                .iter()
+                .all(|a| p.endpoint(a).is_none_or(|e| e.passes_checks()));
+            ready
+        };
+        while !ready() && Instant::now() < deadline {
+            tokio::select! {
+                () = tokio::time::sleep(JOIN_POLL) => {}
+                () = stop.cancelled() => return false,
+            }
+        }
+        if !ready() {
+            tracing::warn!(%pool, waited = ?bound, "new DNS endpoints not healthy yet; dropping the old ones anyway");
+        }
+    }
+    routing.update_members(pool, |d| d.dns = set);
+    true
+}
+
 /// Resolves `spec` for `pool` round after round until `stop`, applying
 /// what [`Hold`] decides.
 async fn follow(
@@ -134,7 +197,10 @@ async fn follow(
         if let Some(set) = step.apply {
             tracing::info!(%pool, query = %report.query, endpoints = set.len(), "DNS endpoints changed");
             report.endpoints = set.len();
-            routing.update_members(&pool, |d| d.dns = set);
+            let bound = spec.hold_empty.max(MIN_JOIN_WAIT);
+            if !replace(&routing, &pool, set, bound, &stop).await {
+                return;
+            }
         }
         if answered {
             report.resolved_at = Some(SystemTime::now());
