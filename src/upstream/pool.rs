@@ -180,3 +180,62 @@ impl Pool {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::upstream::Source;
+
+    /// Pool `p` of three endpoints weighted 1, 2 and 5, balanced by `mode`.
+    fn pool(mode: &str) -> Pool {
+        let text = format!(
+            "[[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:1\"\n\
+             [[pool]]\nname = \"p\"\nbalance = \"{mode}\"\nendpoints = [\"127.0.0.1:1\", \
+             {{ address = \"127.0.0.1:2\", weight = 2 }}, {{ address = \"127.0.0.1:3\", weight = 5 }}]\n\
+             [[route]]\nname = \"r\"\npool = \"p\"\n"
+        );
+        let config = crate::config::parse(&text, Path::new("t.toml")).unwrap();
+        let spec = &config.pools[0];
+        Pool::new(spec, &crate::routing::members::merge(spec, None), |_| None)
+    }
+
+    fn shares(pool: &Pool, n: usize) -> [usize; 3] {
+        let mut counts = [0; 3];
+        for _ in 0..n {
+            counts[pool.pick(0, usize::MAX).unwrap().0] += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn round_robin_follows_weights_exactly() {
+        let pool = pool("round_robin");
+        assert_eq!(shares(&pool, 800), [100, 200, 500]);
+        assert!(pool.placements.iter().all(|p| p.source == Source::File));
+    }
+
+    #[test]
+    fn random_and_least_request_follow_weights_within_bounds() {
+        for mode in ["random", "least_request"] {
+            let n = 8000;
+            let counts = shares(&pool(mode), n);
+            for (count, weight) in counts.iter().zip([1.0, 2.0, 5.0]) {
+                let p: f64 = weight / 8.0;
+                let sd = (n as f64 * p * (1.0 - p)).sqrt();
+                let off = (*count as f64 - n as f64 * p).abs();
+                assert!(off < 5.0 * sd, "{mode}: {counts:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_limit_and_tried_endpoints_are_honoured() {
+        let pool = pool("round_robin");
+        for _ in 0..20 {
+            assert_eq!(pool.pick(0, 1).unwrap().0, 0);
+            assert_ne!(pool.pick(0b100, usize::MAX).unwrap().0, 2);
+        }
+    }
+}
