@@ -293,3 +293,87 @@ async fn replacing_every_endpoint_through_the_api_under_load_fails_nothing() {
     assert!(!ups[2].requests().is_empty() && !ups[3].requests().is_empty());
     veer.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_adds_drains_and_removes() {
+    let dir = TempDir::new("endpoints-cli");
+    let (file, api, down) = (
+        Upstream::start("file").await,
+        Upstream::start("api").await,
+        Upstream::start("down").await,
+    );
+    down.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+    let veer = Veer::start(&dir, &app(&format!("\"{}\"", file.addr)), None).await;
+    let admin = format!("http://{}", veer.admin);
+    let run = |args: &[&str]| {
+        let run = crate::support::stream::veer_cli(admin.clone(), args, Duration::from_secs(30));
+        async move { run.await.unwrap() }
+    };
+    let (a, d, f) = (
+        api.addr.to_string(),
+        down.addr.to_string(),
+        file.addr.to_string(),
+    );
+
+    let out = run(&[
+        "endpoints",
+        "app",
+        "add",
+        &a,
+        "--weight",
+        "3",
+        "--wait",
+        "15s",
+    ])
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.starts_with(&format!("{a}: added\n")), "{out:?}");
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{a} ")))
+        .unwrap()
+        .to_string();
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells[1..4], ["api", "3", "yes"], "{line}");
+
+    // Never healthy: exit 2 after --wait, registered all the same.
+    let out = run(&["endpoints", "app", "add", &d, "--wait", "1s"]).await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("not healthy within 1s"), "{out:?}");
+
+    let out = run(&["endpoints", "app", "drain", &f]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("in maintenance"), "{out:?}");
+    let out = run(&["endpoints", "app"]).await;
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&f))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains("file") && line.contains("maintenance"),
+        "{line}"
+    );
+    let out = run(&["endpoints", "app", "undrain", &f]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+
+    let out = run(&["endpoints", "app", "remove", &d]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let listed = out.stdout.lines().skip(1).any(|l| l.starts_with(&d));
+    assert!(!listed, "{out:?}");
+    let out = run(&["endpoints", "app", "remove", &f]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("409") && out.stderr.contains("config file"),
+        "{out:?}"
+    );
+    let out = run(&["endpoints", "app", "add", "10.0.0.1"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("400") && out.stderr.contains("host:port"),
+        "{out:?}"
+    );
+    veer.stop().await;
+}
