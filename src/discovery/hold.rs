@@ -57,6 +57,15 @@ impl Hold {
         }
     }
 
+    /// Starts from `applied`, the set DNS gave the pool before (a
+    /// discovery restarted by a reload), so an empty answer holds it too.
+    pub fn resume(spec: DnsSpec, applied: Answer) -> Hold {
+        Hold {
+            applied,
+            ..Hold::new(spec)
+        }
+    }
+
     /// Decides on `outcome` seen at `now`; `jitter` in `[0, 1)` spreads
     /// the next round over 10% more of its delay.
     pub fn observe(&mut self, outcome: Outcome, now: Instant, jitter: f64) -> Step {
@@ -194,6 +203,16 @@ mod tests {
         assert_eq!(step.apply, Some(answer(&["10.0.0.2"])));
         let step = hold.observe(Outcome::Empty("NXDOMAIN".into()), t0 + secs(31), 0.0);
         assert_eq!(step.apply, None, "the hold starts again");
+    }
+
+    #[test]
+    fn a_restarted_discovery_holds_what_it_had() {
+        let t0 = Instant::now();
+        let mut hold = Hold::resume(spec(), answer(&["10.0.0.1"]));
+        let step = hold.observe(Outcome::Empty("NXDOMAIN".into()), t0, 0.0);
+        assert_eq!(step.apply, None);
+        let step = hold.observe(Outcome::Empty("NXDOMAIN".into()), t0 + secs(30), 0.0);
+        assert_eq!(step.apply, Some(vec![]));
     }
 
     #[test]

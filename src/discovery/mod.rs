@@ -170,7 +170,7 @@ async fn follow(
     servers: Vec<SocketAddr>,
     stop: CancellationToken,
 ) {
-    let mut hold = Hold::new(spec.clone());
+    let mut hold = Hold::resume(spec.clone(), routing.members(&pool).dns);
     let mut resolver = None;
     let mut report = DnsReport {
         query: spec.query.to_string(),

@@ -2,19 +2,17 @@
 //! built, published through one `ArcSwap`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::{ArcSwap, Guard};
 use http::request::Parts;
-use tokio::sync::watch;
 
 use crate::config::{Config, MatchSpec, StickyKey};
 use crate::observe::{RoutePoolStats, Telemetry};
 use crate::upstream::{EndpointState, Pool};
 
 use super::matching::{cookie, matches};
-use super::members::{merge, DnsReport, Dynamic, Members};
+use super::members::{merge, Members};
 use super::split::{bucket_of, Split};
 use super::table::RouteTable;
 
@@ -272,7 +270,7 @@ impl Snapshot {
 
     /// Endpoints this snapshot sends traffic to are not cut (a drained
     /// pool brought back), before any request can reach them.
-    fn readmit(&self) {
+    pub(super) fn readmit(&self) {
         self.reachable_endpoints().for_each(|e| e.flight().serve());
     }
 }
@@ -292,142 +290,4 @@ fn ordered(mut weights: Weights) -> Weights {
         weights.percent.push((stable, 0));
     }
     weights
-}
-
-/// What a snapshot is built from besides the config.
-#[derive(Debug, Default)]
-struct Inputs {
-    /// Each route's run-time traffic (the controller's).
-    traffic: HashMap<String, RouteTraffic>,
-    /// Each pool's run-time endpoints (discovery, admin API).
-    members: Members,
-}
-
-/// The published routing state. Requests `load` it; writers build a new
-/// snapshot and `publish` it. Writers are serialised by `write`.
-#[derive(Debug)]
-pub struct Routing {
-    current: ArcSwap<Snapshot>,
-    /// Held while a writer builds and stores a new snapshot, so two writers
-    /// never overwrite each other's change.
-    write: Mutex<Inputs>,
-    /// What each pool's DNS discovery last saw (status only).
-    dns: Mutex<HashMap<String, DnsReport>>,
-    /// Counters outlive snapshots; each build resolves its handles here.
-    telemetry: Arc<Telemetry>,
-    /// Ticks after every publish, to wake background tasks (health
-    /// checks, drains) that follow the snapshots.
-    published: watch::Sender<()>,
-}
-
-impl Routing {
-    pub fn new(config: Arc<Config>, telemetry: Arc<Telemetry>) -> Routing {
-        let inputs = Inputs::default();
-        let snapshot = Snapshot::build(config, &inputs.traffic, None, &telemetry);
-        Routing {
-            current: ArcSwap::from_pointee(snapshot),
-            write: Mutex::new(inputs),
-            dns: Mutex::default(),
-            telemetry,
-            published: watch::Sender::new(()),
-        }
-    }
-
-    /// Changes once per snapshot published from now on.
-    pub fn subscribe(&self) -> watch::Receiver<()> {
-        self.published.subscribe()
-    }
-
-    /// The current snapshot, owned (for tasks that keep it across awaits).
-    pub fn load_full(&self) -> Arc<Snapshot> {
-        self.current.load_full()
-    }
-
-    /// The current snapshot. Do not hold the guard across an `.await`.
-    pub fn load(&self) -> Guard<Arc<Snapshot>> {
-        self.current.load()
-    }
-
-    /// Replaces the config and every route's run-time traffic at once (a
-    /// reload), so no snapshot pairs the new config with old overrides.
-    pub fn replace(&self, config: Arc<Config>, traffic: HashMap<String, RouteTraffic>) {
-        let mut inputs = self.write.lock().unwrap();
-        inputs.traffic = traffic;
-        self.publish(config, &inputs);
-    }
-
-    /// Builds a snapshot of `config` and `inputs` and publishes it; the
-    /// caller holds the write lock.
-    fn publish(&self, config: Arc<Config>, inputs: &Inputs) {
-        let next = Snapshot::build_with(
-            config,
-            &inputs.traffic,
-            &inputs.members,
-            Some(&self.current.load()),
-            &self.telemetry,
-        );
-        next.readmit();
-        self.current.store(Arc::new(next));
-        self.published.send_replace(());
-    }
-
-    /// Changes the run-time endpoints of `pool` (DNS answers, API
-    /// registrations, maintenance) and publishes the result when that
-    /// changed anything; true when it did.
-    pub fn update_members(&self, pool: &str, change: impl FnOnce(&mut Dynamic)) -> bool {
-        let mut inputs = self.write.lock().unwrap();
-        let entry = inputs.members.entry(pool.to_string()).or_default();
-        let before = entry.clone();
-        change(entry);
-        if *entry == before {
-            return false;
-        }
-        let config = self.current.load().config.clone();
-        self.publish(config, &inputs);
-        true
-    }
-
-    /// The run-time endpoints of `pool`.
-    pub fn members(&self, pool: &str) -> Dynamic {
-        let inputs = self.write.lock().unwrap();
-        inputs.members.get(pool).cloned().unwrap_or_default()
-    }
-
-    /// Records what `pool`'s DNS discovery saw (`None`: it has none).
-    pub fn set_dns_report(&self, pool: &str, report: Option<DnsReport>) {
-        let mut reports = self.dns.lock().unwrap();
-        match report {
-            Some(r) => reports.insert(pool.to_string(), r),
-            None => reports.remove(pool),
-        };
-    }
-
-    /// What `pool`'s DNS discovery last saw.
-    pub fn dns_report(&self, pool: &str) -> Option<DnsReport> {
-        self.dns.lock().unwrap().get(pool).cloned()
-    }
-
-    /// Replaces the config, keeping the run-time traffic (data-plane tests;
-    /// veer itself reloads through the controller, [`Routing::replace`]).
-    pub fn set_config(&self, config: Arc<Config>) {
-        let inputs = self.write.lock().unwrap();
-        self.publish(config, &inputs);
-    }
-
-    /// Sets (or with `None`, clears) a route's run-time weights.
-    pub fn set_weights(&self, route: &str, weights: Option<Weights>) {
-        self.set_traffic(route, weights.map(RouteTraffic::from));
-    }
-
-    /// Sets (or with `None`, clears) everything run-time state says about a
-    /// route's traffic, and publishes the new snapshot.
-    pub fn set_traffic(&self, route: &str, traffic: Option<RouteTraffic>) {
-        let mut inputs = self.write.lock().unwrap();
-        match traffic {
-            Some(t) => inputs.traffic.insert(route.to_string(), t),
-            None => inputs.traffic.remove(route),
-        };
-        let config = self.current.load().config.clone();
-        self.publish(config, &inputs);
-    }
 }

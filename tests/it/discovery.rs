@@ -231,3 +231,46 @@ async fn replacing_every_endpoint_through_dns_under_load_fails_nothing() {
     tally(&proxy.url("/"), 20, &[]).await;
     assert_eq!((served(0), served(1)), before, "old endpoints get nothing");
 }
+
+#[tokio::test]
+async fn dns_endpoints_join_the_file_list_and_a_reload_follows_a_new_name() {
+    let (_ups, port) = upstreams_on_one_port(&["a", "b", "file"]).await;
+    let dns = DnsServer::start(1).await;
+    dns.set_a("one.test", &[loopback(0)]);
+    dns.set_a("two.test", &[loopback(1)]);
+    let file = format!("{}:{port}", loopback(2));
+    let keys = |name: &str| {
+        format!("endpoints = [\"{file}\"]\ndns = \"{name}:{port}\"\ndns_min_ttl = \"200ms\"\n")
+    };
+    let proxy = Proxy::start(&dns_config(&dns, &keys("one.test"))).await;
+    let sources = || {
+        let snapshot = proxy.routing().load();
+        let pool = snapshot.pool("app").unwrap();
+        let mut out: Vec<(String, &'static str)> = pool
+            .members()
+            .map(|(e, p, _)| (e.spec.authority.clone(), p.source.as_str()))
+            .collect();
+        out.sort();
+        out
+    };
+    let want = |ip: Ipv4Addr| {
+        let mut want = vec![(format!("{ip}:{port}"), "dns"), (file.clone(), "file")];
+        want.sort();
+        want
+    };
+    eventually(WAIT, || sources() == want(loopback(0))).await;
+    let file_state = endpoint(&proxy, "app", file.parse().unwrap());
+
+    let text = dns_config(&dns, &keys("two.test"));
+    let reloaded = veer::config::parse(&text, "test.toml".as_ref()).unwrap();
+    proxy.routing().set_config(std::sync::Arc::new(reloaded));
+    eventually(WAIT, || sources() == want(loopback(1))).await;
+    // The file's endpoint kept its state through both changes.
+    let now = endpoint(&proxy, "app", file.parse().unwrap());
+    assert!(std::sync::Arc::ptr_eq(&file_state, &now));
+    let counts = tally(&proxy.url("/"), 40, &[]).await;
+    assert!(
+        counts["b"] > 0 && counts["file"] > 0 && !counts.contains_key("a"),
+        "{counts:?}"
+    );
+}
