@@ -118,7 +118,10 @@ async fn an_empty_answer_empties_the_pool_only_after_hold_empty() {
     let deadline = changed + WAIT;
     while !members(&proxy).is_empty() {
         assert!(Instant::now() < deadline, "never emptied");
-        assert_eq!(tally(&proxy.url("/"), 1, &[]).await["a"], 1);
+        let seen = outcomes(&proxy.url("/"), 1, &[]).await;
+        // A 503 only when the pool emptied between the look and the request.
+        let served = seen.contains_key(&("a".into(), 200));
+        assert!(served || members(&proxy).is_empty(), "{seen:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let emptied = Instant::now();
