@@ -119,7 +119,8 @@ fn classify(name: &str, e: ResolveError) -> Outcome {
             code => return Outcome::Failed(format!("{name}: {code}")),
         }
     }
-    Outcome::Failed(format!("{name}: {e}"))
+    let why = e.proto().map_or_else(|| e.to_string(), |p| p.to_string());
+    Outcome::Failed(format!("{name}: {why}"))
 }
 
 fn endpoint(ip: IpAddr, port: u16) -> Endpoint {

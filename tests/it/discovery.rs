@@ -74,7 +74,7 @@ async fn a_changed_record_is_followed_within_its_ttl() {
 }
 
 #[tokio::test]
-async fn servfail_keeps_the_last_good_set() {
+async fn servfail_and_timeouts_keep_the_last_good_set() {
     let (_ups, port) = upstreams_on_one_port(&["a", "b"]).await;
     let dns = DnsServer::start(1).await;
     dns.set_a("app.test", &[loopback(0), loopback(1)]);
@@ -94,7 +94,31 @@ async fn servfail_keeps_the_last_good_set() {
     let status = proxy.routing().dns_report("app").unwrap();
     assert!(status.error.unwrap().contains("SERVFAIL"), "reported");
 
+    // A server that does not answer at all: the same.
     dns.servfail(false);
+    dns.silent(true);
+    eventually(WAIT, || {
+        let error = proxy
+            .routing()
+            .dns_report("app")
+            .unwrap()
+            .error
+            .unwrap_or_default();
+        !error.is_empty() && !error.contains("SERVFAIL")
+    })
+    .await;
+    let error = proxy.routing().dns_report("app").unwrap().error.unwrap();
+    eprintln!("no answer reported as: {error}");
+    assert_eq!(members(&proxy), both);
+    assert_eq!(
+        tally(&proxy.url("/"), 10, &[])
+            .await
+            .values()
+            .sum::<usize>(),
+        10
+    );
+
+    dns.silent(false);
     dns.set_a("app.test", &[loopback(1)]);
     eventually(WAIT, || members(&proxy) == addrs(&[loopback(1)], port)).await;
     assert_eq!(proxy.routing().dns_report("app").unwrap().error, None);

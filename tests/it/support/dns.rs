@@ -23,6 +23,8 @@ struct Zone {
     srv: HashMap<String, Vec<Srv>>,
     ttl: u32,
     servfail: bool,
+    /// Queries get no answer at all (a resolver timeout).
+    silent: bool,
     /// Every query answered: when, the name, and the answer's code and
     /// record count.
     log: Vec<(Instant, String, ResponseCode, usize)>,
@@ -59,8 +61,16 @@ impl DnsServer {
                 let Ok(query) = Message::from_vec(&buf[..n]) else {
                     continue;
                 };
-                let answer = answer(&query, &mut z.lock().unwrap());
-                let _ = socket.send_to(&answer.to_vec().unwrap(), from).await;
+                let answer = {
+                    let mut zone = z.lock().unwrap();
+                    match zone.silent {
+                        true => None,
+                        false => Some(answer(&query, &mut zone)),
+                    }
+                };
+                if let Some(answer) = answer {
+                    let _ = socket.send_to(&answer.to_vec().unwrap(), from).await;
+                }
             }
         });
         DnsServer { addr, zone, task }
@@ -86,6 +96,11 @@ impl DnsServer {
     /// Every query answers SERVFAIL while on.
     pub fn servfail(&self, on: bool) {
         self.zone.lock().unwrap().servfail = on;
+    }
+
+    /// No query gets an answer while on.
+    pub fn silent(&self, on: bool) {
+        self.zone.lock().unwrap().silent = on;
     }
 
     /// Queries for `name` answered so far.
