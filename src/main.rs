@@ -42,6 +42,12 @@ enum Command {
         /// Do not watch the config file; reload only on SIGHUP or the API.
         #[arg(long)]
         no_watch: bool,
+        /// Take the listening sockets (and every rollout) from the veer
+        /// running on the same state_dir, which then drains and exits:
+        /// a binary upgrade without refusing a connection. If this process
+        /// fails to start, the running one keeps serving.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Validate a config file without serving.
     Check {
@@ -87,7 +93,11 @@ fn main() -> ExitCode {
     let admin = cli.admin;
     let token = cli.token;
     let result = match cli.command {
-        Command::Run { config, no_watch } => run(config, !no_watch),
+        Command::Run {
+            config,
+            no_watch,
+            upgrade,
+        } => run(config, !no_watch, upgrade),
         Command::Check { config } => check(config),
         Command::Demo {
             v2_error_rate,
@@ -202,7 +212,7 @@ fn init_logging(default_level: &str, format: LogFormat) {
     }
 }
 
-fn run(path: PathBuf, watch: bool) -> anyhow::Result<()> {
+fn run(path: PathBuf, watch: bool, upgrade: bool) -> anyhow::Result<()> {
     let config = veer::config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     init_logging("info", config.proxy.log_format);
     let config = Arc::new(config);
@@ -227,17 +237,47 @@ fn run(path: PathBuf, watch: bool) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     let workers = Workers::start(config.proxy.workers).context("starting the workers")?;
-    runtime.block_on(async move {
-        let mut listeners = Vec::new();
-        for spec in &config.listeners {
-            let listener = tokio::net::TcpListener::bind(spec.listen)
-                .await
-                .with_context(|| format!("listener {:?}: binding {}", spec.name, spec.listen))?;
-            listeners.push(listener);
+    let state_dir = &config.proxy.state_dir;
+    let (listeners, admin, upgrades) = match upgrade {
+        // Everything that can fail happens before `take`: until then the
+        // running veer serves as if nothing happened.
+        true => {
+            let mut taking = veer::app::upgrade::connect(state_dir)?;
+            let pid = taking.pid;
+            let source = veer::app::Source::Upgrade(&mut taking);
+            let (listeners, admin) = veer::app::acquire(&config, source)?;
+            taking.commit()?;
+            tracing::info!(pid, "upgrade: took the listening sockets over");
+            let upgrades = veer::app::upgrade::bind(state_dir);
+            (listeners, admin, upgrades)
         }
-        let admin = tokio::net::TcpListener::bind(config.admin.listen)
-            .await
-            .with_context(|| format!("[admin] listen: binding {}", config.admin.listen))?;
+        false => {
+            // Refuses to start beside a veer running on this state_dir.
+            let upgrades = veer::app::upgrade::bind(state_dir);
+            if let Err(e @ veer::app::upgrade::UpgradeError::Running(_)) = upgrades {
+                return Err(e.into());
+            }
+            let source = match veer::app::Activated::from_env()? {
+                Some(activated) => veer::app::Source::Activated(activated),
+                None => veer::app::Source::Bind,
+            };
+            let (listeners, admin) = veer::app::acquire(&config, source)?;
+            (listeners, admin, upgrades)
+        }
+    };
+    let upgrades = upgrades
+        .inspect_err(
+            |e| tracing::warn!(error = %e, "binary upgrades cannot take over from this process"),
+        )
+        .ok();
+    let served = runtime.block_on(async move {
+        let listeners = listeners
+            .into_iter()
+            .map(tokio::net::TcpListener::from_std)
+            .collect::<std::io::Result<Vec<_>>>()
+            .context("registering the listeners")?;
+        let admin =
+            tokio::net::TcpListener::from_std(admin).context("registering [admin] listen")?;
         let reload = Arc::new(tokio::sync::Notify::new());
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .context("installing the SIGHUP handler")?;
@@ -253,15 +293,21 @@ fn run(path: PathBuf, watch: bool) -> anyhow::Result<()> {
         options.token = token;
         options.bind = Some(Arc::new(bind));
         options.workers = workers;
-        // Under systemd (`Type=notify`): READY, RELOADING, STOPPING.
-        options.lifecycle = Some(Arc::new(|stage| {
+        options.upgrades = upgrades;
+        // Under systemd (`Type=notify`): READY, RELOADING, STOPPING. After
+        // an upgrade this process is the service's main process now.
+        options.lifecycle = Some(Arc::new(move |stage| {
             use sd_notify::NotifyState;
             let state = match stage {
                 veer::app::Stage::Ready => NotifyState::Ready,
                 veer::app::Stage::Reloading => NotifyState::Reloading,
                 veer::app::Stage::Stopping => NotifyState::Stopping,
             };
-            let _ = sd_notify::notify(&[state]);
+            let pid = NotifyState::MainPid(std::process::id());
+            let _ = match (stage, upgrade) {
+                (veer::app::Stage::Ready, true) => sd_notify::notify(&[pid, state]),
+                _ => sd_notify::notify(&[state]),
+            };
         }));
         options.hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
@@ -269,7 +315,11 @@ fn run(path: PathBuf, watch: bool) -> anyhow::Result<()> {
             .filter(|h| !h.is_empty());
         veer::app::run(options, reload, watch, shutdown_signal()).await;
         Ok(())
-    })
+    });
+    // An upgrade request still waiting for its `take` does not hold the
+    // exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
 }
 
 /// Binds a listener a reload added.
@@ -289,9 +339,43 @@ fn client(
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    if let veer::admin::cli::AdminCommand::Status {
+        watch: true, every, ..
+    } = command
+    {
+        runtime.block_on(watch(&client, admin, every));
+        return Ok(());
+    }
     let out = runtime.block_on(veer::admin::cli::execute(&client, command))?;
     print!("{out}");
     Ok(())
+}
+
+/// `veer status --watch` until Ctrl-C: on a terminal the table is
+/// redrawn in place under a header with the time; elsewhere each table
+/// that differs from the last is printed.
+async fn watch(client: &AdminClient, admin: &str, every: std::time::Duration) {
+    use std::io::Write;
+    let live = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut last = String::new();
+    let show = |table: String| {
+        let mut out = std::io::stdout().lock();
+        let _ = match live {
+            true => {
+                let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+                let header = format!("veer status · {admin} · every {every:?} · {now}");
+                write!(out, "\x1b[H\x1b[2J{header}\n\n{table}")
+            }
+            false if table != last => writeln!(out, "{table}"),
+            false => Ok(()),
+        };
+        let _ = out.flush();
+        last = table;
+    };
+    tokio::select! {
+        () = veer::admin::cli::watch(client, every, show) => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one exits at once,

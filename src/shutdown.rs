@@ -7,6 +7,8 @@
 //! upstreams (requests, streaming bodies, tunnels) is drained by
 //! `drain::Drains::shutdown` up to `shutdown_grace`, then cut.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -21,6 +23,35 @@ pub struct Shutdown {
     pub tracker: TaskTracker,
     /// True while serving, false from the start of shutdown.
     ready: watch::Sender<bool>,
+    /// Set when the listening sockets went to a new process.
+    pub handover: HandOver,
+}
+
+/// Whether this shutdown handed the listening sockets to a new process
+/// (`veer run --upgrade`). Then the new process accepts and serves every
+/// next request, so connections here do not close while idle: an idle
+/// HTTP/1 one answers its next request with `Connection: close`, and a
+/// connection just accepted still gets its handshake and first request.
+#[derive(Debug, Clone, Default)]
+pub struct HandOver(Arc<AtomicBool>);
+
+impl HandOver {
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn started(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Resolves when a connection that is idle (or not yet talking)
+    /// should close: at shutdown, unless the sockets were handed over.
+    pub async fn closing(&self, token: &CancellationToken) {
+        token.cancelled().await;
+        if self.started() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 impl Default for Shutdown {
@@ -29,6 +60,7 @@ impl Default for Shutdown {
             token: CancellationToken::new(),
             tracker: TaskTracker::new(),
             ready: watch::Sender::new(false),
+            handover: HandOver::default(),
         }
     }
 }

@@ -15,8 +15,15 @@ pub enum AdminCommand {
     /// Routes, weights and phases, and pools with endpoint health.
     Status {
         /// The raw JSON of `GET /api/v1/status`, for scripts.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "watch")]
         json: bool,
+        /// Redraws the table and the last verdicts in place until
+        /// interrupted (not on a terminal: prints each change).
+        #[arg(long)]
+        watch: bool,
+        /// How often `--watch` asks.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        every: Duration,
     },
     /// Sets a route's weights by hand and pauses it: `veer weights app blue=90 green=10`.
     Weights {
@@ -96,11 +103,11 @@ pub enum DrainCommand {
 /// Runs one command against the admin API; returns what to print.
 pub async fn execute(client: &AdminClient, command: AdminCommand) -> Result<String, ClientError> {
     let (route, call, body) = match command {
-        AdminCommand::Status { json: true } => {
+        AdminCommand::Status { json: true, .. } => {
             let value = client.call(Method::GET, "/api/v1/status", None).await?;
             return Ok(format!("{value:#}\n"));
         }
-        AdminCommand::Status { json: false } => {
+        AdminCommand::Status { json: false, .. } => {
             return Ok(table::render(&client.status().await?));
         }
         AdminCommand::Reload => {
@@ -233,6 +240,20 @@ async fn endpoints(client: &AdminClient, call: EndpointCall) -> Result<String, C
 fn listing(value: &Value) -> Result<Vec<crate::discovery::EndpointView>, ClientError> {
     serde_json::from_value(value["endpoints"].clone())
         .map_err(|e| ClientError::BadAnswer(e.to_string()))
+}
+
+/// `veer status --watch`: hands `show` the table every `every`, or why
+/// it could not be had (the admin API restarting, say), until dropped.
+pub async fn watch(client: &AdminClient, every: Duration, mut show: impl FnMut(String)) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match client.status().await {
+            Ok(status) => show(table::render(&status)),
+            Err(e) => show(format!("{e}\n(asking again every {every:?})\n")),
+        }
+    }
 }
 
 /// The longest one drain query waits on the server; the client asks

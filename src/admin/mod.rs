@@ -48,8 +48,15 @@ pub struct AdminApi {
 }
 
 /// Serves the admin API on `listener` until `stop` is cancelled, then
-/// lets open requests finish (up to a second).
-pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, stop: CancellationToken) {
+/// lets open requests finish (up to a second). After a `handover` the
+/// new process accepts on the same socket; connections accepted here
+/// just before first get half a second to send their request.
+pub async fn serve(
+    listener: TcpListener,
+    api: Arc<AdminApi>,
+    stop: CancellationToken,
+    handover: crate::shutdown::HandOver,
+) {
     let graceful = GracefulShutdown::new();
     // Its own small budget, apart from the proxy listeners'.
     let max = crate::proxy::accept::ADMIN_MAX_CONNECTIONS;
@@ -75,6 +82,9 @@ pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, stop: Cancellation
                 tracing::debug!(error = %e, "admin connection ended with error");
             }
         });
+    }
+    if handover.started() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), graceful.shutdown()).await;
 }

@@ -6,6 +6,7 @@
 //! as SPEC §10 has it.
 
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,10 @@ use crate::workers::Workers;
 
 mod drains;
 mod run;
+mod sockets;
+pub mod upgrade;
+
+pub use sockets::{acquire, Activated, Source};
 
 pub use drains::DrainedPayload;
 pub use run::run;
@@ -59,6 +64,9 @@ pub struct Options {
     /// Told when veer is ready, reloading and stopping (systemd's
     /// `sd_notify`, set by the binary).
     pub lifecycle: Option<Lifecycle>,
+    /// `state_dir/veer.sock`, where a later `veer run --upgrade` asks for
+    /// the listening sockets ([`upgrade`]); served by [`run`].
+    pub upgrades: Option<std::os::unix::net::UnixListener>,
 }
 
 /// What the service manager hears about.
@@ -83,6 +91,7 @@ impl Options {
             analysis_window: ANALYSIS_WINDOW,
             hostname: None,
             lifecycle: None,
+            upgrades: None,
         }
     }
 }
@@ -109,6 +118,10 @@ pub struct App {
     drain_tasks: Vec<tokio::task::JoinHandle<()>>,
     workers: Workers,
     admin: Option<tokio::task::JoinHandle<()>>,
+    /// The admin listening socket (a duplicate), for an upgrade.
+    admin_socket: Option<(SocketAddr, SocketAddr, OwnedFd)>,
+    /// Cancelled once the controller stopped and saved its state.
+    controller_stopped: CancellationToken,
 }
 
 /// Starts veer on `options`. Must run inside a Tokio runtime.
@@ -138,8 +151,11 @@ pub async fn start(options: Options) -> App {
         outbox,
         peers.clone(),
     );
+    let controller_stopped = CancellationToken::new();
+    let stopped = controller_stopped.clone();
     tracker.spawn(async move {
         let _ = task.await;
+        stopped.cancel();
     });
     // In a fleet, operator calls go to the leader; this replica's own
     // controller decides only while it leads.
@@ -208,6 +224,7 @@ pub async fn start(options: Options) -> App {
         tracker.clone(),
         options.workers.clone(),
         options.bind,
+        shutdown.handover.clone(),
     );
     let mut control = Control::new(
         &config,
@@ -224,6 +241,10 @@ pub async fn start(options: Options) -> App {
         control.serve(listener, spec).await;
     }
     let admin_addr = options.admin.as_ref().and_then(|l| l.local_addr().ok());
+    let admin_socket = options.admin.as_ref().and_then(|l| {
+        let fd = l.as_fd().try_clone_to_owned().ok()?;
+        Some((config.admin.listen, l.local_addr().ok()?, fd))
+    });
     let admin = options.admin.map(|listener| {
         let api = AdminApi {
             control: control.clone(),
@@ -240,6 +261,7 @@ pub async fn start(options: Options) -> App {
             listener,
             Arc::new(api),
             stop_admin.clone(),
+            shutdown.handover.clone(),
         ))
     });
     shutdown.set_ready(true);
@@ -259,6 +281,8 @@ pub async fn start(options: Options) -> App {
         drain_tasks,
         workers: options.workers,
         admin,
+        admin_socket,
+        controller_stopped,
     }
 }
 
@@ -309,8 +333,49 @@ impl App {
     /// connections are closed. Returns false when something had to be cut
     /// or connections were still open. The controller persists its state
     /// on the way out; the admin API stops last.
-    pub async fn stop(self, delay: Duration, grace: Duration) -> bool {
+    pub async fn stop(mut self, delay: Duration, grace: Duration) -> bool {
+        self.control.release_sockets().await;
+        drop(self.admin_socket.take());
         self.shutdown.begin(delay).await;
+        self.finish(grace).await
+    }
+
+    /// The listening sockets (duplicated) for a new process
+    /// (`veer run --upgrade`).
+    pub async fn sockets(&self) -> std::io::Result<Vec<upgrade::Handed>> {
+        let mut sockets: Vec<upgrade::Handed> = (self.control.sockets().await?)
+            .into_iter()
+            .map(|s| upgrade::Handed::listener(&s.spec, s.addr, s.fd))
+            .collect();
+        if let Some((listen, addr, fd)) = &self.admin_socket {
+            sockets.push(upgrade::Handed::admin(*listen, *addr, fd.try_clone()?));
+        }
+        Ok(sockets)
+    }
+
+    /// Stops after a new process took the listening sockets (SPEC §14):
+    /// accepting stops at once (the sockets stay open in the new
+    /// process), the controller saves its state, then `released` tells
+    /// the new process to start. What is in flight finishes as on
+    /// [`App::stop`]; idle HTTP/1 connections stay open until their next
+    /// request, answered with `Connection: close`, so no client meets a
+    /// closed connection. Returns as [`App::stop`] does.
+    pub async fn hand_over(mut self, released: impl FnOnce()) -> bool {
+        let grace = self.routing.load().config.proxy.shutdown_grace;
+        self.shutdown.handover.start();
+        self.control.release_sockets().await;
+        drop(self.admin_socket.take());
+        // The admin API answers from the new process now.
+        self.stop_admin.cancel();
+        self.shutdown.begin(Duration::ZERO).await;
+        self.controller_stopped.cancelled().await;
+        released();
+        self.finish(grace).await
+    }
+
+    /// The rest of a shutdown once accepting stopped: drains, then waits
+    /// for connections, up to `grace`.
+    async fn finish(self, grace: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + grace;
         let snapshot = self.routing.load_full();
         let cut = self.drains.shutdown(&snapshot, deadline).await;

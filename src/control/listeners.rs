@@ -5,6 +5,8 @@
 //! accepting and closes its connections gracefully.
 
 use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -13,7 +15,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ListenerSpec;
 use crate::observe::Telemetry;
+use crate::proxy::Serving;
 use crate::routing::Routing;
+use crate::shutdown::HandOver;
 use crate::tls::listener::Live;
 use crate::tls::{ServerTls, TlsError};
 use crate::workers::Workers;
@@ -31,6 +35,18 @@ struct Running {
     stop: CancellationToken,
     /// Its certificates, swapped on reload.
     tls: Option<Arc<ServerTls>>,
+    /// The listening socket (a duplicate of the one accepting), to hand
+    /// to a new process; `None` once let go at shutdown.
+    socket: Option<(SocketAddr, OwnedFd)>,
+}
+
+/// A listening socket for a new process (`veer run --upgrade`).
+#[derive(Debug)]
+pub struct Socket {
+    pub spec: ListenerSpec,
+    /// Its address (the configured one may have port 0).
+    pub addr: SocketAddr,
+    pub fd: OwnedFd,
 }
 
 /// New sockets bound for a config not yet published. Dropping it unused
@@ -57,6 +73,7 @@ pub struct ListenerSet {
     bind: Option<Bind>,
     running: Vec<Running>,
     workers: Workers,
+    handover: HandOver,
 }
 
 impl ListenerSet {
@@ -69,6 +86,7 @@ impl ListenerSet {
         tracker: TaskTracker,
         workers: Workers,
         bind: Option<Bind>,
+        handover: HandOver,
     ) -> ListenerSet {
         ListenerSet {
             routing,
@@ -78,6 +96,7 @@ impl ListenerSet {
             bind,
             running: Vec::new(),
             workers,
+            handover,
         }
     }
 
@@ -99,10 +118,21 @@ impl ListenerSet {
     ) {
         let stop = self.server_stop.child_token();
         tracing::info!(listener = %spec.name, addr = ?listener.local_addr().ok(), "serving");
+        let socket = match (listener.local_addr(), listener.as_fd().try_clone_to_owned()) {
+            (Ok(addr), Ok(fd)) => Some((addr, fd)),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(listener = %spec.name, error = %e, "this listener cannot be handed to an upgrade");
+                None
+            }
+        };
+        let serving = Serving {
+            routing: self.routing.clone(),
+            telemetry: self.telemetry.clone(),
+            handover: self.handover.clone(),
+        };
         let task = crate::proxy::serve(
             listener,
-            self.routing.clone(),
-            self.telemetry.clone(),
+            serving,
             tls.clone(),
             stop.clone(),
             self.tracker.clone(),
@@ -113,7 +143,32 @@ impl ListenerSet {
             spec: spec.clone(),
             stop,
             tls,
+            socket,
         });
+    }
+
+    /// The listening sockets, duplicated, for a new process.
+    pub fn sockets(&self) -> io::Result<Vec<Socket>> {
+        let mut sockets = Vec::new();
+        for running in &self.running {
+            if let Some((addr, fd)) = &running.socket {
+                sockets.push(Socket {
+                    spec: running.spec.clone(),
+                    addr: *addr,
+                    fd: fd.try_clone()?,
+                });
+            }
+        }
+        Ok(sockets)
+    }
+
+    /// Lets go of the duplicated sockets, so that once the accept loops
+    /// stop, the sockets close (new connections are refused at shutdown
+    /// rather than left waiting in the backlog).
+    pub fn release(&mut self) {
+        for running in &mut self.running {
+            running.socket = None;
+        }
     }
 
     /// Binds the sockets `specs` needs that are not open yet.

@@ -52,7 +52,7 @@ use crate::routing::Routing;
 
 pub use error::ControlError;
 pub use events::{Event, EventKind, Events};
-pub use listeners::{Bind, ListenerSet};
+pub use listeners::{Bind, ListenerSet, Socket};
 pub use status::{
     ClusterStatus, EndpointStatus, PoolStatus, PoolTotals, ReplicaStatus, RouteStatus, Status,
 };
@@ -370,5 +370,15 @@ impl Control {
         spec: &crate::config::ListenerSpec,
     ) {
         self.inner.lock().await.listeners.serve(listener, spec);
+    }
+
+    /// The listening sockets, duplicated, for a new process.
+    pub async fn sockets(&self) -> std::io::Result<Vec<Socket>> {
+        self.inner.lock().await.listeners.sockets()
+    }
+
+    /// Lets go of the duplicated listening sockets (at shutdown).
+    pub async fn release_sockets(&self) {
+        self.inner.lock().await.listeners.release();
     }
 }

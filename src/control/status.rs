@@ -22,6 +22,26 @@ pub struct Status {
     /// The fleet, with `[cluster]` (SPEC §11).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterStatus>,
+    /// The process answering: which one serves after an upgrade.
+    #[serde(default)]
+    pub process: ProcessStatus,
+}
+
+/// `"process"` of `GET /api/v1/status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessStatus {
+    pub pid: u32,
+    /// veer's version.
+    pub version: String,
+}
+
+impl ProcessStatus {
+    pub fn this() -> ProcessStatus {
+        ProcessStatus {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
 }
 
 /// `"cluster"` of `GET /api/v1/status`.
@@ -202,6 +222,7 @@ impl Control {
             pools,
             reloads: [("ok".to_string(), ok), ("error".to_string(), error)].into(),
             cluster: self.cluster.as_ref().map(|c| c.lock().unwrap().clone()),
+            process: ProcessStatus::this(),
         }
     }
 }

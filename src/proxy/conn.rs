@@ -39,6 +39,9 @@ pub struct ConnState {
     requests: AtomicU32,
     /// The connection was upgraded: the rest of its bytes are a tunnel.
     upgraded: AtomicBool,
+    /// The next response closes the HTTP/1 connection (the listening
+    /// sockets went to a new process).
+    close_next: AtomicBool,
     /// Since when writes could not finish (the client is not reading):
     /// milliseconds since `opened`, plus one; 0 while writes go through.
     /// hyper may still hold response bytes.
@@ -78,6 +81,7 @@ impl ConnState {
             ambiguous: AtomicU32::new(u32::MAX),
             requests: AtomicU32::new(0),
             upgraded: AtomicBool::new(false),
+            close_next: AtomicBool::new(false),
             write_blocked: AtomicU64::new(0),
         })
     }
@@ -159,6 +163,17 @@ impl ConnState {
     /// both `Content-Length` and `Transfer-Encoding`.
     pub fn ambiguous(&self, request: u32) -> bool {
         request >= self.ambiguous.load(Ordering::Acquire)
+    }
+
+    /// The next response says `Connection: close` (and hyper closes the
+    /// connection after it).
+    pub fn close_after_next(&self) {
+        self.close_next.store(true, Ordering::Release);
+    }
+
+    /// Whether the response being made closes the connection.
+    pub fn closes_after_this(&self) -> bool {
+        self.close_next.load(Ordering::Acquire)
     }
 
     /// The connection was upgraded: stop looking for request heads.

@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::ProxySettings;
 use crate::observe::Telemetry;
 use crate::routing::Routing;
+use crate::shutdown::HandOver;
 use crate::tls::ServerTls;
 use crate::workers::Workers;
 
@@ -35,10 +36,12 @@ use super::service::ProxyService;
 
 /// What every connection serves from.
 #[derive(Clone)]
-struct Serving {
-    routing: Arc<Routing>,
+pub struct Serving {
+    pub routing: Arc<Routing>,
     /// Where requests that match no route are counted.
-    telemetry: Arc<Telemetry>,
+    pub telemetry: Arc<Telemetry>,
+    /// Set when shutdown handed the sockets to a new process.
+    pub handover: HandOver,
 }
 
 /// Serves one listening socket until `shutdown` is cancelled. Connections
@@ -47,17 +50,15 @@ struct Serving {
 /// connection is served on the next of `workers`.
 pub async fn serve(
     listener: TcpListener,
-    routing: Arc<Routing>,
-    telemetry: Arc<Telemetry>,
+    serving: Serving,
     tls: Option<Arc<ServerTls>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     workers: Workers,
 ) {
-    let builders = Arc::new(Builders::new(&routing.load().config.proxy));
-    let max_connections = routing.load().config.proxy.max_connections;
+    let builders = Arc::new(Builders::new(&serving.routing.load().config.proxy));
+    let max_connections = serving.routing.load().config.proxy.max_connections;
     let mut acceptor = Acceptor::new(listener, max_connections, "proxy");
-    let serving = Serving { routing, telemetry };
     loop {
         let (stream, peer, permit) = tokio::select! {
             accepted = acceptor.accept() => accepted,
@@ -100,7 +101,7 @@ async fn serve_plain(
     let first = tokio::select! {
         // Silent clients are cut off like slow ones: after `header_timeout`.
         first = tokio::time::timeout(settings.header_timeout, h2_preface(&stream)) => first,
-        () = shutdown.cancelled() => return,
+        () = routing.handover.closing(&shutdown) => return,
     };
     let Ok(Ok(h2)) = first else { return };
     let conn = (stream, peer, false, h2);
@@ -118,7 +119,7 @@ async fn serve_tls(
 ) {
     let stream = tokio::select! {
         stream = tls.accept(stream) => stream,
-        () = shutdown.cancelled() => None,
+        () = routing.handover.closing(&shutdown) => None,
     };
     if let Some(stream) = stream {
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
@@ -237,6 +238,7 @@ async fn serve_conn<S>(
     if !h2 {
         state.await_first_head();
     }
+    let handover = routing.handover.clone();
     let service = ProxyService {
         routing: routing.routing,
         telemetry: routing.telemetry,
@@ -293,7 +295,8 @@ async fn serve_conn<S>(
                     Verdict::Park => {
                         let Conn::H1(h1) = conn else { return };
                         let deadline = state.idle_deadline(idle_timeout);
-                        let Some(h1) = park(h1, deadline, &shutdown, builders).await else {
+                        let closing = handover.closing(&shutdown);
+                        let Some(h1) = park(h1, deadline, closing, builders).await else {
                             return;
                         };
                         conn = Conn::H1(h1);
@@ -303,8 +306,16 @@ async fn serve_conn<S>(
                 }
             }
             () = shutdown.cancelled(), if !closing => {
-                conn.graceful_shutdown();
                 closing = true;
+                match &conn {
+                    // Handed over: the next request is answered with
+                    // `Connection: close`, the client's next connection
+                    // goes to the new process.
+                    Conn::H1(_) if handover.started() && state.in_flight() == 0 => {
+                        state.close_after_next();
+                    }
+                    _ => conn.graceful_shutdown(),
+                }
             }
         }
     }
@@ -313,11 +324,11 @@ async fn serve_conn<S>(
 /// Parks an idle HTTP/1 connection: hyper's state is dropped, only the
 /// socket is kept, until the first bytes of the next request arrive (then a
 /// fresh connection reads them), `deadline` (the idle timeout) passes or
-/// shutdown starts (both close it).
+/// `closing` resolves (both close it).
 async fn park<S>(
     conn: Pin<Box<Http1<S>>>,
     deadline: tokio::time::Instant,
-    shutdown: &CancellationToken,
+    closing: impl Future<Output = ()>,
     builders: &Builders,
 ) -> Option<Pin<Box<Http1<S>>>>
 where
@@ -328,18 +339,18 @@ where
     // When the next request has begun already, it is served at once.
     let next = match parts.read_buf.is_empty() {
         false => parts.read_buf,
-        true => first_bytes(&mut io, deadline, shutdown).await?,
+        true => first_bytes(&mut io, deadline, closing).await?,
     };
     io.unread(next);
     Some(builders.h1(TokioIo::new(io), parts.service))
 }
 
 /// The first bytes a parked connection receives; `None` (after closing it)
-/// when `deadline` or shutdown comes first, or the client closes.
+/// when `deadline` or `closing` comes first, or the client closes.
 async fn first_bytes<S>(
     io: &mut TrackedIo<S>,
     deadline: tokio::time::Instant,
-    shutdown: &CancellationToken,
+    closing: impl Future<Output = ()>,
 ) -> Option<bytes::Bytes>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -349,7 +360,7 @@ where
     let read = tokio::select! {
         read = io.read(&mut first) => read,
         () = tokio::time::sleep_until(deadline) => Err(std::io::ErrorKind::TimedOut.into()),
-        () = shutdown.cancelled() => Err(std::io::ErrorKind::Interrupted.into()),
+        () = closing => Err(std::io::ErrorKind::Interrupted.into()),
     };
     match read {
         Ok(n) if n > 0 => Some(bytes::Bytes::copy_from_slice(&first[..n])),

@@ -13,5 +13,5 @@ pub mod path;
 mod record;
 mod service;
 
-pub use listener::serve;
+pub use listener::{serve, Serving};
 pub use service::ProxyService;

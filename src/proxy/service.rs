@@ -52,6 +52,12 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
                 Err(e) => e.respond(grpc),
             };
             resp.body_mut().set_activity(activity);
+            // Served after the sockets went to a new process: the client's
+            // next request goes there, on a new connection.
+            if this.conn.closes_after_this() {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             Ok(resp)
         })
     }

@@ -383,7 +383,7 @@ async fn tells_systemd_ready_reloading_and_stopping() {
 /// `dist/veer.service` passes `systemd-analyze verify` (where systemd is
 /// installed), pointed at the binary under test.
 #[test]
-fn the_systemd_unit_verifies() {
+fn the_systemd_units_verify() {
     let Ok(found) = std::process::Command::new("systemd-analyze")
         .arg("--version")
         .output()
@@ -401,11 +401,74 @@ fn the_systemd_unit_verifies() {
         .replace("/usr/local/bin/veer", env!("CARGO_BIN_EXE_veer"))
         .replace("Documentation=man:veer(1)", "");
     std::fs::write(&path, unit).unwrap();
+    let socket = dir.path().join("veer.socket");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/dist/veer.socket"),
+        &socket,
+    )
+    .unwrap();
     let out = std::process::Command::new("systemd-analyze")
         .arg("verify")
         .arg(&path)
+        .arg(&socket)
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && said.trim().is_empty(), "{said}");
+}
+
+/// `veer status --watch` off a terminal prints the table, then every
+/// table that differs, until it is stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_watch_prints_each_change() {
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let dir = TempDir::new("watch");
+    let veer = Veer::start(&dir, &two_pools(blue.addr, green.addr, "blue", ""), None).await;
+    let mut watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_veer"))
+        .args(["status", "--watch", "--every", "100ms"])
+        .env("VEER_ADMIN", format!("http://{}", veer.admin))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = watch.stdout.take().unwrap();
+    let mut seen = String::new();
+    read_until(&mut stdout, &mut seen, "blue=100").await;
+    let (code, json) = veer
+        .api(
+            http::Method::PUT,
+            "/api/v1/routes/app/weights",
+            Some(r#"{"blue":70,"green":30}"#),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{json}");
+    read_until(&mut stdout, &mut seen, "green=30").await;
+    // Unchanged tables are not printed again.
+    let tables = seen.matches("ROUTE").count();
+    assert!((2..=3).contains(&tables), "{tables} tables: {seen}");
+    assert!(
+        !seen.contains('\x1b'),
+        "escape codes off a terminal: {seen:?}"
+    );
+    watch.kill().await.unwrap();
+}
+
+/// Reads `stdout` into `seen` until it contains `want` (20 s at most).
+async fn read_until(stdout: &mut tokio::process::ChildStdout, seen: &mut String, want: &str) {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !seen.contains(want) {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, stdout.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("{want:?} not printed; got:\n{seen}"))
+            .unwrap();
+        assert!(n > 0, "watch ended; printed:\n{seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
 }

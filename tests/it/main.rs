@@ -25,6 +25,7 @@ mod fleet;
 mod forwarding;
 mod framing;
 mod grpc_errors;
+mod handover;
 mod health;
 mod hosts;
 mod limits;
