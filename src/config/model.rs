@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use http::HeaderName;
 
+pub use super::dns::{DnsQuery, DnsSpec};
+
 /// A whole, valid configuration file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -182,38 +184,6 @@ pub struct Endpoint {
     pub port: u16,
     /// Written `https://`: connect with TLS (see [`UpstreamTls`]).
     pub tls: bool,
-}
-
-/// A pool's `dns` or `srv` and how often it is asked again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DnsSpec {
-    pub query: DnsQuery,
-    /// A record's TTL is clamped to `[min_ttl, max_ttl]` (then up to 10%
-    /// jitter is added) to decide when to ask again.
-    pub min_ttl: Duration,
-    pub max_ttl: Duration,
-    /// An empty answer or NXDOMAIN empties the pool only once it has
-    /// lasted this long (one bad answer must not take a version down).
-    pub hold_empty: Duration,
-}
-
-/// What a pool asks DNS.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DnsQuery {
-    /// `dns = "name:port"`: every A and AAAA record of `name`, at `port`.
-    Host { name: String, port: u16 },
-    /// `srv = "_service._proto.name"`: each target of the SRV records with
-    /// the lowest priority, at its port, with its weight.
-    Srv { name: String },
-}
-
-impl std::fmt::Display for DnsQuery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DnsQuery::Host { name, port } => write!(f, "{name}:{port} (A/AAAA)"),
-            DnsQuery::Srv { name } => write!(f, "{name} (SRV)"),
-        }
-    }
 }
 
 /// How a pool picks an endpoint per request.
