@@ -183,13 +183,49 @@ pub fn render(telemetry: &Telemetry, snapshot: &Snapshot, phase: impl Fn(&str) -
         "1 when an endpoint is in rotation, 0 when out.",
     );
     for pool in &snapshot.pools {
-        for ep in &pool.endpoints {
+        for (ep, _, maintenance) in pool.members() {
             let _ = writeln!(
                 out,
                 "veer_endpoint_healthy{{pool=\"{}\",endpoint=\"{}\"}} {}",
                 esc(&pool.name),
                 esc(&ep.spec.authority),
-                u8::from(ep.is_healthy())
+                u8::from(ep.is_healthy() && !maintenance)
+            );
+        }
+    }
+    header(
+        &mut out,
+        "veer_endpoint_weight",
+        "gauge",
+        "Each endpoint's weight in its pool, labelled with where it came from (file, dns, api).",
+    );
+    for pool in &snapshot.pools {
+        for (ep, placement, _) in pool.members() {
+            let (p, e, s) = (
+                esc(&pool.name),
+                esc(&ep.spec.authority),
+                placement.source.as_str(),
+            );
+            let w = placement.weight;
+            let _ = writeln!(
+                out,
+                "veer_endpoint_weight{{pool=\"{p}\",endpoint=\"{e}\",source=\"{s}\"}} {w}"
+            );
+        }
+    }
+    header(
+        &mut out,
+        "veer_endpoint_maintenance",
+        "gauge",
+        "1 while an endpoint is in maintenance (kept out of rotation through the admin API).",
+    );
+    for pool in &snapshot.pools {
+        for (ep, _, maintenance) in pool.members() {
+            let (p, e) = (esc(&pool.name), esc(&ep.spec.authority));
+            let m = u8::from(maintenance);
+            let _ = writeln!(
+                out,
+                "veer_endpoint_maintenance{{pool=\"{p}\",endpoint=\"{e}\"}} {m}"
             );
         }
     }
@@ -206,7 +242,7 @@ pub fn render(telemetry: &Telemetry, snapshot: &Snapshot, phase: impl Fn(&str) -
     for (name, help, count) in per_endpoint {
         header(&mut out, name, "counter", help);
         for pool in &snapshot.pools {
-            for ep in &pool.endpoints {
+            for (ep, _, _) in pool.members() {
                 let (p, e) = (esc(&pool.name), esc(&ep.spec.authority));
                 let _ = writeln!(out, "{name}{{pool=\"{p}\",endpoint=\"{e}\"}} {}", count(ep));
             }
@@ -223,6 +259,29 @@ pub fn render(telemetry: &Telemetry, snapshot: &Snapshot, phase: impl Fn(&str) -
     let _ = writeln!(out, "veer_config_reloads_total{{result=\"ok\"}} {ok}\nveer_config_reloads_total{{result=\"error\"}} {error}");
     telemetry.tls.render(&mut out, esc);
     out
+}
+
+/// `veer_dns_ok{pool}`: 1 when the pool's last DNS round answered with
+/// endpoints, 0 while it fails or answers empty (pools with `dns`/`srv`).
+pub fn render_dns(out: &mut String, snapshot: &Snapshot, routing: &crate::routing::Routing) {
+    let reports: Vec<_> = snapshot
+        .pools
+        .iter()
+        .filter_map(|p| Some((p.name.as_str(), routing.dns_report(&p.name)?)))
+        .collect();
+    if reports.is_empty() {
+        return;
+    }
+    header(
+        out,
+        "veer_dns_ok",
+        "gauge",
+        "1 when a pool's last DNS lookup answered with endpoints, 0 while it fails or is empty.",
+    );
+    for (pool, report) in reports {
+        let ok = u8::from(report.error.is_none());
+        let _ = writeln!(out, "veer_dns_ok{{pool=\"{}\"}} {ok}", esc(pool));
+    }
 }
 
 /// The drain metrics: `veer_drain_in_flight{pool}` for pools draining now
