@@ -14,6 +14,9 @@
 //!   (with their own error type), a health probe and passive outlier
 //!   detection, and what is in flight per endpoint (`Flight`: the guards
 //!   drains wait on and cut).
+//! - [`discovery`]: endpoints that follow the infrastructure: a pool's
+//!   `dns`/`srv` re-resolved by TTL, endpoints registered through the
+//!   admin API (persisted), maintenance.
 //! - [`drain`]: pools and endpoints that leave traffic (and every pool at
 //!   shutdown) finish what is in flight, woken by the last guard, cut at
 //!   the deadline; `drained` events, webhooks and `GET .../drain`.
@@ -49,6 +52,7 @@ pub mod app;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod discovery;
 pub mod drain;
 pub mod fleet;
 pub mod mirror;

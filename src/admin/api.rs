@@ -22,7 +22,7 @@ const MAX_BODY: usize = 64 * 1024;
 type Reply = Response<Full<Bytes>>;
 
 /// A refused call: the status and the `{"error": ...}` text.
-struct Refusal(StatusCode, String);
+pub(super) struct Refusal(pub(super) StatusCode, pub(super) String);
 
 impl From<ControlError> for Refusal {
     fn from(e: ControlError) -> Refusal {
@@ -126,6 +126,12 @@ async fn call(api: &AdminApi, req: Request<Incoming>) -> Result<Value, Refusal> 
         ["api", "v1", "pools", pool, "drain"] => {
             allow(Method::GET)?;
             drain(api, pool, req.uri().query()).await
+        }
+        ["api", "v1", "pools", pool, "endpoints"] => {
+            super::endpoints::collection(&api.endpoints, pool, req).await
+        }
+        ["api", "v1", "pools", pool, "endpoints", address] => {
+            super::endpoints::member(&api.endpoints, pool, address, req).await
         }
         ["api", "v1", "reload"] => {
             allow(Method::POST)?;
@@ -239,7 +245,7 @@ async fn drain(api: &AdminApi, pool: &str, query: Option<&str>) -> Result<Value,
 }
 
 /// `%XX` escapes decoded (an endpoint like `[::1]:8080` in a query).
-fn percent_decoded(text: &str) -> String {
+pub(super) fn percent_decoded(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -267,7 +273,9 @@ fn route_reply(api: &AdminApi, route: &str) -> Value {
     json!({ "ok": true, "route": route })
 }
 
-async fn body_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Refusal> {
+pub(super) async fn body_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, Refusal> {
     let bytes = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await

@@ -71,11 +71,37 @@ pub enum AdminCommand {
     },
     /// Reloads the running veer's config file.
     Reload,
+    /// A pool's endpoints: `veer endpoints POOL` lists them (source, weight,
+    /// health); `add`, `remove` (drains it first), `drain` (maintenance:
+    /// drained and kept out without removing it) and `undrain` act on one.
+    Endpoints {
+        pool: String,
+        #[arg(value_enum, requires = "address")]
+        action: Option<EndpointAction>,
+        /// HOST:PORT as the pool has it.
+        address: Option<String>,
+        /// With add: its share relative to the pool's other endpoints.
+        #[arg(long)]
+        weight: Option<u32>,
+        /// With add: wait up to this long for it to pass a health check
+        /// (exit 2 if it does not), e.g. "30s".
+        #[arg(long, value_parser = humantime::parse_duration)]
+        wait: Option<Duration>,
+    },
     /// Drains: `veer drain wait POOL`.
     Drain {
         #[command(subcommand)]
         command: DrainCommand,
     },
+}
+
+/// What `veer endpoints POOL ACTION ADDRESS` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EndpointAction {
+    Add,
+    Remove,
+    Drain,
+    Undrain,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -136,6 +162,22 @@ pub async fn execute(client: &AdminClient, command: AdminCommand) -> Result<Stri
                     timeout,
                 },
         } => return drain_wait(client, &pool, endpoint.as_deref(), timeout).await,
+        AdminCommand::Endpoints {
+            pool,
+            action,
+            address,
+            weight,
+            wait,
+        } => {
+            let call = EndpointCall {
+                pool,
+                action,
+                address,
+                weight,
+                wait,
+            };
+            return endpoints(client, call).await;
+        }
         AdminCommand::Weights { route, weights } => {
             let body = parse_weights(&weights)?;
             let status = client
@@ -162,6 +204,82 @@ pub async fn execute(client: &AdminClient, command: AdminCommand) -> Result<Stri
     };
     let status = client.route_call(Method::POST, &route, call, body).await?;
     Ok(describe(&status))
+}
+
+/// `veer endpoints POOL [ACTION ADDRESS]`, as the command line has it.
+struct EndpointCall {
+    pool: String,
+    action: Option<EndpointAction>,
+    address: Option<String>,
+    weight: Option<u32>,
+    wait: Option<Duration>,
+}
+
+/// `veer endpoints`: one call to `/api/v1/pools/{pool}/endpoints[/...]`,
+/// then the pool's endpoints as a table.
+async fn endpoints(client: &AdminClient, call: EndpointCall) -> Result<String, ClientError> {
+    let base = format!("/api/v1/pools/{}/endpoints", call.pool);
+    if (call.weight.is_some() || call.wait.is_some()) && call.action != Some(EndpointAction::Add) {
+        return Err(ClientError::Usage("--weight and --wait go with add".into()));
+    }
+    let one = |address: &str| format!("{base}/{}", address.replace('[', "%5B").replace(']', "%5D"));
+    let (action, address) = match (call.action, call.address) {
+        (Some(action), Some(address)) => (action, address),
+        _ => {
+            let value = client.call(Method::GET, &base, None).await?;
+            return Ok(table::endpoints(&listing(&value)?));
+        }
+    };
+    let (value, said) = match action {
+        EndpointAction::Add => {
+            let mut body = json!({ "address": address });
+            if let Some(w) = call.weight {
+                body["weight"] = json!(w);
+            }
+            let wait = call.wait.unwrap_or_default();
+            let path = format!("{base}?wait={}ms", wait.as_millis());
+            let value = client
+                .call_within(
+                    Method::POST,
+                    &path,
+                    Some(body),
+                    wait + Duration::from_secs(10),
+                )
+                .await?;
+            if !call.wait.is_none_or(|_| value["healthy"] == json!(true)) {
+                return Err(ClientError::TimedOut(format!(
+                    "{address} added to pool {} but not healthy within {}",
+                    call.pool,
+                    humantime::format_duration(wait)
+                )));
+            }
+            (value, "added")
+        }
+        EndpointAction::Remove => {
+            let value = client.call(Method::DELETE, &one(&address), None).await?;
+            (value, "removed (draining)")
+        }
+        EndpointAction::Drain | EndpointAction::Undrain => {
+            let on = action == EndpointAction::Drain;
+            let body = json!({ "maintenance": on });
+            let value = client.call(Method::PUT, &one(&address), Some(body)).await?;
+            (
+                value,
+                if on {
+                    "in maintenance (draining)"
+                } else {
+                    "back in rotation"
+                },
+            )
+        }
+    };
+    let table = table::endpoints(&listing(&value)?);
+    Ok(format!("{address}: {said}\n{table}"))
+}
+
+fn listing(value: &Value) -> Result<Vec<crate::discovery::EndpointView>, ClientError> {
+    serde_json::from_value(value["endpoints"].clone())
+        .map_err(|e| ClientError::BadAnswer(e.to_string()))
 }
 
 /// `veer status --watch`: hands `show` the table every `every`, or why

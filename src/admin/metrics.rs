@@ -183,13 +183,49 @@ pub fn render(telemetry: &Telemetry, snapshot: &Snapshot, phase: impl Fn(&str) -
         "1 when an endpoint is in rotation, 0 when out.",
     );
     for pool in &snapshot.pools {
-        for ep in &pool.endpoints {
+        for (ep, _, maintenance) in pool.members() {
             let _ = writeln!(
                 out,
                 "veer_endpoint_healthy{{pool=\"{}\",endpoint=\"{}\"}} {}",
                 esc(&pool.name),
                 esc(&ep.spec.authority),
-                u8::from(ep.is_healthy())
+                u8::from(ep.is_healthy() && !maintenance)
+            );
+        }
+    }
+    header(
+        &mut out,
+        "veer_endpoint_weight",
+        "gauge",
+        "Each endpoint's weight in its pool, labelled with where it came from (file, dns, api).",
+    );
+    for pool in &snapshot.pools {
+        for (ep, placement, _) in pool.members() {
+            let (p, e, s) = (
+                esc(&pool.name),
+                esc(&ep.spec.authority),
+                placement.source.as_str(),
+            );
+            let w = placement.weight;
+            let _ = writeln!(
+                out,
+                "veer_endpoint_weight{{pool=\"{p}\",endpoint=\"{e}\",source=\"{s}\"}} {w}"
+            );
+        }
+    }
+    header(
+        &mut out,
+        "veer_endpoint_maintenance",
+        "gauge",
+        "1 while an endpoint is in maintenance (kept out of rotation through the admin API).",
+    );
+    for pool in &snapshot.pools {
+        for (ep, _, maintenance) in pool.members() {
+            let (p, e) = (esc(&pool.name), esc(&ep.spec.authority));
+            let m = u8::from(maintenance);
+            let _ = writeln!(
+                out,
+                "veer_endpoint_maintenance{{pool=\"{p}\",endpoint=\"{e}\"}} {m}"
             );
         }
     }
@@ -206,7 +242,7 @@ pub fn render(telemetry: &Telemetry, snapshot: &Snapshot, phase: impl Fn(&str) -
     for (name, help, count) in per_endpoint {
         header(&mut out, name, "counter", help);
         for pool in &snapshot.pools {
-            for ep in &pool.endpoints {
+            for (ep, _, _) in pool.members() {
                 let (p, e) = (esc(&pool.name), esc(&ep.spec.authority));
                 let _ = writeln!(out, "{name}{{pool=\"{p}\",endpoint=\"{e}\"}} {}", count(ep));
             }
@@ -226,33 +262,26 @@ pub fn render(telemetry: &Telemetry, snapshot: &Snapshot, phase: impl Fn(&str) -
     out
 }
 
-/// `veer_shadow_requests_total{route,pool,result}` (SPEC §12), for every
-/// route×pool that has mirrored.
-fn render_shadow(out: &mut String, telemetry: &Telemetry) {
-    let all = telemetry.shadow.all();
-    if all.is_empty() {
+/// `veer_dns_ok{pool}`: 1 when the pool's last DNS round answered with
+/// endpoints, 0 while it fails or answers empty (pools with `dns`/`srv`).
+pub fn render_dns(out: &mut String, snapshot: &Snapshot, routing: &crate::routing::Routing) {
+    let reports: Vec<_> = snapshot
+        .pools
+        .iter()
+        .filter_map(|p| Some((p.name.as_str(), routing.dns_report(&p.name)?)))
+        .collect();
+    if reports.is_empty() {
         return;
     }
     header(
         out,
-        "veer_shadow_requests_total",
-        "counter",
-        "Mirrored requests, by route, mirror pool and result (match, mismatch, dropped, error).",
+        "veer_dns_ok",
+        "gauge",
+        "1 when a pool's last DNS lookup answered with endpoints, 0 while it fails or is empty.",
     );
-    for s in all {
-        let snap = s.snapshot();
-        let (r, p) = (esc(&s.route), esc(&s.pool));
-        for (result, n) in [
-            ("match", snap.matched),
-            ("mismatch", snap.mismatched),
-            ("dropped", snap.dropped),
-            ("error", snap.errors),
-        ] {
-            let _ = writeln!(
-                out,
-                "veer_shadow_requests_total{{route=\"{r}\",pool=\"{p}\",result=\"{result}\"}} {n}"
-            );
-        }
+    for (pool, report) in reports {
+        let ok = u8::from(report.error.is_none());
+        let _ = writeln!(out, "veer_dns_ok{{pool=\"{}\"}} {ok}", esc(pool));
     }
 }
 
@@ -289,5 +318,35 @@ pub fn render_drains(out: &mut String, drains: &Drains) {
             "veer_drain_cut_total{{pool=\"{p}\",kind=\"tunnel\"}} {}",
             c.tunnels
         );
+    }
+}
+
+/// `veer_shadow_requests_total{route,pool,result}` (SPEC §12), for every
+/// route×pool that has mirrored.
+fn render_shadow(out: &mut String, telemetry: &Telemetry) {
+    let all = telemetry.shadow.all();
+    if all.is_empty() {
+        return;
+    }
+    header(
+        out,
+        "veer_shadow_requests_total",
+        "counter",
+        "Mirrored requests, by route, mirror pool and result (match, mismatch, dropped, error).",
+    );
+    for s in all {
+        let snap = s.snapshot();
+        let (r, p) = (esc(&s.route), esc(&s.pool));
+        for (result, n) in [
+            ("match", snap.matched),
+            ("mismatch", snap.mismatched),
+            ("dropped", snap.dropped),
+            ("error", snap.errors),
+        ] {
+            let _ = writeln!(
+                out,
+                "veer_shadow_requests_total{{route=\"{r}\",pool=\"{p}\",result=\"{result}\"}} {n}"
+            );
+        }
     }
 }

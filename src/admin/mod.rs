@@ -8,6 +8,7 @@ mod auth;
 pub mod cli;
 pub mod client;
 mod dashboard;
+mod endpoints;
 mod guard;
 pub mod metrics;
 pub mod plan;
@@ -34,6 +35,8 @@ pub struct AdminApi {
     pub control: Arc<Control>,
     /// `GET /api/v1/pools/{pool}/drain`.
     pub drains: Arc<crate::drain::Drains>,
+    /// `/api/v1/pools/{pool}/endpoints`.
+    pub endpoints: Arc<crate::discovery::Registrations>,
     /// `/api` calls need `Authorization: Bearer <token>` when set.
     pub token: Option<String>,
     /// `/readyz` is 200 while true.

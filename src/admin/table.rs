@@ -27,28 +27,71 @@ pub fn render(status: &Status) -> String {
         "POOL",
         "VERSION",
         "ENDPOINT",
+        "SOURCE",
+        "WEIGHT",
         "HEALTHY",
         "IN-FLIGHT",
     ])];
+    let mut dns_lines = String::new();
     for p in &status.pools {
         for e in &p.endpoints {
             pools.push(vec![
                 p.name.clone(),
                 p.version.clone().unwrap_or_else(|| "-".into()),
                 e.address.clone(),
-                if e.healthy { "yes" } else { "no" }.into(),
+                e.source.as_str().into(),
+                e.weight.to_string(),
+                match (e.maintenance, e.healthy) {
+                    (true, _) => "maintenance",
+                    (false, true) => "yes",
+                    (false, false) => "no",
+                }
+                .into(),
                 e.in_flight.to_string(),
             ]);
         }
+        if let Some(dns) = &p.dns {
+            let state = dns.error.as_deref().unwrap_or("ok");
+            dns_lines.push_str(&format!(
+                "pool {} dns {}: {} endpoint(s), {state}\n",
+                p.name, dns.query, dns.endpoints
+            ));
+        }
     }
     format!(
-        "{}{}{}\n{}{}",
+        "{}{}{}\n{}{dns_lines}{}",
         columns(&routes),
         verdicts(status),
         shadows(status),
         columns(&pools),
         cluster(status)
     )
+}
+
+/// `veer endpoints POOL`: one line per endpoint.
+pub fn endpoints(list: &[crate::discovery::EndpointView]) -> String {
+    let mut rows = vec![row(&[
+        "ENDPOINT",
+        "SOURCE",
+        "WEIGHT",
+        "HEALTHY",
+        "IN-FLIGHT",
+    ])];
+    for e in list {
+        rows.push(vec![
+            e.address.clone(),
+            e.source.as_str().into(),
+            e.weight.to_string(),
+            match (e.maintenance, e.healthy) {
+                (true, _) => "maintenance",
+                (false, true) => "yes",
+                (false, false) => "no",
+            }
+            .into(),
+            e.in_flight.to_string(),
+        ]);
+    }
+    columns(&rows)
 }
 
 /// `cluster: replica r1, leader r2, connected; replicas r1@42 (9 req) r2@42 (7 req)`.

@@ -18,6 +18,7 @@ use crate::shutdown::{CancellationToken, Shutdown};
 use crate::admin::{AdminApi, MetricsRenderer};
 use crate::config::Config;
 use crate::control::{Bind, Control, Controller, Events, ListenerSet};
+use crate::discovery::Registrations;
 use crate::drain::Drains;
 use crate::observe::Telemetry;
 use crate::routing::Routing;
@@ -103,6 +104,8 @@ pub struct App {
     pub controller: Controller,
     pub control: Arc<Control>,
     pub drains: Arc<Drains>,
+    /// Endpoints registered through the admin API, and maintenance.
+    pub registrations: Arc<Registrations>,
     pub events: Arc<Events>,
     /// The listeners' local addresses, in config order.
     pub addrs: Vec<SocketAddr>,
@@ -195,6 +198,12 @@ pub async fn start(options: Options) -> App {
     ];
     let checks = crate::routing::health::run(routing.clone(), stop.clone(), tracker.clone());
     tracker.spawn(checks);
+    let registrations = Arc::new(Registrations::load(
+        routing.clone(),
+        Some(config.proxy.state_dir.clone()),
+    ));
+    let discovery = crate::discovery::run(routing.clone(), stop.clone(), tracker.clone());
+    tracker.spawn(discovery);
     let windows = telemetry.clone();
     let every = options.analysis_window;
     let token = stop.clone();
@@ -240,6 +249,7 @@ pub async fn start(options: Options) -> App {
         let api = AdminApi {
             control: control.clone(),
             drains: drains.clone(),
+            endpoints: registrations.clone(),
             token: options.token,
             ready: shutdown.readiness(),
             metrics: metrics_renderer(&control, &drains),
@@ -262,6 +272,7 @@ pub async fn start(options: Options) -> App {
         controller,
         control,
         drains,
+        registrations,
         events,
         addrs,
         admin_addr,
@@ -284,6 +295,7 @@ fn metrics_renderer(control: &Arc<Control>, drains: &Arc<Drains>) -> MetricsRend
         let mut out = crate::admin::metrics::render(&control.telemetry, &snapshot, |route| {
             control.controller.phase(route)
         });
+        crate::admin::metrics::render_dns(&mut out, &snapshot, &control.routing);
         crate::admin::metrics::render_drains(&mut out, &drains);
         out
     })

@@ -67,6 +67,9 @@ pub struct ProxyFile {
     pub metrics: Option<bool>,
     pub log_format: Option<Str>,
     pub freeze: Option<Vec<Str>>,
+    /// DNS servers (`ip` or `ip:port`) for pools with `dns`/`srv`;
+    /// absent: the system's (`/etc/resolv.conf`).
+    pub resolvers: Option<Spanned<Vec<Str>>>,
 }
 
 /// `[admin]`.
@@ -161,13 +164,61 @@ pub struct PoolTlsFile {
 pub struct PoolFile {
     pub name: Str,
     pub version: Option<Str>,
-    pub endpoints: Spanned<Vec<Str>>,
+    pub endpoints: Option<Spanned<Vec<Spanned<EndpointFile>>>>,
+    /// `host:port` resolved by A/AAAA (SPEC §13).
+    pub dns: Option<Str>,
+    /// `_service._proto.name` resolved by SRV (port and weight from it).
+    pub srv: Option<Str>,
+    pub dns_min_ttl: Option<Str>,
+    pub dns_max_ttl: Option<Str>,
+    pub hold_empty: Option<Str>,
     pub balance: Option<Str>,
     pub connect_timeout: Option<Str>,
     pub idle_timeout: Option<Str>,
     pub health: Option<HealthFile>,
     pub outlier: Option<OutlierFile>,
     pub tls: Option<Spanned<PoolTlsFile>>,
+}
+
+/// One of a pool's `endpoints`: `"host:port"` or
+/// `{ address = "host:port", weight = 2 }`.
+#[derive(Debug)]
+pub enum EndpointFile {
+    Plain(String),
+    Table(EndpointTableFile),
+}
+
+/// `{ address = "...", weight = N }` in a pool's `endpoints`.
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointTableFile {
+    pub address: Str,
+    pub weight: Option<Spanned<i64>>,
+}
+
+impl<'de> Deserialize<'de> for EndpointFile {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct EndpointVisitor;
+
+        impl<'de> Visitor<'de> for EndpointVisitor {
+            type Value = EndpointFile;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"host:port\" or { address = \"host:port\", weight = N }")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EndpointFile, E> {
+                Ok(EndpointFile::Plain(v.to_owned()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EndpointFile, A::Error> {
+                let de = serde::de::value::MapAccessDeserializer::new(map);
+                EndpointTableFile::deserialize(de).map(EndpointFile::Table)
+            }
+        }
+
+        de.deserialize_any(EndpointVisitor)
+    }
 }
 
 /// `[pool.health]`.

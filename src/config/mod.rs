@@ -6,6 +6,7 @@
 
 mod analysis;
 mod defaults;
+mod dns;
 mod error;
 pub mod file;
 pub mod freeze;
@@ -20,6 +21,15 @@ pub use analysis::{Compare, LatencyTolerance, OnTimeout, Tolerance};
 pub use error::{ConfigError, Problem};
 pub use freeze::FreezeWindow;
 pub use model::*;
+
+/// Largest weight an endpoint can have (`{ address, weight }`, the API).
+pub const MAX_ENDPOINT_WEIGHT: u32 = validate::MAX_WEIGHT;
+
+/// Parses an endpoint as the file's `endpoints` take it: `host:port`,
+/// `[v6]:port` or `https://host:port`; the error says what is wrong.
+pub fn parse_endpoint(written: &str) -> Result<Endpoint, String> {
+    validate::parse_endpoint(written)
+}
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use http::HeaderName;
 
+pub use super::dns::{DnsQuery, DnsSpec};
 pub use super::mirror::{BodyCompare, CompareSpec, MirrorSpec, ShadowSpec, StatusCompare};
 use super::{analysis::*, freeze::FreezeWindow};
 
@@ -80,6 +81,9 @@ pub struct ProxySettings {
     pub log_format: LogFormat,
     /// `[proxy] freeze`: deployment windows for every route.
     pub freeze: Vec<FreezeWindow>,
+    /// DNS servers for pools with `dns`/`srv`; empty: the system's
+    /// (`/etc/resolv.conf`).
+    pub resolvers: Vec<SocketAddr>,
 }
 
 /// `[proxy] log_format`.
@@ -153,8 +157,14 @@ pub struct UpstreamTls {
 pub struct PoolSpec {
     pub name: String,
     pub version: Option<String>,
-    /// Never empty.
+    /// The endpoints written in the file; may be empty when `dns` fills
+    /// the pool or the admin API does (`endpoints = []`).
     pub endpoints: Vec<Endpoint>,
+    /// The weight of each of `endpoints`, same order (1 unless written
+    /// `{ address = "...", weight = N }`).
+    pub weights: Vec<u32>,
+    /// `dns` or `srv`: endpoints that follow DNS (SPEC §13).
+    pub dns: Option<DnsSpec>,
     pub balance: Balance,
     pub connect_timeout: Duration,
     /// Pooled upstream connections idle longer than this are closed. Kept

@@ -5,6 +5,7 @@
 
 mod address;
 mod cluster;
+mod discovery;
 mod mirror;
 mod outlier;
 mod rollout;
@@ -13,6 +14,8 @@ mod sequential;
 mod settings;
 mod tls;
 mod webhook;
+
+pub(crate) use address::{parse_endpoint, MAX_WEIGHT};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -227,7 +230,15 @@ impl Check<'_> {
                     );
                 }
             }
-            let endpoints = self.endpoints(&p.endpoints, &label);
+            let (endpoints, weights) = match &p.endpoints {
+                Some(list) => self.endpoints(list, &label),
+                None => (Vec::new(), Vec::new()),
+            };
+            let dns = self.dns(p, &label);
+            if p.endpoints.is_none() && p.dns.is_none() && p.srv.is_none() {
+                let msg = "a pool needs endpoints, dns or srv (write endpoints = [] for a pool only the admin API fills)";
+                self.err(p.name.span(), format!("{label}.endpoints"), msg);
+            }
             let balance = match p.balance.as_ref().map(|b| (b, b.get_ref().as_str())) {
                 None | Some((_, "least_request")) => Balance::LeastRequest,
                 Some((_, "round_robin")) => Balance::RoundRobin,
@@ -263,6 +274,8 @@ impl Check<'_> {
                 name: p.name.get_ref().clone(),
                 version: p.version.as_ref().map(|v| v.get_ref().clone()),
                 endpoints,
+                weights,
+                dns,
                 balance,
                 connect_timeout,
                 idle_timeout,

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::Strategy;
 use crate::observe::{ShadowSummary, Window};
 use crate::rollout::{Phase, Verdict};
+use crate::routing::DnsReport;
+use crate::upstream::Source;
 
 use super::Control;
 
@@ -125,11 +127,22 @@ pub struct PoolStatus {
     pub name: String,
     pub version: Option<String>,
     pub endpoints: Vec<EndpointStatus>,
+    /// What the pool's `dns`/`srv` last saw (absent without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointStatus {
     pub address: String,
+    /// Where it came from: `file`, `dns` or `api`.
+    #[serde(default = "file")]
+    pub source: Source,
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// In maintenance (admin API): out of rotation, not removed.
+    #[serde(default)]
+    pub maintenance: bool,
     pub healthy: bool,
     pub in_flight: usize,
     /// Attempts and failed attempts sent to this endpoint since start.
@@ -137,6 +150,14 @@ pub struct EndpointStatus {
     pub requests: u64,
     #[serde(default)]
     pub failures: u64,
+}
+
+fn file() -> Source {
+    Source::File
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Control {
@@ -200,12 +221,15 @@ impl Control {
             .map(|pool| PoolStatus {
                 name: pool.name.clone(),
                 version: pool.version.clone(),
+                dns: self.routing.dns_report(&pool.name),
                 endpoints: pool
-                    .endpoints
-                    .iter()
-                    .map(|e| EndpointStatus {
+                    .members()
+                    .map(|(e, placement, maintenance)| EndpointStatus {
                         address: e.spec.authority.clone(),
-                        healthy: e.is_healthy(),
+                        source: placement.source,
+                        weight: placement.weight,
+                        maintenance,
+                        healthy: e.is_healthy() && !maintenance,
                         in_flight: e.in_flight(),
                         requests: e.counts().0,
                         failures: e.counts().1,

@@ -106,14 +106,15 @@ pub fn leaving(old: &Snapshot, new: &Snapshot) -> Vec<Leaving> {
                 .any(|e| Arc::ptr_eq(e, endpoint));
             if !still {
                 let kept = next.endpoints.iter().any(|e| Arc::ptr_eq(e, endpoint));
+                let parked = next.parked.iter().any(|(e, _)| Arc::ptr_eq(e, endpoint));
                 out.push(Leaving {
                     pool: pool.name.clone(),
                     endpoint: Some(endpoint.spec.authority.clone()),
                     endpoints: vec![endpoint.clone()],
-                    reason: if kept {
-                        DrainReason::Shift
-                    } else {
-                        DrainReason::Removed
+                    reason: match (kept, parked) {
+                        (true, _) => DrainReason::Shift,
+                        (false, true) => DrainReason::Maintenance,
+                        (false, false) => DrainReason::Removed,
                     },
                     routes: routes(),
                 });

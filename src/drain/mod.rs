@@ -50,10 +50,13 @@ const CLOSE_WAIT: Duration = Duration::from_secs(10);
 pub enum DrainReason {
     /// No route sends it traffic any more (weight 0, rolling limit).
     Shift,
-    /// It left the config (a pool, or an endpoint of a pool).
+    /// It left the config, DNS or the API registrations (a pool, or an
+    /// endpoint of a pool).
     Removed,
     /// veer is shutting down.
     Shutdown,
+    /// Put in maintenance (admin API): kept in its pool, out of rotation.
+    Maintenance,
 }
 
 impl DrainReason {
@@ -62,6 +65,7 @@ impl DrainReason {
             DrainReason::Shift => "shift",
             DrainReason::Removed => "removed",
             DrainReason::Shutdown => "shutdown",
+            DrainReason::Maintenance => "maintenance",
         }
     }
 

@@ -51,7 +51,7 @@ fn reconcile(
     let mut wanted = HashMap::new();
     for pool in &snapshot.pools {
         let Some(spec) = &pool.health else { continue };
-        for endpoint in &pool.endpoints {
+        for (endpoint, _, _) in pool.members() {
             wanted.insert(Arc::as_ptr(endpoint) as usize, (&pool.name, endpoint, spec));
         }
     }

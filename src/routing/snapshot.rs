@@ -2,18 +2,17 @@
 //! built, published through one `ArcSwap`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::{ArcSwap, Guard};
 use http::request::Parts;
-use tokio::sync::watch;
 
 use crate::config::{Config, MatchSpec, StickyKey};
 use crate::observe::{RoutePoolStats, Telemetry};
 use crate::upstream::{EndpointState, Pool};
 
 use super::matching::{cookie, matches};
+use super::members::{merge, Members};
 pub use super::mirror::MirrorChoice;
 use super::split::{bucket_of, Split};
 use super::table::RouteTable;
@@ -166,6 +165,18 @@ impl Snapshot {
         previous: Option<&Snapshot>,
         telemetry: &Telemetry,
     ) -> Snapshot {
+        Snapshot::build_with(config, overrides, &Members::new(), previous, telemetry)
+    }
+
+    /// [`Snapshot::build`] with each pool's run-time endpoints (DNS, admin
+    /// API, maintenance) added to the file's.
+    pub fn build_with(
+        config: Arc<Config>,
+        overrides: &HashMap<String, RouteTraffic>,
+        members: &Members,
+        previous: Option<&Snapshot>,
+        telemetry: &Telemetry,
+    ) -> Snapshot {
         let pools: Vec<Arc<Pool>> = config
             .pools
             .iter()
@@ -176,7 +187,8 @@ impl Snapshot {
                 let same_settings = old_spec.is_some_and(|o| {
                     o.connect_timeout == spec.connect_timeout && o.idle_timeout == spec.idle_timeout
                 });
-                Arc::new(Pool::new(spec, |authority| {
+                let members = merge(spec, members.get(&spec.name));
+                Arc::new(Pool::new(spec, &members, |authority| {
                     old?.endpoint(authority).map(|e| (e.clone(), same_settings))
                 }))
             })
@@ -267,7 +279,7 @@ impl Snapshot {
 
     /// Endpoints this snapshot sends traffic to are not cut (a drained
     /// pool brought back), before any request can reach them.
-    fn readmit(&self) {
+    pub(super) fn readmit(&self) {
         self.reachable_endpoints().for_each(|e| e.flight().serve());
     }
 }
@@ -287,95 +299,4 @@ fn ordered(mut weights: Weights) -> Weights {
         weights.percent.push((stable, 0));
     }
     weights
-}
-
-/// The published routing state. Requests `load` it; writers build a new
-/// snapshot and `publish` it. Writers are serialised by `write`.
-#[derive(Debug)]
-pub struct Routing {
-    current: ArcSwap<Snapshot>,
-    /// Held while a writer builds and stores a new snapshot, so two writers
-    /// never overwrite each other's change.
-    write: Mutex<HashMap<String, RouteTraffic>>,
-    /// Counters outlive snapshots; each build resolves its handles here.
-    telemetry: Arc<Telemetry>,
-    /// Ticks after every publish, to wake background tasks (health
-    /// checks, drains) that follow the snapshots.
-    published: watch::Sender<()>,
-}
-
-impl Routing {
-    pub fn new(config: Arc<Config>, telemetry: Arc<Telemetry>) -> Routing {
-        let overrides = HashMap::new();
-        let snapshot = Snapshot::build(config, &overrides, None, &telemetry);
-        Routing {
-            current: ArcSwap::from_pointee(snapshot),
-            write: Mutex::new(overrides),
-            telemetry,
-            published: watch::Sender::new(()),
-        }
-    }
-
-    /// Changes once per snapshot published from now on.
-    pub fn subscribe(&self) -> watch::Receiver<()> {
-        self.published.subscribe()
-    }
-
-    /// The current snapshot, owned (for tasks that keep it across awaits).
-    pub fn load_full(&self) -> Arc<Snapshot> {
-        self.current.load_full()
-    }
-
-    /// The current snapshot. Do not hold the guard across an `.await`.
-    pub fn load(&self) -> Guard<Arc<Snapshot>> {
-        self.current.load()
-    }
-
-    /// Replaces the config and every route's run-time traffic at once (a
-    /// reload), so no snapshot pairs the new config with old overrides.
-    pub fn replace(&self, config: Arc<Config>, traffic: HashMap<String, RouteTraffic>) {
-        let mut overrides = self.write.lock().unwrap();
-        *overrides = traffic;
-        let next = Snapshot::build(
-            config,
-            &overrides,
-            Some(&self.current.load()),
-            &self.telemetry,
-        );
-        next.readmit();
-        self.current.store(Arc::new(next));
-        self.published.send_replace(());
-    }
-
-    /// Replaces the config, keeping the run-time traffic (data-plane tests;
-    /// veer itself reloads through the controller, [`Routing::replace`]).
-    pub fn set_config(&self, config: Arc<Config>) {
-        let traffic = self.write.lock().unwrap().clone();
-        self.replace(config, traffic);
-    }
-
-    /// Sets (or with `None`, clears) a route's run-time weights.
-    pub fn set_weights(&self, route: &str, weights: Option<Weights>) {
-        self.set_traffic(route, weights.map(RouteTraffic::from));
-    }
-
-    /// Sets (or with `None`, clears) everything run-time state says about a
-    /// route's traffic, and publishes the new snapshot.
-    pub fn set_traffic(&self, route: &str, traffic: Option<RouteTraffic>) {
-        let mut overrides = self.write.lock().unwrap();
-        match traffic {
-            Some(t) => overrides.insert(route.to_string(), t),
-            None => overrides.remove(route),
-        };
-        let current = self.current.load_full();
-        let next = Snapshot::build(
-            current.config.clone(),
-            &overrides,
-            Some(&current),
-            &self.telemetry,
-        );
-        next.readmit();
-        self.current.store(Arc::new(next));
-        self.published.send_replace(());
-    }
 }

@@ -96,6 +96,8 @@ mod tests {
                 port: 1,
                 tls: false,
             }],
+            weights: vec![1],
+            dns: None,
             balance: Balance::RoundRobin,
             connect_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
@@ -105,7 +107,11 @@ mod tests {
         };
         let stats = Telemetry::default().stats("r", name, "");
         Target {
-            pool: Arc::new(Pool::new(&spec, |_| None)),
+            pool: Arc::new(Pool::new(
+                &spec,
+                &crate::routing::members::merge(&spec, None),
+                |_| None,
+            )),
             stats,
             limit: usize::MAX,
         }

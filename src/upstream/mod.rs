@@ -10,6 +10,7 @@ mod endpoint;
 mod error;
 mod flight;
 pub mod health;
+mod member;
 mod outlier;
 mod pool;
 
@@ -18,5 +19,6 @@ pub use client::{ConnPool, Pooled};
 pub use endpoint::{EndpointState, InFlight};
 pub use error::{ClientFault, SendError, UpstreamError};
 pub use flight::{ConnGuard, Cut, Flight, TunnelGuard, Watching};
+pub use member::{Member, Placement, Source};
 pub use outlier::{Attempt, Ejections, Outlier};
 pub use pool::Pool;

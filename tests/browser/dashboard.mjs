@@ -64,6 +64,13 @@ try {
     if (steps.join(",") !== "10%,50%,100%") throw new Error(`steps shown: ${steps}`);
   });
 
+  await step("each endpoint shows where it came from", async () => {
+    await until("the pools list every endpoint with its source", async () => {
+      const sources = await page.locator("#pools .endpoint .source").allTextContents();
+      return sources.length >= 2 && sources.every((s) => s === "file");
+    });
+  });
+
   await step("the charts fill with live samples", async () => {
     await until("a request rate is drawn for both pools", async () =>
       page.evaluate(() => {

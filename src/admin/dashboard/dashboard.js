@@ -344,12 +344,20 @@
       sw.style.background = color(pool.name);
       name.append(sw, el("span", "", pool.name), el("span", "pool-version", pool.version || ""));
       p.appendChild(name);
+      if (pool.dns) {
+        const dns = el("div", "pool-dns" + (pool.dns.error ? " failing" : ""),
+          "dns " + pool.dns.query + ": " + (pool.dns.error || pool.dns.endpoints + " endpoint(s)"));
+        p.appendChild(dns);
+      }
       for (const e of pool.endpoints || []) {
         const row = el("div", "endpoint");
+        row.dataset.source = e.source || "file";
+        const state = e.maintenance ? "maintenance" : e.healthy ? e.in_flight + " in flight" : "unhealthy";
         row.append(
           el("span", "health" + (e.healthy ? "" : " down")),
           el("span", "", e.address),
-          el("span", "inflight", e.healthy ? e.in_flight + " in flight" : "unhealthy")
+          el("span", "source", (e.source || "file") + ((e.weight || 1) !== 1 ? " ×" + e.weight : "")),
+          el("span", "inflight", state)
         );
         p.appendChild(row);
       }

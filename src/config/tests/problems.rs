@@ -82,7 +82,8 @@ fn bad_duration_and_addresses() {
 #[test]
 fn bad_endpoints() {
     let rest = "[[pool]]\nname = \"p\"\nendpoints = [\n  \"a:1\",\n  \"https://b:443/x\",\n  \"a:1\",\n  \"c:70000\",\n  \"http://d:80\",\n]\n\
-                [[pool]]\nname = \"empty\"\nendpoints = []\n";
+                [[pool]]\nname = \"empty\"\n\
+                [[pool]]\nname = \"heavy\"\nendpoints = [{ address = \"e:1\", weight = 0 }]\n";
     fails(
         rest,
         "\"https://b",
@@ -104,9 +105,15 @@ fn bad_endpoints() {
     );
     fails(
         rest,
-        "endpoints = []",
+        "\"empty\"",
         "pool \"empty\".endpoints",
-        "at least one endpoint",
+        "needs endpoints, dns or srv",
+    );
+    fails(
+        rest,
+        "0 }",
+        "pool \"heavy\".endpoints[0].weight",
+        "1..=65535",
     );
 }
 

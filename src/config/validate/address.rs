@@ -6,36 +6,56 @@ use std::net::Ipv6Addr;
 use toml::Spanned;
 
 use super::Check;
-use crate::config::file::Str;
+use crate::config::file::EndpointFile;
 use crate::config::model::{Endpoint, HostMatch};
 
+/// Largest per-endpoint weight (SRV's range).
+pub const MAX_WEIGHT: u32 = 65535;
+
 impl Check<'_> {
-    /// A pool's `endpoints`: at least one, each valid, no repeats.
-    pub(super) fn endpoints(&mut self, list: &Spanned<Vec<Str>>, pool: &str) -> Vec<Endpoint> {
-        if list.get_ref().is_empty() {
-            let msg = "a pool needs at least one endpoint (host:port)";
-            self.err(list.span(), format!("{pool}.endpoints"), msg);
-        }
+    /// A pool's `endpoints`: each `"host:port"` or `{ address, weight }`,
+    /// valid, no repeats. Returns them with their weights.
+    pub(super) fn endpoints(
+        &mut self,
+        list: &Spanned<Vec<Spanned<EndpointFile>>>,
+        pool: &str,
+    ) -> (Vec<Endpoint>, Vec<u32>) {
         let mut seen = HashMap::new();
-        let mut out = Vec::new();
+        let (mut out, mut weights) = (Vec::new(), Vec::new());
         for (i, item) in list.get_ref().iter().enumerate() {
             let key = format!("{pool}.endpoints[{i}]");
-            match parse_endpoint(item.get_ref()) {
+            let (written, span, weight) = match item.get_ref() {
+                EndpointFile::Plain(s) => (s.as_str(), item.span(), 1),
+                EndpointFile::Table(t) => {
+                    let weight = match &t.weight {
+                        None => 1,
+                        Some(w) => match u32::try_from(*w.get_ref()) {
+                            Ok(w) if (1..=MAX_WEIGHT).contains(&w) => w,
+                            _ => {
+                                let msg = format!("weight must be 1..={MAX_WEIGHT}");
+                                self.err(w.span(), format!("{key}.weight"), msg);
+                                1
+                            }
+                        },
+                    };
+                    (t.address.get_ref().as_str(), t.address.span(), weight)
+                }
+            };
+            match parse_endpoint(written) {
                 Ok(endpoint) => {
                     let id = endpoint.authority.to_ascii_lowercase();
                     if let Some(first) = seen.insert(id, i) {
-                        let msg = format!(
-                            "duplicate endpoint {:?} (also endpoints[{first}])",
-                            item.get_ref()
-                        );
-                        self.err(item.span(), key, msg);
+                        let msg =
+                            format!("duplicate endpoint {written:?} (also endpoints[{first}])");
+                        self.err(span, key, msg);
                     }
                     out.push(endpoint);
+                    weights.push(weight);
                 }
-                Err(msg) => self.err(item.span(), key, msg),
+                Err(msg) => self.err(span, key, msg),
             }
         }
-        out
+        (out, weights)
     }
 }
 

@@ -74,6 +74,7 @@ impl Check<'_> {
                 None => DEFAULT_MAX_CONNECTIONS,
             },
             max_header_bytes,
+            resolvers: self.resolvers(&p.resolvers),
             access_log: p.access_log.unwrap_or(false),
             metrics: p.metrics.unwrap_or(true),
             freeze: self.freeze(p.freeze.as_deref(), "proxy.freeze"),

@@ -2,7 +2,9 @@
 //! ephemeral ports, plus small clients.
 
 pub mod admin;
+pub mod dns;
 pub mod etcd;
+pub mod load;
 pub mod stream;
 pub mod tls;
 
