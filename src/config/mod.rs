@@ -5,6 +5,7 @@
 //! in the file at once, each as `FILE:LINE: KEY: MESSAGE`.
 
 mod analysis;
+mod cluster;
 mod defaults;
 mod dns;
 mod error;

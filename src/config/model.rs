@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use http::HeaderName;
 
+pub use super::cluster::{ClusterSpec, ClusterTls};
 pub use super::dns::{DnsQuery, DnsSpec};
 pub use super::mirror::{BodyCompare, CompareSpec, MirrorSpec, ShadowSpec, StatusCompare};
 use super::{analysis::*, freeze::FreezeWindow};
@@ -27,29 +28,6 @@ pub struct Config {
     pub webhooks: Vec<WebhookSpec>,
     /// `[cluster]`; `None`: a single node with its file-backed state.
     pub cluster: Option<ClusterSpec>,
-}
-
-/// `[cluster]` (SPEC §11).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClusterSpec {
-    /// `http://host:port` of each etcd member.
-    pub etcd: Vec<String>,
-    /// Every key lives under it (no trailing slash).
-    pub prefix: String,
-    /// This replica's id; `None`: hostname and first listener address.
-    pub replica: Option<String>,
-    pub lease_ttl: Duration,
-    /// TLS to etcd (`https://` endpoints).
-    pub tls: Option<ClusterTls>,
-}
-
-/// `[cluster] ca`, `cert`, `key`: PEM files, read at each connection.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClusterTls {
-    /// The CA etcd's certificate must chain to.
-    pub ca: PathBuf,
-    /// A client certificate and its key, for etcd's `--client-cert-auth`.
-    pub identity: Option<(PathBuf, PathBuf)>,
 }
 
 /// `[proxy]`: process-wide behaviour.

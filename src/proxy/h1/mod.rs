@@ -58,60 +58,28 @@ pub const MAX_HEADERS: usize = 100;
 pub fn parse_head(buf: &[u8], max: usize) -> Result<Option<RequestHead>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(len)) if len > max => return Err(HeadError::TooLarge(max)),
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() > max => return Err(HeadError::TooLarge(max)),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(HeadError::Malformed(e.to_string())),
+    let Some(len) = complete(req.parse(buf), buf.len(), max)? else {
+        return Ok(None);
     };
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(HeadError::Malformed("incomplete request line".into()));
     };
-    let mut length: Option<u64> = None;
-    let mut chunked = false;
-    let mut transfer_encoding = false;
-    let mut close = false;
-    let mut keep_alive_token = false;
-    for header in req.headers.iter() {
-        let name = header.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            let value = content_length(header.value)?;
-            if length.is_some_and(|l| l != value) {
-                return Err(HeadError::Framing("differing content-length values"));
-            }
-            length = Some(value);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            if transfer_encoding {
-                return Err(HeadError::Framing("more than one transfer-encoding header"));
-            }
-            transfer_encoding = true;
-            chunked = trimmed(header.value).eq_ignore_ascii_case(b"chunked");
-            if !chunked {
-                return Err(HeadError::Framing("transfer-encoding other than chunked"));
-            }
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in header.value.split(|b| *b == b',') {
-                let token = trimmed(token);
-                close |= token.eq_ignore_ascii_case(b"close");
-                keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
-            }
+    let found = Found::scan(req.headers)?;
+    let chunked = match found.coding {
+        None => false,
+        Some(_) if minor == 0 => {
+            return Err(HeadError::Framing(
+                "transfer-encoding in an HTTP/1.0 request",
+            ))
         }
-    }
-    if transfer_encoding && minor == 0 {
-        return Err(HeadError::Framing(
-            "transfer-encoding in an HTTP/1.0 request",
-        ));
-    }
-    let framing = match (length, chunked) {
+        Some(coding) if trimmed(coding).eq_ignore_ascii_case(b"chunked") => true,
+        Some(_) => return Err(HeadError::Framing("transfer-encoding other than chunked")),
+    };
+    let framing = match (found.length, chunked) {
         (Some(_), true) => return Err(HeadError::Framing("content-length with transfer-encoding")),
         (None, true) => BodyFraming::Chunked,
         (Some(0), false) | (None, false) => BodyFraming::Empty,
         (Some(n), false) => BodyFraming::Length(n),
-    };
-    let keep_alive = match minor {
-        1 => !close,
-        _ => keep_alive_token && !close,
     };
     Ok(Some(RequestHead {
         len,
@@ -119,8 +87,75 @@ pub fn parse_head(buf: &[u8], max: usize) -> Result<Option<RequestHead>, HeadErr
         target: target.to_string(),
         minor,
         framing,
-        keep_alive,
+        keep_alive: found.persistent(minor),
     }))
+}
+
+/// The head's length once httparse has all of it; `None` while more
+/// bytes may complete it (under `max`).
+fn complete(
+    parsed: httparse::Result<usize>,
+    have: usize,
+    max: usize,
+) -> Result<Option<usize>, HeadError> {
+    match parsed {
+        Ok(httparse::Status::Complete(len)) if len > max => Err(HeadError::TooLarge(max)),
+        Ok(httparse::Status::Complete(len)) => Ok(Some(len)),
+        Ok(httparse::Status::Partial) if have > max => Err(HeadError::TooLarge(max)),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(HeadError::Malformed(e.to_string())),
+    }
+}
+
+/// What a head's header fields say about framing and persistence.
+struct Found<'b> {
+    length: Option<u64>,
+    /// The `Transfer-Encoding` value (one header line at most).
+    coding: Option<&'b [u8]>,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl<'b> Found<'b> {
+    fn scan(headers: &[httparse::Header<'b>]) -> Result<Found<'b>, HeadError> {
+        let mut found = Found {
+            length: None,
+            coding: None,
+            close: false,
+            keep_alive: false,
+        };
+        for header in headers {
+            let name = header.name;
+            if name.eq_ignore_ascii_case("content-length") {
+                let value = content_length(header.value)?;
+                if found.length.is_some_and(|l| l != value) {
+                    return Err(HeadError::Framing("differing content-length values"));
+                }
+                found.length = Some(value);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                if found.coding.is_some() {
+                    return Err(HeadError::Framing("more than one transfer-encoding header"));
+                }
+                found.coding = Some(header.value);
+            } else if name.eq_ignore_ascii_case("connection") {
+                for token in header.value.split(|b| *b == b',') {
+                    let token = trimmed(token);
+                    found.close |= token.eq_ignore_ascii_case(b"close");
+                    found.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The connection stays open after this message (HTTP/1.1 unless
+    /// `close`; HTTP/1.0 only with `keep-alive`).
+    fn persistent(&self, minor: u8) -> bool {
+        match minor {
+            1 => !self.close,
+            _ => self.keep_alive && !self.close,
+        }
+    }
 }
 
 /// A `Content-Length` value: one run of ASCII digits, optional

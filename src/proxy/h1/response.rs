@@ -4,7 +4,7 @@
 //! `Content-Length` together with `Transfer-Encoding` (hyper lets chunked
 //! win; a proxy that forwards the response must not guess).
 
-use super::{content_length, trimmed, HeadError, MAX_HEADERS};
+use super::{complete, trimmed, Found, HeadError, MAX_HEADERS};
 
 /// How a response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,38 +45,14 @@ pub fn parse_response(
 ) -> Result<Option<ResponseHead>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(len)) if len > max => return Err(HeadError::TooLarge(max)),
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() > max => return Err(HeadError::TooLarge(max)),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(HeadError::Malformed(e.to_string())),
+    let Some(len) = complete(resp.parse(buf), buf.len(), max)? else {
+        return Ok(None);
     };
     let (Some(status), Some(minor)) = (resp.code, resp.version) else {
         return Err(HeadError::Malformed("incomplete status line".into()));
     };
-    let (mut length, mut coding, mut close, mut keep_alive) = (None, None, false, false);
-    for header in resp.headers.iter() {
-        let name = header.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            let value = content_length(header.value)?;
-            if length.is_some_and(|l| l != value) {
-                return Err(HeadError::Framing("differing content-length values"));
-            }
-            length = Some(value);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            if coding.is_some() {
-                return Err(HeadError::Framing("more than one transfer-encoding header"));
-            }
-            coding = Some(header.value);
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in header.value.split(|b| *b == b',') {
-                let token = trimmed(token);
-                close |= token.eq_ignore_ascii_case(b"close");
-                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-            }
-        }
-    }
+    let found = Found::scan(resp.headers)?;
+    let (length, coding) = (found.length, found.coding);
     let bodiless =
         method == "HEAD" || (100..200).contains(&status) || status == 204 || status == 304;
     let tunnel =
@@ -108,11 +84,8 @@ pub fn parse_response(
         (.., Some(n)) => ResponseBody::Length(n),
         (.., None) => ResponseBody::UntilClose,
     };
-    let persistent = match minor {
-        1 => !close,
-        _ => keep_alive && !close,
-    };
-    let reusable = persistent && !matches!(body, ResponseBody::UntilClose | ResponseBody::Tunnel);
+    let reusable =
+        found.persistent(minor) && !matches!(body, ResponseBody::UntilClose | ResponseBody::Tunnel);
     Ok(Some(ResponseHead {
         len,
         status,

@@ -8,8 +8,7 @@ use serde_json::{json, Value};
 use super::client::{AdminClient, ClientError};
 use super::plan::PlanAnswer;
 use super::table;
-use crate::control::RouteStatus;
-use crate::drain::{Cut, DrainReport, ReportState};
+use crate::drain::{DrainReport, ReportState};
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum AdminCommand {
@@ -347,70 +346,5 @@ async fn drain_wait(
     }
 }
 
-/// `pool blue drained in 3.0s; cut at drain_timeout: 1 stream, 0 tunnels`.
-fn describe_drained(what: &str, report: &DrainReport) -> String {
-    let took = report.took_ms.map_or(String::new(), |ms| {
-        format!(" in {:.1}s", ms as f64 / 1000.0)
-    });
-    let cut = Cut {
-        streams: report.cut_streams,
-        tunnels: report.cut_tunnels,
-    };
-    let cut = match (cut.is_empty(), report.reason) {
-        (true, _) => String::new(),
-        (false, reason) => format!(
-            "; cut at {}: {cut}",
-            reason.map_or("drain_timeout", |r| r.deadline_setting()),
-        ),
-    };
-    format!("{what} drained{took}{cut}\n")
-}
-
-/// `blue=90 green=10` into `{"blue": 90, "green": 10}`.
-fn parse_weights(args: &[String]) -> Result<Value, ClientError> {
-    let mut map = serde_json::Map::new();
-    for arg in args {
-        let parsed = arg
-            .split_once('=')
-            .and_then(|(pool, w)| Some((pool, w.trim().parse::<u32>().ok()?)));
-        match parsed {
-            Some((pool, w)) if !pool.is_empty() => {
-                map.insert(pool.to_string(), w.into());
-            }
-            _ => {
-                return Err(ClientError::Usage(format!(
-                    "{arg:?}: expected POOL=PERCENT, e.g. blue=90"
-                )))
-            }
-        }
-    }
-    Ok(Value::Object(map))
-}
-
-/// One line: `app: blue=90 green=10 (phase paused)`.
-fn describe(route: &RouteStatus) -> String {
-    format!(
-        "{}: {} (phase {})\n",
-        route.name,
-        table::weights(route),
-        route.phase
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn weights_arguments() {
-        let args = ["blue=90".to_string(), "green=10".to_string()];
-        assert_eq!(
-            parse_weights(&args).unwrap(),
-            json!({"blue": 90, "green": 10})
-        );
-        for bad in ["blue", "=5", "blue=x", "blue=-1"] {
-            let err = parse_weights(&[bad.to_string()]).unwrap_err();
-            assert!(err.to_string().contains("POOL=PERCENT"), "{bad}: {err}");
-        }
-    }
-}
+mod text;
+use text::{describe, describe_drained, parse_weights};
