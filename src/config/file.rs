@@ -4,12 +4,10 @@
 //! Values that later checks may complain about are `Spanned` so the error
 //! can name their line. Defaults are applied in `validate`, not here.
 
-use std::fmt;
-use std::marker::PhantomData;
-
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde::Deserialize as DeriveDeserialize;
 use toml::Spanned;
+
+pub use super::forms::Entries;
 
 /// A string with its position in the file.
 pub type Str = Spanned<String>;
@@ -118,37 +116,6 @@ pub struct CertFile {
     pub key: Str,
 }
 
-impl<'de> Deserialize<'de> for CertsFile {
-    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        struct CertsVisitor;
-
-        impl<'de> Visitor<'de> for CertsVisitor {
-            type Value = CertsFile;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a PEM file path or [[listener.tls.cert]] tables")
-            }
-
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CertsFile, E> {
-                Ok(CertsFile::Path(v.to_owned()))
-            }
-
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<CertsFile, A::Error> {
-                let mut list = Vec::new();
-                while let Some(cert) = seq.next_element()? {
-                    list.push(cert);
-                }
-                Ok(CertsFile::List(list))
-            }
-        }
-
-        de.deserialize_any(CertsVisitor)
-    }
-}
-
 /// `[pool.tls]`: how veer talks TLS to the pool's `https://` endpoints.
 #[derive(Debug, DeriveDeserialize)]
 #[serde(deny_unknown_fields)]
@@ -194,31 +161,6 @@ pub enum EndpointFile {
 pub struct EndpointTableFile {
     pub address: Str,
     pub weight: Option<Spanned<i64>>,
-}
-
-impl<'de> Deserialize<'de> for EndpointFile {
-    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        struct EndpointVisitor;
-
-        impl<'de> Visitor<'de> for EndpointVisitor {
-            type Value = EndpointFile;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("\"host:port\" or { address = \"host:port\", weight = N }")
-            }
-
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EndpointFile, E> {
-                Ok(EndpointFile::Plain(v.to_owned()))
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EndpointFile, A::Error> {
-                let de = serde::de::value::MapAccessDeserializer::new(map);
-                EndpointTableFile::deserialize(de).map(EndpointFile::Table)
-            }
-        }
-
-        de.deserialize_any(EndpointVisitor)
-    }
 }
 
 /// `[pool.health]`.
@@ -403,32 +345,4 @@ pub struct WebhookFile {
     pub url: Str,
     pub timeout: Option<Str>,
     pub retries: Option<u32>,
-}
-
-/// A TOML table read as key/value pairs in file order (weights, matches).
-#[derive(Debug)]
-pub struct Entries<K, V>(pub Vec<(K, V)>);
-
-impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Entries<K, V> {
-    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        struct EntriesVisitor<K, V>(PhantomData<(K, V)>);
-
-        impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for EntriesVisitor<K, V> {
-            type Value = Entries<K, V>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a table")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(Entries(entries))
-            }
-        }
-
-        de.deserialize_map(EntriesVisitor(PhantomData))
-    }
 }

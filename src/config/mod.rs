@@ -10,6 +10,7 @@ mod defaults;
 mod dns;
 mod error;
 pub mod file;
+mod forms;
 pub mod freeze;
 pub mod mirror;
 pub mod model;

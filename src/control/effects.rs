@@ -12,9 +12,9 @@ use crate::rollout::{Rollout, Verdict};
 use crate::routing::{RouteTraffic, Routing};
 
 use super::events::{EventKind, Events};
+use super::msg::Msg;
 use super::record::Record;
 use super::store::{Store, StoreError};
-use super::task::Msg;
 use super::webhook::{Payload, Webhooks};
 
 /// Which rollout an asynchronous answer belongs to.
@@ -75,7 +75,7 @@ impl Effects for LiveEffects {
     }
 
     fn transition(&mut self, r: &Rollout, verdict: Option<Verdict>) {
-        let weights = super::task::weights(r);
+        let weights = super::webhook::weights(r);
         self.events
             .transition(&r.route, r.phase, weights, r.reason.clone(), verdict);
     }
@@ -127,5 +127,13 @@ impl Effects for LiveEffects {
                 format!("control state not saved: {e}"),
             );
         })
+    }
+}
+
+/// The ticket a check or gate of `r` answers with.
+pub(super) fn ticket(r: &Rollout) -> Ticket {
+    Ticket {
+        route: r.route.clone(),
+        generation: r.generation,
     }
 }

@@ -251,3 +251,25 @@ impl ListenerSet {
 fn same_socket(old: &ListenerSpec, new: &ListenerSpec) -> bool {
     old.name == new.name && old.listen == new.listen && old.tls.is_some() == new.tls.is_some()
 }
+
+/// The listeners, as the admin API and the upgrade reach them.
+impl super::Control {
+    /// Serves an already bound listener.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        spec: &crate::config::ListenerSpec,
+    ) {
+        self.inner.lock().await.listeners.serve(listener, spec);
+    }
+
+    /// The listening sockets, duplicated, for a new process.
+    pub async fn sockets(&self) -> std::io::Result<Vec<Socket>> {
+        self.inner.lock().await.listeners.sockets()
+    }
+
+    /// Lets go of the duplicated listening sockets (at shutdown).
+    pub async fn release_sockets(&self) {
+        self.inner.lock().await.listeners.release();
+    }
+}

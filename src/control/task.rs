@@ -11,22 +11,25 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, RolloutSpec, Strategy, WebhookKind};
-use crate::rollout::{plan, Input, Phase, Rollout, Verdict};
+use crate::rollout::{plan, Input, Rollout, Verdict};
 
 use super::clock::Clock;
 use super::commands;
-use super::effects::{Effects, Ticket};
+use super::effects::Effects;
 use super::events::EventKind;
 use super::record::Record;
 use super::sense::{Sensed, Sensor};
-use super::webhook::{kind_name, Payload};
+use super::webhook::kind_name;
 use super::ControlError;
 
 /// How often active rollouts are looked at (tripwire, readiness, due
 /// intervals). Analysis itself runs once per `interval`.
 pub const TICK: Duration = Duration::from_millis(100);
 
+pub(super) use super::effects::ticket;
 pub use super::msg::{Msg, Reply};
+pub(super) use super::webhook::payload;
+pub use super::webhook::weights;
 
 /// What status shows of a route: its record (the latest verdict is in it).
 #[derive(Debug, Clone, PartialEq)]
@@ -379,33 +382,4 @@ pub(super) fn gated(spec: &RolloutSpec) -> bool {
     spec.webhooks
         .iter()
         .any(|h| h.on == WebhookKind::ConfirmPromotion)
-}
-
-pub(super) fn ticket(r: &Rollout) -> Ticket {
-    Ticket {
-        route: r.route.clone(),
-        generation: r.generation,
-    }
-}
-
-pub(super) fn payload(r: &Rollout, event: &'static str, verdict: Option<Verdict>) -> Payload {
-    Payload {
-        event,
-        route: r.route.clone(),
-        phase: r.phase,
-        stable: r.stable.clone(),
-        candidate: r.candidate.clone(),
-        weights: weights(r),
-        reason: r.reason.clone(),
-        verdict,
-    }
-}
-
-/// Percent per pool a rollout serves, candidate first.
-pub fn weights(r: &Rollout) -> Vec<(String, u32)> {
-    let w = r.traffic.candidate_weight.min(100);
-    if r.phase == Phase::Promoted && w == 100 {
-        return vec![(r.candidate.clone(), 100), (r.stable.clone(), 0)];
-    }
-    vec![(r.candidate.clone(), w), (r.stable.clone(), 100 - w)]
 }

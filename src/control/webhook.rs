@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::config::{WebhookKind, WebhookSpec};
 
-use crate::rollout::{Phase, Verdict};
+use crate::rollout::{Phase, Rollout, Verdict};
 
 /// What every webhook receives.
 #[derive(Debug, Clone, Serialize)]
@@ -113,4 +113,27 @@ impl Webhooks {
         }
         Ok(())
     }
+}
+
+/// What a webhook about `r` is told.
+pub(super) fn payload(r: &Rollout, event: &'static str, verdict: Option<Verdict>) -> Payload {
+    Payload {
+        event,
+        route: r.route.clone(),
+        phase: r.phase,
+        stable: r.stable.clone(),
+        candidate: r.candidate.clone(),
+        weights: weights(r),
+        reason: r.reason.clone(),
+        verdict,
+    }
+}
+
+/// Percent per pool a rollout serves, candidate first.
+pub fn weights(r: &Rollout) -> Vec<(String, u32)> {
+    let w = r.traffic.candidate_weight.min(100);
+    if r.phase == Phase::Promoted && w == 100 {
+        return vec![(r.candidate.clone(), 100), (r.stable.clone(), 0)];
+    }
+    vec![(r.candidate.clone(), w), (r.stable.clone(), 100 - w)]
 }
