@@ -143,7 +143,7 @@ struct Replica {
     child: std::process::Child,
     admin: String,
     url: String,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Drop for Replica {
@@ -198,7 +198,7 @@ impl Replica {
             child,
             admin: format!("http://127.0.0.1:{admin}"),
             url: format!("http://127.0.0.1:{port}/"),
-            _dir: dir,
+            dir,
         };
         until(Duration::from_secs(20), "replica ready", || async {
             matches!(
@@ -1007,4 +1007,79 @@ async fn replicas_reach_etcd_over_tls_with_client_certificates() {
         greens(&[&r1, &r2]).await == [30, 30]
     })
     .await;
+}
+
+/// `veer run --upgrade` on the leader of a fleet: the new process takes
+/// the sockets, joins with the same replica id, leads, and the rollout
+/// goes on at the same step; no request fails on either replica.
+#[tokio::test]
+async fn an_upgraded_leader_keeps_the_fleet_and_its_rollout() {
+    if !crate::support::etcd::available() {
+        return;
+    }
+    let _one = one_at_a_time().await;
+    let etcd = Etcd::start().await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let rollout =
+        "[route.rollout]\nstrategy = \"canary\"\nsteps = [20, 50, 100]\ninterval = \"1h\"\n";
+    let mut replicas = Vec::new();
+    for id in ["r1", "r2"] {
+        replicas.push(Replica::start(&etcd, id, blue.addr, green.addr, rollout).await);
+    }
+    let leader = agreed_leader(&replicas.iter().collect::<Vec<_>>()).await;
+    let (code, json) = replicas[0]
+        .call(
+            Method::POST,
+            "/api/v1/routes/app/rollout",
+            Some(r#"{"pool":"green"}"#),
+        )
+        .await;
+    assert_eq!(code, 200, "{json}");
+    until(Duration::from_secs(10), "step 1 everywhere", || async {
+        greens(&replicas.iter().collect::<Vec<_>>())
+            .await
+            .iter()
+            .all(|g| *g == 20)
+    })
+    .await;
+    let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
+    let load = failures_over(urls, 400);
+    let old = replicas.iter_mut().find(|r| r.id == leader).unwrap();
+    let mut new = std::process::Command::new(env!("CARGO_BIN_EXE_veer"))
+        .args(["run", "--no-watch", "--upgrade", "-c"])
+        .arg(old.dir.path().join("veer.toml"))
+        .env("VEER_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = new.id();
+    until(
+        Duration::from_secs(20),
+        "the new process answering",
+        || async { old.status().await["process"]["pid"] == pid },
+    )
+    .await;
+    until(Duration::from_secs(20), "the old process gone", || {
+        let exited = old.child.try_wait().unwrap().map(|s| s.code());
+        async move { exited == Some(Some(0)) }
+    })
+    .await;
+    let rest: Vec<&Replica> = replicas.iter().collect();
+    assert_eq!(agreed_leader(&rest).await, leader);
+    assert_eq!(greens(&rest).await, vec![20, 20]);
+    assert_eq!(load.await.unwrap(), 0, "requests failed across the upgrade");
+    // The upgraded leader carries out calls.
+    let (code, json) = rest[1]
+        .call(Method::POST, "/api/v1/routes/app/promote", None)
+        .await;
+    assert_eq!(code, 200, "{json}");
+    until(Duration::from_secs(10), "promoted everywhere", || async {
+        greens(&rest).await.iter().all(|g| *g == 100)
+    })
+    .await;
+    let _ = new.kill();
+    let _ = new.wait();
 }
