@@ -41,12 +41,7 @@ pub fn render(status: &Status) -> String {
                 e.address.clone(),
                 e.source.as_str().into(),
                 e.weight.to_string(),
-                match (e.maintenance, e.healthy) {
-                    (true, _) => "maintenance",
-                    (false, true) => "yes",
-                    (false, false) => "no",
-                }
-                .into(),
+                health(e.maintenance, e.healthy).into(),
                 e.in_flight.to_string(),
             ]);
         }
@@ -68,6 +63,15 @@ pub fn render(status: &Status) -> String {
     )
 }
 
+/// An endpoint's HEALTHY column.
+fn health(maintenance: bool, healthy: bool) -> &'static str {
+    match (maintenance, healthy) {
+        (true, _) => "maintenance",
+        (false, true) => "yes",
+        (false, false) => "no",
+    }
+}
+
 /// `veer endpoints POOL`: one line per endpoint.
 pub fn endpoints(list: &[crate::discovery::EndpointView]) -> String {
     let mut rows = vec![row(&[
@@ -82,12 +86,7 @@ pub fn endpoints(list: &[crate::discovery::EndpointView]) -> String {
             e.address.clone(),
             e.source.as_str().into(),
             e.weight.to_string(),
-            match (e.maintenance, e.healthy) {
-                (true, _) => "maintenance",
-                (false, true) => "yes",
-                (false, false) => "no",
-            }
-            .into(),
+            health(e.maintenance, e.healthy).into(),
             e.in_flight.to_string(),
         ]);
     }

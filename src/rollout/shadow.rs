@@ -41,21 +41,26 @@ pub fn passed(spec: &RolloutSpec, verdict: &Verdict, mut r: Rollout, now: u64) -
         );
         return r.with(Phase::Progressing, reason, now);
     }
-    r.shadow = false;
-    r.passes = 0;
-    let next = strategy::first_step(spec, r, now);
-    let reason = format!("shadow passed ({iterations} intervals); {}", next.reason);
-    let phase = next.phase;
-    next.with(phase, reason, now)
+    leave(
+        spec,
+        r,
+        now,
+        &format!("shadow passed ({iterations} intervals)"),
+    )
 }
 
 /// `[route.rollout.shadow]` left the config while the stage ran (a
 /// reload): the stage is over, the strategy starts as it would have.
-pub fn removed(spec: &RolloutSpec, mut r: Rollout, now: u64) -> Rollout {
+pub fn removed(spec: &RolloutSpec, r: Rollout, now: u64) -> Rollout {
+    leave(spec, r, now, "shadow stage removed from the config")
+}
+
+/// The stage is over (`why`): the strategy's first traffic step.
+fn leave(spec: &RolloutSpec, mut r: Rollout, now: u64, why: &str) -> Rollout {
     r.shadow = false;
     r.passes = 0;
     let next = strategy::first_step(spec, r, now);
-    let reason = format!("shadow stage removed from the config; {}", next.reason);
+    let reason = format!("{why}; {}", next.reason);
     let phase = next.phase;
     next.with(phase, reason, now)
 }

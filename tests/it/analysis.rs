@@ -1,7 +1,6 @@
 //! `compare = "sequential"` end to end: real upstreams, paced load, the
 //! proxy's own counters; and `veer plan` against a live instance.
 
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,22 +130,9 @@ async fn a_broken_candidate_fails_sooner_than_with_fixed_bounds() {
     assert!(took[1] < took[0], "{took:?}");
 }
 
+/// `veer ARGS` against `admin`, without a token.
 async fn veer_cli(admin: &str, args: &[&str]) -> (bool, String, String) {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_veer"));
-    cmd.args(args)
-        .env("VEER_ADMIN", admin)
-        .env_remove("VEER_ADMIN_TOKEN")
-        .env("VEER_LOG", "warn")
-        .stdin(Stdio::null());
-    let out = tokio::time::timeout(Duration::from_secs(20), cmd.output())
-        .await
-        .expect("veer cli hung")
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::cli::veer_cli(admin, None, args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,11 @@ use crate::support::admin::*;
 use crate::support::*;
 
 /// Runs `veer ARGS` with `VEER_ADMIN` set; returns (success, stdout, stderr).
-async fn veer_cli(admin: &str, token: Option<&str>, args: &[&str]) -> (bool, String, String) {
+pub(crate) async fn veer_cli(
+    admin: &str,
+    token: Option<&str>,
+    args: &[&str],
+) -> (bool, String, String) {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_veer"));
     cmd.args(args)
         .env("VEER_ADMIN", admin)
