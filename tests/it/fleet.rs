@@ -378,22 +378,20 @@ async fn converge_bench() {
     );
 }
 
-#[tokio::test]
-async fn a_new_leader_continues_the_rollout_at_the_same_step() {
-    if !crate::support::etcd::available() {
-        return;
-    }
-    let _one = one_at_a_time().await;
-    let etcd = Etcd::start().await;
-    let (blue, green) = (
-        Upstream::start("blue").await,
-        Upstream::start("green").await,
-    );
+/// Replicas `ids` with a canary to green (steps 20, 50, 100; an hour
+/// each) started through a follower and at step 1 on every replica;
+/// returns them and the leader's id.
+async fn at_step_one(
+    etcd: &Etcd,
+    ids: &[&str],
+    blue: &Upstream,
+    green: &Upstream,
+) -> (Vec<Replica>, String) {
     let rollout =
         "[route.rollout]\nstrategy = \"canary\"\nsteps = [20, 50, 100]\ninterval = \"1h\"\n";
     let mut replicas = Vec::new();
-    for id in ["r1", "r2", "r3"] {
-        replicas.push(Replica::start(&etcd, id, blue.addr, green.addr, rollout).await);
+    for id in ids {
+        replicas.push(Replica::start(etcd, id, blue.addr, green.addr, rollout).await);
     }
     let leader = agreed_leader(&replicas.iter().collect::<Vec<_>>()).await;
     let follower = replicas.iter().position(|r| r.id != leader).unwrap();
@@ -412,6 +410,21 @@ async fn a_new_leader_continues_the_rollout_at_the_same_step() {
             .all(|g| *g == 20)
     })
     .await;
+    (replicas, leader)
+}
+
+#[tokio::test]
+async fn a_new_leader_continues_the_rollout_at_the_same_step() {
+    if !crate::support::etcd::available() {
+        return;
+    }
+    let _one = one_at_a_time().await;
+    let etcd = Etcd::start().await;
+    let (blue, green) = (
+        Upstream::start("blue").await,
+        Upstream::start("green").await,
+    );
+    let (mut replicas, leader) = at_step_one(&etcd, &["r1", "r2", "r3"], &blue, &green).await;
     // kill -9 the leader, under load on the others.
     let dead = replicas.iter().position(|r| r.id == leader).unwrap();
     let urls: Vec<String> = replicas
@@ -1023,28 +1036,7 @@ async fn an_upgraded_leader_keeps_the_fleet_and_its_rollout() {
         Upstream::start("blue").await,
         Upstream::start("green").await,
     );
-    let rollout =
-        "[route.rollout]\nstrategy = \"canary\"\nsteps = [20, 50, 100]\ninterval = \"1h\"\n";
-    let mut replicas = Vec::new();
-    for id in ["r1", "r2"] {
-        replicas.push(Replica::start(&etcd, id, blue.addr, green.addr, rollout).await);
-    }
-    let leader = agreed_leader(&replicas.iter().collect::<Vec<_>>()).await;
-    let (code, json) = replicas[0]
-        .call(
-            Method::POST,
-            "/api/v1/routes/app/rollout",
-            Some(r#"{"pool":"green"}"#),
-        )
-        .await;
-    assert_eq!(code, 200, "{json}");
-    until(Duration::from_secs(10), "step 1 everywhere", || async {
-        greens(&replicas.iter().collect::<Vec<_>>())
-            .await
-            .iter()
-            .all(|g| *g == 20)
-    })
-    .await;
+    let (mut replicas, leader) = at_step_one(&etcd, &["r1", "r2"], &blue, &green).await;
     let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
     let load = failures_over(urls, 400);
     let old = replicas.iter_mut().find(|r| r.id == leader).unwrap();
